@@ -1,0 +1,47 @@
+// Driver configuration: a YAML file plus command-line overrides of any key.
+//
+// Drivers read it once at the top into their own typed settings and pass typed values
+// down; nothing deep in the library reads configuration. Keys are dotted paths
+// ("optimizer.lr"). Every key read is remembered, so `unused_keys()` can reject typos.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace halo {
+
+class Config {
+ public:
+  Config();
+  ~Config();
+  Config(const Config&);
+  Config& operator=(const Config&);
+
+  static Config load_file(const std::string& path);
+  static Config parse(const std::string& yaml_text);
+
+  /// Applies "key.path=value" (the value is parsed as YAML: numbers, lists, strings).
+  void set(const std::string& assignment);
+
+  bool has(const std::string& key) const;
+  std::string get_string(const std::string& key, const std::string& fallback) const;
+  double get_double(const std::string& key, double fallback) const;
+  int64_t get_int(const std::string& key, int64_t fallback) const;
+  bool get_bool(const std::string& key, bool fallback) const;
+  std::vector<double> get_doubles(const std::string& key, const std::vector<double>& fallback) const;
+  std::vector<int64_t> get_ints(const std::string& key, const std::vector<int64_t>& fallback) const;
+  /// Required variants: throw ConfigError naming the key and the file when absent.
+  std::string require_string(const std::string& key) const;
+
+  /// Leaf keys present in the file or overrides that no getter has asked for.
+  std::vector<std::string> unused_keys() const;
+  /// The whole configuration as YAML text (as used, after overrides).
+  std::string dump() const;
+  const std::string& source() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace halo

@@ -1,0 +1,195 @@
+#include "halo/util/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+#include <sstream>
+
+#include "halo/util/error.hpp"
+
+namespace halo {
+
+struct Config::Impl {
+  YAML::Node root = YAML::Node(YAML::NodeType::Map);
+  std::string source = "<defaults>";
+  mutable std::set<std::string> used;
+};
+
+Config::Config() : impl_(std::make_unique<Impl>()) {}
+Config::~Config() = default;
+Config::Config(const Config& o) : impl_(std::make_unique<Impl>()) {
+  impl_->root = YAML::Clone(o.impl_->root);
+  impl_->source = o.impl_->source;
+  impl_->used = o.impl_->used;
+}
+Config& Config::operator=(const Config& o) {
+  if (this != &o) {
+    impl_->root = YAML::Clone(o.impl_->root);
+    impl_->source = o.impl_->source;
+    impl_->used = o.impl_->used;
+  }
+  return *this;
+}
+
+static std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  std::string p;
+  while (std::getline(ss, p, '.')) {
+    HALO_CHECK_T(ConfigError, !p.empty(), "malformed configuration key '", key, "'");
+    parts.push_back(p);
+  }
+  return parts;
+}
+
+Config Config::load_file(const std::string& path) {
+  Config c;
+  try {
+    c.impl_->root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError("cannot open configuration file '" + path + "'");
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("configuration file '" + path + "': " + e.what());
+  }
+  if (!c.impl_->root || c.impl_->root.IsNull()) c.impl_->root = YAML::Node(YAML::NodeType::Map);
+  HALO_CHECK_T(ConfigError, c.impl_->root.IsMap(), "configuration file '", path, "' must hold a mapping");
+  c.impl_->source = path;
+  return c;
+}
+
+Config Config::parse(const std::string& text) {
+  Config c;
+  try {
+    c.impl_->root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(std::string("configuration text: ") + e.what());
+  }
+  if (!c.impl_->root || c.impl_->root.IsNull()) c.impl_->root = YAML::Node(YAML::NodeType::Map);
+  c.impl_->source = "<text>";
+  return c;
+}
+
+void Config::set(const std::string& assignment) {
+  auto eq = assignment.find('=');
+  HALO_CHECK_T(ConfigError, eq != std::string::npos && eq > 0, "override '", assignment,
+               "' must look like key.path=value");
+  auto parts = split_key(assignment.substr(0, eq));
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("override '" + assignment + "': " + e.what());
+  }
+  // Walk with explicit copies: yaml-cpp nodes are handles, assignment rebinds.
+  std::vector<YAML::Node> chain{impl_->root};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = chain.back()[parts[i]];
+    if (!next.IsMap()) {
+      chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      next = chain.back()[parts[i]];
+    }
+    chain.push_back(next);
+  }
+  chain.back()[parts.back()] = value;
+}
+
+static YAML::Node find(const YAML::Node& root, const std::string& key) {
+  // Const lookups: yaml-cpp's non-const operator[] would insert missing keys.
+  std::vector<YAML::Node> chain{root};
+  for (const auto& p : split_key(key)) {
+    const YAML::Node& cur = chain.back();
+    if (!cur.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node next = cur[p];
+    if (!next.IsDefined() || next.IsNull()) return YAML::Node(YAML::NodeType::Undefined);
+    chain.push_back(next);
+  }
+  return chain.back();
+}
+
+bool Config::has(const std::string& key) const { return find(impl_->root, key).IsDefined(); }
+
+template <class T>
+static T as(const YAML::Node& n, const std::string& key, const std::string& src) {
+  try {
+    return n.as<T>();
+  } catch (const YAML::Exception&) {
+    std::ostringstream os;
+    os << n;
+    throw ConfigError("configuration key '" + key + "' in " + src + " has value '" + os.str() +
+                      "' of the wrong type");
+  }
+}
+
+
+std::string Config::get_string(const std::string& key, const std::string& fallback) const {
+  impl_->used.insert(key);
+  YAML::Node n = find(impl_->root, key);
+  return n.IsDefined() ? as<std::string>(n, key, impl_->source) : fallback;
+}
+double Config::get_double(const std::string& key, double fallback) const {
+  impl_->used.insert(key);
+  YAML::Node n = find(impl_->root, key);
+  return n.IsDefined() ? as<double>(n, key, impl_->source) : fallback;
+}
+int64_t Config::get_int(const std::string& key, int64_t fallback) const {
+  impl_->used.insert(key);
+  YAML::Node n = find(impl_->root, key);
+  return n.IsDefined() ? as<int64_t>(n, key, impl_->source) : fallback;
+}
+bool Config::get_bool(const std::string& key, bool fallback) const {
+  impl_->used.insert(key);
+  YAML::Node n = find(impl_->root, key);
+  return n.IsDefined() ? as<bool>(n, key, impl_->source) : fallback;
+}
+std::vector<double> Config::get_doubles(const std::string& key, const std::vector<double>& fallback) const {
+  impl_->used.insert(key);
+  YAML::Node n = find(impl_->root, key);
+  return n.IsDefined() ? as<std::vector<double>>(n, key, impl_->source) : fallback;
+}
+std::vector<int64_t> Config::get_ints(const std::string& key, const std::vector<int64_t>& fallback) const {
+  impl_->used.insert(key);
+  YAML::Node n = find(impl_->root, key);
+  return n.IsDefined() ? as<std::vector<int64_t>>(n, key, impl_->source) : fallback;
+}
+std::string Config::require_string(const std::string& key) const {
+  impl_->used.insert(key);
+  YAML::Node n = find(impl_->root, key);
+  HALO_CHECK_T(ConfigError, n.IsDefined(), "configuration key '", key, "' is required (", impl_->source, ")");
+  return as<std::string>(n, key, impl_->source);
+}
+
+static void leaves(const YAML::Node& n, const std::string& prefix, std::vector<std::string>& out) {
+  if (n.IsMap()) {
+    for (const auto& kv : n) {
+      std::string k = kv.first.as<std::string>();
+      leaves(kv.second, prefix.empty() ? k : prefix + "." + k, out);
+    }
+  } else if (!prefix.empty()) {
+    out.push_back(prefix);
+  }
+}
+
+std::vector<std::string> Config::unused_keys() const {
+  std::vector<std::string> all, out;
+  leaves(impl_->root, "", all);
+  for (const auto& k : all) {
+    bool used = impl_->used.count(k) > 0;
+    // A key is also used when a parent map was read as a whole.
+    for (auto pos = k.rfind('.'); !used && pos != std::string::npos; pos = k.rfind('.', pos - 1)) {
+      used = impl_->used.count(k.substr(0, pos)) > 0;
+      if (pos == 0) break;
+    }
+    if (!used) out.push_back(k);
+  }
+  return out;
+}
+
+std::string Config::dump() const {
+  std::ostringstream os;
+  os << impl_->root;
+  return os.str();
+}
+
+const std::string& Config::source() const { return impl_->source; }
+
+}  // namespace halo

@@ -295,3 +295,71 @@ TEST_CASE("global-norm clipping", "[optim]") {
   CHECK(pf.store[0].grad.to_vector<double>()[1] == 4.0);
   CHECK_THROWS_AS(clip_grad_norm(pf.ptrs(), 0.0), ConfigError);
 }
+
+TEST_CASE("large tensors (threaded loops and reductions) match a plain double loop", "[optim]") {
+  // 50,000 elements take the OpenMP path with its reductions; compare three LAMB and LARS
+  // steps on random f32 data with the formulas evaluated serially in double.
+  const int64_t n = 50000;
+  std::vector<double> w0(n), gr(n);
+  for (int64_t i = 0; i < n; ++i) {
+    w0[size_t(i)] = std::sin(0.37 * double(i));
+    gr[size_t(i)] = 0.1 * std::cos(1.3 * double(i) + 0.2);
+  }
+  auto make_param = [&]() {
+    nn::Parameter p;
+    p.name = "big/weight";
+    p.value = Tensor::from_vector<double>(w0, {n}).to(DType::f32);
+    p.grad = Tensor::from_vector<double>(gr, {n}).to(DType::f32);
+    return p;
+  };
+  auto norm = [](const std::vector<double>& x) {
+    double s = 0;
+    for (double v : x) s += v * v;
+    return std::sqrt(s);
+  };
+
+  SECTION("LAMB") {
+    nn::Parameter p = make_param();
+    LAMBOptions o;
+    o.lr = 0.01;
+    o.weight_decay = 0.01;
+    LAMB opt({&p}, o);
+    std::vector<double> w = w0, m(n, 0.0), v(n, 0.0), u(n);
+    for (int t = 1; t <= 3; ++t) {
+      opt.step();
+      for (int64_t i = 0; i < n; ++i) {
+        m[size_t(i)] = 0.9 * m[size_t(i)] + 0.1 * gr[size_t(i)];
+        v[size_t(i)] = 0.999 * v[size_t(i)] + 0.001 * gr[size_t(i)] * gr[size_t(i)];
+        u[size_t(i)] = (m[size_t(i)] / (1 - std::pow(0.9, t))) /
+                           (std::sqrt(v[size_t(i)] / (1 - std::pow(0.999, t))) + 1e-6) +
+                       0.01 * w[size_t(i)];
+      }
+      const double r = norm(w) / norm(u);
+      CHECK(opt.last_trust_ratios()[0] == Approx(r).epsilon(1e-5));
+      for (int64_t i = 0; i < n; ++i) w[size_t(i)] -= 0.01 * r * u[size_t(i)];
+    }
+    auto got = p.value.to_vector<double>();
+    double err = 0;
+    for (int64_t i = 0; i < n; ++i) err = std::max(err, std::abs(got[size_t(i)] - w[size_t(i)]));
+    CHECK(err < 1e-5);
+  }
+  SECTION("LARS") {
+    nn::Parameter p = make_param();
+    LARSOptions o{0.5, 0.9, 0.001, 0.02, 0.0};
+    LARS opt({&p}, o);
+    std::vector<double> w = w0, v(n, 0.0);
+    for (int t = 1; t <= 3; ++t) {
+      opt.step();
+      const double local = 0.02 * norm(w) / (norm(gr) + 0.001 * norm(w));
+      CHECK(opt.last_local_lr()[0] == Approx(local).epsilon(1e-5));
+      for (int64_t i = 0; i < n; ++i) {
+        v[size_t(i)] = 0.9 * v[size_t(i)] + 0.5 * local * (gr[size_t(i)] + 0.001 * w[size_t(i)]);
+        w[size_t(i)] -= v[size_t(i)];
+      }
+    }
+    auto got = p.value.to_vector<double>();
+    double err = 0;
+    for (int64_t i = 0; i < n; ++i) err = std::max(err, std::abs(got[size_t(i)] - w[size_t(i)]));
+    CHECK(err < 1e-5);
+  }
+}

@@ -1,0 +1,86 @@
+// Dispatch of the update rules: argument checks, then the kernel for the device and dtype.
+// A CUDA backend adds its branch here; nothing above changes.
+#include "halo/optim/update_rules.hpp"
+
+#include "cpu/optim.hpp"
+
+namespace halo::optim {
+
+namespace {
+
+void check_pair(const Tensor& w, const Tensor& t, const char* rule, const char* what) {
+  HALO_CHECK_SHAPE(t.defined(), rule, ": ", what, " is undefined (parameter ", w.str(), ")");
+  HALO_CHECK_SHAPE(t.shape() == w.shape() && t.dtype() == w.dtype() && t.device() == w.device() &&
+                       t.strides() == w.strides(),
+                   rule, ": ", what, " ", t.str(), " does not match the parameter ", w.str(),
+                   " in shape, dtype, device and layout");
+}
+
+void check_param(const Tensor& w, const char* rule) {
+  HALO_CHECK_SHAPE(w.defined() && w.is_dense(), rule, ": the parameter must be a dense tensor, got ",
+                   (w.defined() ? w.str() : "undefined"));
+}
+
+[[noreturn]] void no_kernel(const Tensor& w, const char* rule) {
+  throw Error(str(rule, ": no kernel for ", w.device().str(), " in this build; keep parameters on the cpu"));
+}
+
+}  // namespace
+
+void sgd_update(Tensor& w, const Tensor& g, Tensor* momentum_buf, const SgdStep& s) {
+  check_param(w, "sgd_update");
+  check_pair(w, g, "sgd_update", "gradient");
+  if (momentum_buf) check_pair(w, *momentum_buf, "sgd_update", "momentum buffer");
+  if (!w.device().is_cpu()) no_kernel(w, "sgd_update");
+  HALO_DISPATCH_FLOAT(w.dtype(), "sgd_update", [&] {
+    kernels::cpu::sgd_update<T>(w.data<T>(), g.data<T>(), momentum_buf ? momentum_buf->data<T>() : nullptr,
+                                w.numel(), s);
+  });
+}
+
+void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const AdamStep& s) {
+  check_param(w, "adam_update");
+  check_pair(w, g, "adam_update", "gradient");
+  check_pair(w, m, "adam_update", "exp_avg");
+  check_pair(w, v, "adam_update", "exp_avg_sq");
+  if (!w.device().is_cpu()) no_kernel(w, "adam_update");
+  HALO_DISPATCH_FLOAT(w.dtype(), "adam_update", [&] {
+    kernels::cpu::adam_update<T>(w.data<T>(), g.data<T>(), m.data<T>(), v.data<T>(), w.numel(), s);
+  });
+}
+
+double lamb_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const LambStep& s) {
+  check_param(w, "lamb_update");
+  check_pair(w, g, "lamb_update", "gradient");
+  check_pair(w, m, "lamb_update", "exp_avg");
+  check_pair(w, v, "lamb_update", "exp_avg_sq");
+  if (!w.device().is_cpu()) no_kernel(w, "lamb_update");
+  return HALO_DISPATCH_FLOAT(w.dtype(), "lamb_update", [&] {
+    return kernels::cpu::lamb_update<T>(w.data<T>(), g.data<T>(), m.data<T>(), v.data<T>(), w.numel(), s);
+  });
+}
+
+double lars_update(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s) {
+  check_param(w, "lars_update");
+  check_pair(w, g, "lars_update", "gradient");
+  check_pair(w, v, "lars_update", "momentum buffer");
+  if (!w.device().is_cpu()) no_kernel(w, "lars_update");
+  return HALO_DISPATCH_FLOAT(w.dtype(), "lars_update", [&] {
+    return kernels::cpu::lars_update<T>(w.data<T>(), g.data<T>(), v.data<T>(), w.numel(), s);
+  });
+}
+
+double sum_squares(const Tensor& t) {
+  check_param(t, "sum_squares");
+  if (!t.device().is_cpu()) no_kernel(t, "sum_squares");
+  return HALO_DISPATCH_FLOAT(t.dtype(), "sum_squares",
+                             [&] { return kernels::cpu::sum_squares<T>(t.data<T>(), t.numel()); });
+}
+
+void scale_inplace(Tensor& t, double factor) {
+  check_param(t, "scale_inplace");
+  if (!t.device().is_cpu()) no_kernel(t, "scale_inplace");
+  HALO_DISPATCH_FLOAT(t.dtype(), "scale_inplace", [&] { kernels::cpu::scale<T>(t.data<T>(), t.numel(), factor); });
+}
+
+}  // namespace halo::optim

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "halo/util/random.hpp"
+
 namespace halo::kernels::cpu {
 
 namespace {
@@ -96,13 +98,36 @@ double dot(int64_t n, const T* a, const T* b) {
   return s;
 }
 
+template <class T>
+void dropout_mask(T* mask, int64_t outer, int64_t channels, int64_t inner, bool channels_last, double p,
+                  uint64_t seed, uint64_t step) {
+  const CounterRng rng(seed, step);
+  const T keep = T(1.0 / (1.0 - p));
+  const int64_t n = outer * channels * inner;
+  if (!channels_last) {
+#pragma omp parallel for if (n > kParallelMin / 4) schedule(static)
+    for (int64_t i = 0; i < n; ++i) mask[i] = rng.uniform(uint64_t(i)) >= p ? keep : T(0);
+    return;
+  }
+#pragma omp parallel for if (n > kParallelMin / 4) schedule(static)
+  for (int64_t os = 0; os < outer * inner; ++os) {
+    const int64_t o = os / inner, s = os % inner;
+    T* m = mask + os * channels;
+    for (int64_t c = 0; c < channels; ++c) {
+      const uint64_t logical = uint64_t((o * channels + c) * inner + s);
+      m[c] = rng.uniform(logical) >= p ? keep : T(0);
+    }
+  }
+}
+
 #define HALO_INSTANTIATE(T)                                                            \
   template void activation_forward<T>(ops::Activation, const T*, T*, int64_t, T);       \
   template void activation_backward<T>(ops::Activation, const T*, const T*, T*, int64_t, T); \
   template void axpby<T>(int64_t, T, const T*, T, T*);                                  \
   template void mul<T>(int64_t, const T*, const T*, T*);                                \
   template double sum<T>(int64_t, const T*);                                            \
-  template double dot<T>(int64_t, const T*, const T*);
+  template double dot<T>(int64_t, const T*, const T*);                                  \
+  template void dropout_mask<T>(T*, int64_t, int64_t, int64_t, bool, double, uint64_t, uint64_t);
 HALO_INSTANTIATE(float)
 HALO_INSTANTIATE(double)
 #undef HALO_INSTANTIATE

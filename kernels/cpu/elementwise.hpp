@@ -20,6 +20,11 @@ template <class T>
 double sum(int64_t n, const T* x);
 template <class T>
 double dot(int64_t n, const T* a, const T* b);
+/// Dropout mask for a logical (outer, C, inner) tensor stored contiguously or, when
+/// `channels_last`, as (outer, inner, C); keyed by the logical index so both layouts agree.
+template <class T>
+void dropout_mask(T* mask, int64_t outer, int64_t channels, int64_t inner, bool channels_last, double p,
+                  uint64_t seed, uint64_t step);
 
 namespace ref {
 template <class T>

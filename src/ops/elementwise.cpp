@@ -148,6 +148,21 @@ double dot(const Tensor& a_in, const Tensor& b_in) {
                              [&] { return kernels::cpu::dot<T>(a.numel(), a.data<T>(), b.data<T>()); });
 }
 
+Tensor dropout_mask(const Tensor& like, double p, uint64_t seed, uint64_t step) {
+  check_cpu(like, "dropout");
+  HALO_CHECK_T(ConfigError, p >= 0.0 && p < 1.0, "dropout: probability must be in [0, 1), got ", p);
+  const bool cl = like.dim() >= 3 && like.is_channels_last() && !like.is_contiguous();
+  Tensor mask = Tensor::empty(like.shape(), like.dtype(), like.device(),
+                              cl ? MemoryFormat::channels_last : MemoryFormat::contiguous);
+  const int64_t outer = like.dim() >= 1 ? like.size(0) : 1;
+  const int64_t channels = like.dim() >= 2 ? like.size(1) : 1;
+  const int64_t inner = outer * channels == 0 ? 0 : like.numel() / (outer * channels);
+  HALO_DISPATCH_FLOAT(like.dtype(), "dropout", [&] {
+    kernels::cpu::dropout_mask<T>(mask.data<T>(), outer, channels, inner, cl, p, seed, step);
+  });
+  return mask;
+}
+
 namespace reference {
 Tensor activation_forward(Activation a, const Tensor& x, double slope) { return act_forward<true>(a, x, slope); }
 Tensor activation_backward(Activation a, const Tensor& y, const Tensor& gy, double slope) {

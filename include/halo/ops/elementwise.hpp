@@ -8,6 +8,7 @@
 // LeakyReLU(slope >= 0) sign(y) == sign(x), for tanh dy/dx = 1 - y^2 and for sigmoid
 // y (1 - y), so layers keep one tensor and backward is one fused pass.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "halo/tensor/tensor.hpp"
@@ -43,6 +44,11 @@ double sum(const Tensor& x);
 double sum_squares(const Tensor& x);
 /// Sum of a * b over all elements, accumulated in double.
 double dot(const Tensor& a, const Tensor& b);
+
+/// Inverted-dropout mask shaped and laid out like `like` (contiguous or channels-last):
+/// element i (logical row-major index) is 1/(1-p) when CounterRng(seed, step).uniform(i) >= p,
+/// else 0. Independent of thread count and memory format.
+Tensor dropout_mask(const Tensor& like, double p, uint64_t seed, uint64_t step);
 
 /// Plain serial kernels with the same contract, for tests and for debugging the fast ones.
 namespace reference {

@@ -25,7 +25,7 @@ void global_avg_pool_backward(const T* dy, Tensor& dx);
 
 /// oneDNN pooling state: primitives for one input shape/layout and the max-pool workspace.
 struct OnednnPoolState;
-/// True when oneDNN can take this input (f32, CPU, contiguous or channels-last).
+/// True when oneDNN takes this input: f32 CPU tensors in channels-last layout.
 bool pool_onednn_supports(const Tensor& x);
 /// Forward through oneDNN; (re)creates the primitives in `state` when the shape changed.
 Tensor pool_forward_onednn(const Tensor& x, const ops::PoolConfig& cfg, std::shared_ptr<OnednnPoolState>& state);

@@ -1,5 +1,5 @@
-// Pooling: argument checks and dispatch. f32 CPU tensors in contiguous or channels-last
-// layout go to oneDNN when built with it; everything else runs the reference kernels.
+// Pooling: argument checks and dispatch. f32 channels-last CPU tensors go to oneDNN when
+// built with it; everything else runs the reference kernels.
 #include "halo/ops/pool.hpp"
 
 #include "cpu/pool.hpp"
@@ -27,15 +27,6 @@ void check_cpu_float(const Tensor& t, const std::string& who, const char* what) 
                    " is not on the CPU; only CPU pooling kernels are built");
   HALO_CHECK_SHAPE(t.dtype() == DType::f32 || t.dtype() == DType::f64, who, ": ", what, " ", t.str(),
                    " must be f32 or f64");
-}
-
-bool use_onednn(const Tensor& x) {
-#if HALO_ENABLE_ONEDNN
-  return kernels::cpu::pool_onednn_supports(x);
-#else
-  (void)x;
-  return false;
-#endif
 }
 }  // namespace
 
@@ -69,7 +60,7 @@ Tensor pool_forward(const Tensor& x, const PoolConfig& cfg, PoolPlan* plan, cons
   check_cpu_float(x, who, "input");
   const Shape ys = pool_output_shape(x.shape(), cfg, who);
 #if HALO_ENABLE_ONEDNN
-  if (use_onednn(x)) {
+  if (kernels::cpu::pool_onednn_supports(x)) {
     std::shared_ptr<kernels::cpu::OnednnPoolState> scratch;
     auto& state = plan ? plan->impl->onednn : scratch;
     return kernels::cpu::pool_forward_onednn(x, cfg, state);
@@ -89,7 +80,7 @@ Tensor pool_backward(const Tensor& dy, const Tensor& x, const PoolConfig& cfg, P
   HALO_CHECK_SHAPE(dy.shape() == ys && dy.dtype() == x.dtype(), who, ": output gradient ", dy.str(),
                    " does not match the output ", to_string(ys), " of input ", x.str());
 #if HALO_ENABLE_ONEDNN
-  if (use_onednn(x)) {
+  if (kernels::cpu::pool_onednn_supports(x)) {
     std::shared_ptr<kernels::cpu::OnednnPoolState> scratch;
     auto& state = plan ? plan->impl->onednn : scratch;
     return kernels::cpu::pool_backward_onednn(dy, x, cfg, state);

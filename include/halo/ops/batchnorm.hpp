@@ -21,7 +21,8 @@ namespace halo::ops {
 
 /// Sums `values[0..n)` in place across the ranks of a group (an MPI_Allreduce with MPI_SUM).
 /// Forward calls it once with n = 2C + 1: [sum_c (C values), sum of squares_c (C), count (1)].
-/// Backward calls it once with n = 2C: [sum(dy)_c (C), sum(dy * xhat)_c (C)].
+/// Backward calls it once with n = 2C: [sum(dy)_c (C), sum(dy * xhat)_c (C)], in training
+/// mode and only when dx is wanted (a property of the model, so the same on every rank).
 /// Every rank of the group must call the layer in the same order, as with any collective.
 using StatsReducer = std::function<void(double* values, size_t n)>;
 

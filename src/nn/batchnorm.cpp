@@ -1,0 +1,76 @@
+#include "halo/nn/batchnorm.hpp"
+
+namespace halo::nn {
+namespace {
+// grad += delta for (C) tensors of the same dtype on the CPU.
+void accumulate(Tensor& grad, const Tensor& delta, const std::string& who) {
+  HALO_DISPATCH_FLOAT(grad.dtype(), who, [&] {
+    T* g = grad.data<T>();
+    const T* d = delta.data<T>();
+    for (int64_t i = 0; i < grad.numel(); ++i) g[i] += d[i];
+  });
+}
+}  // namespace
+
+BatchNormNd::BatchNormNd(int spatial_dims, int64_t channels, double eps, double momentum, DType dtype)
+    : spatial_dims_(spatial_dims), channels_(channels) {
+  HALO_CHECK_SHAPE(spatial_dims == 2 || spatial_dims == 3, "BatchNorm: ", spatial_dims,
+                   " spatial dimensions; 2 or 3 are supported");
+  HALO_CHECK_SHAPE(channels >= 1, type(), ": channel count must be positive, got ", channels);
+  HALO_CHECK_T(ConfigError, eps > 0 && momentum >= 0 && momentum <= 1, type(), ": eps must be positive and momentum in [0, 1] (got eps ",
+               eps, ", momentum ", momentum, ")");
+  HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::f64, type(), ": dtype ", halo::name(dtype), " (f32 or f64 expected)");
+  cfg_.eps = eps;
+  cfg_.momentum = momentum;
+  add_parameter("weight", Tensor::full({channels}, 1.0, dtype), /*weight_decay=*/false);
+  add_parameter("bias", Tensor::zeros({channels}, dtype), /*weight_decay=*/false);
+  add_buffer("running_mean", Tensor::zeros({channels}, dtype));
+  add_buffer("running_var", Tensor::full({channels}, 1.0, dtype));
+}
+
+Shape BatchNormNd::output_shape(const std::vector<Shape>& inputs) const {
+  expect_inputs(inputs, 1);
+  const Shape& x = inputs[0];
+  HALO_CHECK_SHAPE(x.size() == size_t(spatial_dims_ + 2) && x[1] == channels_, describe(), ": input ", to_string(x),
+                   " should be (N, ", channels_, spatial_dims_ == 2 ? ", H, W)" : ", D, H, W)");
+  return x;
+}
+
+Tensor BatchNormNd::forward(const std::vector<Tensor>& inputs) {
+  HALO_CHECK_SHAPE(inputs.size() == 1, describe(), ": expected 1 input, got ", inputs.size());
+  const Tensor& x = inputs[0];
+  output_shape({x.shape()});
+  HALO_CHECK_SHAPE(x.dtype() == weight().value.dtype(), describe(), ": input ", x.str(), " but parameters are ",
+                   halo::name(weight().value.dtype()), " (build the layer with the input's dtype)");
+  Tensor y = training()
+                 ? ops::batchnorm_forward_train(x, weight().value, bias().value, running_mean(), running_var(), cfg_,
+                                                &saved_, reducer_, describe())
+                 : ops::batchnorm_forward_eval(x, weight().value, bias().value, running_mean(), running_var(), cfg_,
+                                               &saved_, describe());
+  saved_input_ = x;
+  return y;
+}
+
+std::vector<Tensor> BatchNormNd::backward(const Tensor& grad_output) {
+  HALO_CHECK(saved_input_.defined(), describe(), ": backward without a forward");
+  ops::BatchNormGrads g = ops::batchnorm_backward(grad_output, saved_input_, weight().value, saved_,
+                                                  input_needs_grad(0), reducer_, describe());
+  accumulate(weight().grad, g.dweight, describe());
+  accumulate(bias().grad, g.dbias, describe());
+  saved_input_ = Tensor();
+  return {g.dx};
+}
+
+double BatchNormNd::forward_flops(const std::vector<Shape>& inputs) const {
+  const Shape y = output_shape(inputs);
+  return 4.0 * double(numel(y) / std::max<int64_t>(1, y[0]));
+}
+
+void BatchNormNd::init_parameters(uint64_t) {
+  weight().value.fill_(1.0);
+  bias().value.fill_(0.0);
+  running_mean().fill_(0.0);
+  running_var().fill_(1.0);
+}
+
+}  // namespace halo::nn

@@ -192,7 +192,7 @@ ConvPlan::ConvPlan(const Shape& input, const Shape& weight, const ConvParams& p,
       break;
     case ConvBackend::first_layer:
       HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::first_layer_supported(g), who_,
-                   ": the first-layer kernel needs f32, 3x3x3 kernels, stride 1, padding 1, no groups, <= 8 "
+                   ": the first-layer kernel needs f32, 3x3x3 kernels, stride 1, padding 1, no groups, <= 4 "
                    "input and 32 output channels and AVX-512; got input ",
                    to_string(input), " weight ", to_string(weight), " (", p.str(), ")");
       backend_ = backend;

@@ -150,9 +150,7 @@ int main(int argc, char** argv) {
     passes.push_back(
         {"bwd-weights", best_time(reps, [&] { ops::conv_backward_weights(plan, x, gy, gw, gb, false); }), true});
     for (auto& ps : passes) {
-      const bool onednn_bwd_data =
-          plan.backend() == ops::ConvBackend::first_layer && std::strcmp(ps.name, "bwd-data") == 0;
-      rows.push_back({l + 1, to_string(xs), ps.name, onednn_bwd_data ? "onednn" : ops::name(plan.backend()),
+      rows.push_back({l + 1, to_string(xs), ps.name, ops::name(plan.backend()),
                       (long long)cout[l], flops, ps.t, ps.in_training});
     }
   }

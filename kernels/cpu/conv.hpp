@@ -44,6 +44,7 @@ void conv_onednn_backward_weights(StateSlot& state, const ConvGeometry& g, const
 bool first_layer_supported(const ConvGeometry& g);
 void conv_first_layer_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias,
                               const ops::ConvEpilogue& e, const Tensor& y);
+void conv_first_layer_backward_data(const ConvGeometry& g, const Tensor& gy, const Tensor& w, const Tensor& gx);
 /// Overwrites gw (contiguous) and gb (if defined).
 void conv_first_layer_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& gy, const Tensor& gw,
                                        const Tensor& gb);

@@ -7,6 +7,8 @@
 //   forward: per output voxel 2 accumulators; a tile of up to 12 voxels along W holds 24
 //     accumulators; each (tap, input channel) loads two weight vectors once and
 //     broadcasts one input value per voxel into two FMAs.
+//   backward-data (not needed in training: the model input takes no gradient): vectors
+//     along the 32 output channels, 4 voxels x C accumulators, summed horizontally.
 //   backward-weights: for each (kd, kh) the 3 kw x C x 32 weight-gradient block lives in
 //     24 registers while a whole W row streams through: 2 vector loads of the output
 //     gradient and C*3 broadcasts per voxel feed 6*C FMAs. Each thread reduces into a
@@ -16,9 +18,14 @@
 #include "cpu/conv.hpp"
 
 #if defined(__AVX512F__)
+// GCC 12 reports the deliberately undefined pass-through operand inside its own AVX-512
+// shuffle/extract intrinsics as uninitialized (a false positive fixed in later GCC).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 #endif
@@ -235,24 +242,121 @@ void weights_impl(const ConvGeometry& g, const float* x, const float* gy, std::v
   }
 }
 
+inline float hsum(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  __m128 b = _mm512_castps512_ps128(v);
+  b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  b = _mm_add_ss(b, _mm_movehdup_ps(b));
+  return _mm_cvtss_f32(b);
+}
+
+/// Data gradient for WB consecutive input voxels of one row: gx[w, ci] = sum over taps and
+/// output channels of gy[w + 1 - kw, co] * w[tap, ci, co]. Vectors run along the 32 output
+/// channels (two halves added into one accumulator per (voxel, ci)); each accumulator is
+/// summed horizontally at the end. rows[r] (r = kd*3+kh) is the output-gradient row for
+/// that tap or null outside the volume. With CHECK, taps that fall outside W are skipped.
+template <int C, int WB, bool CHECK>
+inline void data_tile(const float* const* rows, int64_t w0, int64_t W, const float* wp, float* gx) {
+  __m512 acc[WB][C];
+  for (int j = 0; j < WB; ++j)
+    for (int ci = 0; ci < C; ++ci) acc[j][ci] = _mm512_setzero_ps();
+  for (int r = 0; r < 9; ++r) {
+    const float* row = rows[r];
+    if (!row) continue;
+    for (int kw = 0; kw < 3; ++kw) {
+      const float* wk = wp + (r * 3 + kw) * C * kCo;
+      __m512 wlo[C], whi[C];
+      for (int ci = 0; ci < C; ++ci) {
+        wlo[ci] = _mm512_loadu_ps(wk + ci * kCo);
+        whi[ci] = _mm512_loadu_ps(wk + ci * kCo + 16);
+      }
+      for (int j = 0; j < WB; ++j) {
+        const int64_t ow = w0 + j + 1 - kw;
+        if (CHECK && (ow < 0 || ow >= W)) continue;
+        const __m512 g0 = _mm512_loadu_ps(row + ow * kCo), g1 = _mm512_loadu_ps(row + ow * kCo + 16);
+        for (int ci = 0; ci < C; ++ci) {
+          acc[j][ci] = _mm512_fmadd_ps(g0, wlo[ci], acc[j][ci]);
+          acc[j][ci] = _mm512_fmadd_ps(g1, whi[ci], acc[j][ci]);
+        }
+      }
+    }
+  }
+  for (int j = 0; j < WB; ++j)
+    for (int ci = 0; ci < C; ++ci) gx[j * C + ci] = hsum(acc[j][ci]);
+}
+
+template <int C>
+void data_impl(const ConvGeometry& g, const float* gy, const float* wp, float* gx) {
+  const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
+  // Blocks of kHb rows walked through all depths: the output-gradient rows they read
+  // (3 planes x kHb+2 rows, about 0.5 MB at W = 128) stay in L2, so each row comes from
+  // memory about once instead of three times (once per kd) with plane-by-plane order.
+  constexpr int64_t kHb = 8;
+  const int64_t hblocks = (H + kHb - 1) / kHb;
+#pragma omp parallel
+  {
+    int64_t begin, end;
+    thread_range(g.N * hblocks, begin, end);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / hblocks, h0 = (item % hblocks) * kHb, h1 = std::min(H, h0 + kHb);
+      for (int64_t d = 0; d < D; ++d)
+        for (int64_t h = h0; h < h1; ++h) {
+          const float* rows[9];
+          for (int kd = 0; kd < 3; ++kd)
+            for (int kh = 0; kh < 3; ++kh) {
+              const int64_t od = d + 1 - kd, oh = h + 1 - kh;
+              rows[kd * 3 + kh] =
+                  (od < 0 || od >= D || oh < 0 || oh >= H) ? nullptr : gy + (((n * D + od) * H + oh) * W) * kCo;
+            }
+          float* out = gx + (((n * D + d) * H + h) * W) * C;
+          int64_t w = 0;
+          data_tile<C, 1, true>(rows, w, W, wp, out);
+          for (w = 1; w + 4 <= W - 1; w += 4) data_tile<C, 4, false>(rows, w, W, wp, out + w * C);
+          for (; w < W; ++w) data_tile<C, 1, true>(rows, w, W, wp, out + w * C);
+        }
+    }
+  }
+}
+
 void check_inputs(const Tensor& a, const char* what) {
   HALO_CHECK_SHAPE(a.is_channels_last() && a.dtype() == DType::f32, "first-layer conv kernel: ", what,
                    " must be f32 channels-last, got ", a.str());
 }
 
+/// Weights (co, ci, kd, kh, kw) -> [kd*3+kh][kw][ci][co]: 3.5k floats, repacked per call.
+std::vector<float> repack_weights(const Tensor& w, int64_t C) {
+  std::vector<float> wp(size_t(27 * C * kCo));
+  const float* ws = w.data<float>();
+  for (int64_t co = 0; co < kCo; ++co)
+    for (int64_t ci = 0; ci < C; ++ci)
+      for (int64_t k = 0; k < 27; ++k) wp[size_t((k * C + ci) * kCo + co)] = ws[(co * C + ci) * 27 + k];
+  return wp;
+}
+
 }  // namespace
+
+void conv_first_layer_backward_data(const ConvGeometry& g, const Tensor& gy, const Tensor& w, const Tensor& gx) {
+  check_inputs(gy, "output gradient");
+  check_inputs(gx, "input gradient");
+  const int64_t C = g.Cin;
+  const std::vector<float> wp = repack_weights(w, C);
+  const float* gp = gy.data<float>();
+  float* xp = gx.data<float>();
+  switch (C) {
+    case 1: data_impl<1>(g, gp, wp.data(), xp); break;
+    case 2: data_impl<2>(g, gp, wp.data(), xp); break;
+    case 3: data_impl<3>(g, gp, wp.data(), xp); break;
+    default: data_impl<4>(g, gp, wp.data(), xp); break;
+  }
+}
 
 void conv_first_layer_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias,
                               const ops::ConvEpilogue& e, const Tensor& y) {
   check_inputs(x, "input");
   check_inputs(y, "output");
   const int64_t C = g.Cin;
-  // Weights (co, ci, kd, kh, kw) -> [kd*3+kh][kw][ci][co]: 3.5k floats, repacked per call.
-  std::vector<float> wp(size_t(27 * C * kCo));
-  const float* ws = w.data<float>();
-  for (int64_t co = 0; co < kCo; ++co)
-    for (int64_t ci = 0; ci < C; ++ci)
-      for (int64_t k = 0; k < 27; ++k) wp[size_t((k * C + ci) * kCo + co)] = ws[(co * C + ci) * 27 + k];
+  const std::vector<float> wp = repack_weights(w, C);
   std::vector<float> b(kCo, 0.0f);
   if (bias.defined()) std::memcpy(b.data(), bias.data<float>(), kCo * 4);
   Epi ep{e.activation == ops::Activation::none ? 0 : e.activation == ops::Activation::relu ? 1 : 2,
@@ -297,6 +401,9 @@ void conv_first_layer_forward(const ConvGeometry&, const Tensor&, const Tensor&,
 }
 void conv_first_layer_backward_weights(const ConvGeometry&, const Tensor&, const Tensor&, const Tensor&,
                                        const Tensor&) {
+  throw Error("first-layer conv kernel: not built (needs AVX-512)");
+}
+void conv_first_layer_backward_data(const ConvGeometry&, const Tensor&, const Tensor&, const Tensor&) {
   throw Error("first-layer conv kernel: not built (needs AVX-512)");
 }
 

@@ -350,20 +350,20 @@ Tensor conv_backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w)
       kc::conv_ref_forward(g, grad_y.contiguous(), wc, gx);
     return gx;
   }
-#if HALO_ENABLE_ONEDNN
-  // The first-layer kernel has no data gradient of its own (training never needs it:
-  // the model input takes no gradient); oneDNN computes it when asked.
   Tensor gx = Tensor::empty(plan.input_shape(), DType::f32, plan.device(), MemoryFormat::channels_last);
   const Tensor gycl = channels_last(grad_y);
+  if (plan.backend() == ConvBackend::first_layer) {
+    kc::conv_first_layer_backward_data(g, gycl, wc, gx);
+    return gx;
+  }
+#if HALO_ENABLE_ONEDNN
   if (!p.transposed)
     kc::conv_onednn_backward_data(plan.state[1], g, gycl, wc, gx);
   else
     kc::conv_onednn_forward(plan.state[1], g, gycl, wc, Tensor(), ConvEpilogue{}, gx);
   return gx;
 #else
-  Tensor gx = Tensor::empty(plan.input_shape(), plan.dtype(), plan.device());
-  kc::conv_ref_backward_data(g, grad_y.contiguous(), wc, gx);
-  return gx;
+  throw Error(str(plan.who(), ": oneDNN convolution requested in a build without it"));
 #endif
 }
 

@@ -30,14 +30,16 @@ void conv_ref_backward_weights(const ConvGeometry& g, const Tensor& x, const Ten
 
 // ---- oneDNN (f32; activations channels-last; weights contiguous) ----
 // `state` is the plan's slot for this pass; the kernel creates its primitives there once.
+// With `blocked`, oneDNN picks the activation formats too and the channels-last tensors
+// are reordered into and out of plan-owned buffers around the primitive.
 using StateSlot = std::shared_ptr<ops::detail::ConvPlanState>;
 void conv_onednn_forward(StateSlot& state, const ConvGeometry& g, const Tensor& x, const Tensor& w,
-                         const Tensor& bias, const ops::ConvEpilogue& e, const Tensor& y);
+                         const Tensor& bias, const ops::ConvEpilogue& e, const Tensor& y, bool blocked);
 void conv_onednn_backward_data(StateSlot& state, const ConvGeometry& g, const Tensor& gy, const Tensor& w,
-                               const Tensor& gx);
+                               const Tensor& gx, bool blocked);
 /// Overwrites gw (contiguous) and gb (if defined).
 void conv_onednn_backward_weights(StateSlot& state, const ConvGeometry& g, const Tensor& x, const Tensor& gy,
-                                  const Tensor& gw, const Tensor& gb);
+                                  const Tensor& gw, const Tensor& gb, bool blocked);
 
 // ---- own AVX-512 kernel for few input channels and 32 output channels (the first
 // CosmoFlow layer): 3x3x3, stride 1, dilation 1, padding 1, groups 1, channels-last f32 ----

@@ -215,6 +215,17 @@ TEST_CASE("oneDNN conv matches the reference (f32)", "[conv][onednn]") {
                            ops::ConvBackend::onednn, cl, 500);
   }
 }
+
+TEST_CASE("oneDNN conv on blocked activation formats matches the reference (f32)", "[conv][onednn]") {
+  ops::set_conv_onednn_layout(ops::OnednnLayout::blocked);
+  for (bool cl : {true, false}) {
+    compare_with_reference({2, 16, 5, 6, 7}, 16, 32, 3, ops::ConvParams::uniform(3, 1, 1), {A::leaky_relu, 0.1},
+                           ops::ConvBackend::onednn, cl, 900);
+    compare_with_reference({1, 16, 4, 6, 5}, 16, 16, 3, ops::ConvParams::uniform(3, 2, 1, 1, 1, true, 1), {},
+                           ops::ConvBackend::onednn, cl, 950);
+  }
+  ops::set_conv_onednn_layout(ops::OnednnLayout::automatic);
+}
 #endif
 
 TEST_CASE("first-layer kernel matches the reference (f32)", "[conv][first_layer]") {

@@ -60,6 +60,14 @@ const char* name(ConvBackend b);
 /// Whether this build has the own first-layer kernel (it needs AVX-512).
 bool first_layer_kernel_available();
 
+/// How oneDNN plans lay out activations inside each pass. channels_last: used as they are;
+/// blocked: oneDNN's preferred format, reordered from and to channels-last around the
+/// primitive in plan-owned buffers; automatic: per pass and shape as measured on CosmoFlow
+/// (docs/performance.md). Read when a plan is created; meant for benchmarks.
+enum class OnednnLayout { automatic, channels_last, blocked };
+void set_conv_onednn_layout(OnednnLayout layout);
+OnednnLayout conv_onednn_layout();
+
 namespace detail {
 /// Backend-owned per-plan state (primitives, reordered weights, workspaces).
 struct ConvPlanState {
@@ -88,6 +96,9 @@ class ConvPlan {
   Device device() const { return device_; }
   ConvBackend backend() const { return backend_; }
   const std::string& who() const { return who_; }
+  /// Whether oneDNN pass k (0 forward, 1 backward-data, 2 backward-weights of the direct
+  /// convolution) works on blocked activations.
+  bool blocked(int k) const { return blocked_[k]; }
 
   /// Backend state, created lazily by the kernels (one slot per pass).
   std::shared_ptr<detail::ConvPlanState> state[3];
@@ -101,6 +112,7 @@ class ConvPlan {
   Device device_;
   ConvBackend backend_ = ConvBackend::reference;
   std::string who_;
+  bool blocked_[3] = {false, false, false};
 };
 
 /// y = act(conv(x, w) + bias). `bias` (shape [Cout]) must be given iff the plan has_bias.

@@ -230,6 +230,8 @@ int main(int argc, char** argv) {
       double tb = 0;
 #if HALO_ENABLE_ONEDNN
       if (blocked) tb = blocked_time(int(&ps - passes.data()), xs, ws, plan.output_shape(), reps);
+#else
+      (void)blocked;  // nothing to compare against without oneDNN
 #endif
       rows.push_back({l + 1, to_string(xs), ps.name, ops::name(plan.backend()), (long long)cout[l], flops, ps.t,
                       ps.in_training, tb});

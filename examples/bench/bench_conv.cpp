@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
     passes.push_back({"bwd-data", best_time(reps, [&] { gx = ops::conv_backward_data(plan, gy, w); }), l > 0});
     gx = Tensor();
     passes.push_back(
-        {"bwd-weights", best_time(reps, [&] { ops::conv_backward_weights(plan, x, gy, gw, gb, false); }), true});
+        {"bwd-weights", best_time(reps, [&] { ops::conv_backward_weights(plan, x, gy, gw, gb, true); }), true});
     for (auto& ps : passes) {
       double tb = 0;
 #if HALO_ENABLE_ONEDNN

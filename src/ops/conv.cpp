@@ -398,32 +398,34 @@ void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y
   }
   const kc::ConvGeometry g = geometry(plan);
   const ConvParams& p = plan.params();
+  // The fast kernels overwrite; when accumulating they write into temporaries that are
+  // added afterwards. Their bias gradient comes out of the same sweep over grad_y (a second
+  // sweep would cost as much as the weights at the first layer's 1 GB gradient).
   Tensor gw = accumulate ? Tensor::empty(grad_w.shape(), grad_w.dtype(), grad_w.device()) : grad_w;
-  bool bias_done = false;
+  const bool fused_bias = grad_bias.defined() && is_fast(plan) && !p.transposed;
+  Tensor gb;
+  if (fused_bias) gb = accumulate ? Tensor::empty(grad_bias.shape(), grad_bias.dtype(), grad_bias.device()) : grad_bias;
   if (!is_fast(plan)) {
     if (!p.transposed)
       kc::conv_ref_backward_weights(g, x.contiguous(), grad_y.contiguous(), gw);
     else
       kc::conv_ref_backward_weights(g, grad_y.contiguous(), x.contiguous(), gw);
   } else if (plan.backend() == ConvBackend::first_layer) {
-    Tensor gb = grad_bias.defined() && !accumulate ? grad_bias : Tensor();
     kc::conv_first_layer_backward_weights(g, channels_last(x), channels_last(grad_y), gw, gb);
-    bias_done = gb.defined();
   } else {
 #if HALO_ENABLE_ONEDNN
-    Tensor gb = grad_bias.defined() && !accumulate && !p.transposed ? grad_bias : Tensor();
     if (!p.transposed)
       kc::conv_onednn_backward_weights(plan.state[2], g, channels_last(x), channels_last(grad_y), gw, gb,
                                        plan.blocked(2));
     else
       kc::conv_onednn_backward_weights(plan.state[2], g, channels_last(grad_y), channels_last(x), gw, Tensor(),
                                        plan.blocked(2));
-    bias_done = gb.defined();
 #endif
   }
   HALO_DISPATCH_FLOAT(plan.dtype(), plan.who(), [&] {
     if (accumulate) add_into<T>(grad_w, gw);
-    if (grad_bias.defined() && !bias_done) bias_grad<T>(grad_y, grad_bias, accumulate);
+    if (fused_bias && accumulate) add_into<T>(grad_bias, gb);
+    if (grad_bias.defined() && !fused_bias) bias_grad<T>(grad_y, grad_bias, accumulate);
   });
 }
 

@@ -1,0 +1,264 @@
+// halo-bench-conv: GFLOP/s of the CosmoFlow convolutions (forward, backward-data,
+// backward-weights) against an FP32 peak measured in the same run.
+//
+// The peak is the higher of (a) an FMA loop over all threads (16 independent 512-bit FMA
+// chains per thread, no memory traffic), re-measured before every layer, best kept, and
+// (b) the fastest convolution pass of the run. (a) is the textbook peak, but on this machine
+// the best oneDNN passes run a few percent above it (the cores seem to hold a higher clock
+// on mixed load/FMA code than on pure FMA), so (b) keeps every percentage <= 100.
+//
+//   halo-bench-conv [--threads 2] [--batch 4] [--size 128] [--reps 3] [--layer L (only that one)]
+//                   [--compare-blocked (also time oneDNN on its blocked formats, without reorders)]
+//                   [--layout automatic|channels_last|blocked (oneDNN activation layout per pass)]
+// Last line: worst_pct=<worst single pass> total_pct=<all passes: total flops / total time>.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "halo/config.hpp"
+#include "halo/ops/conv.hpp"
+#include "halo/util/random.hpp"
+#include "halo/util/threads.hpp"
+
+#if HALO_ENABLE_ONEDNN
+#include <dnnl.hpp>
+#endif
+
+using namespace halo;
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+__attribute__((target("avx512f"))) float fma_chains(int64_t iters) {
+  __m512 acc[16];
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_ps(float(j) * 1e-3f);
+  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
+  __m512 s = acc[0];
+  for (int j = 1; j < 16; ++j) s = _mm512_add_ps(s, acc[j]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float total = 0;
+  for (float v : lanes) total += v;
+  return total;
+}
+
+/// Best of five short runs: FLOP/s of the FMA loop on every thread at once.
+double measure_peak() {
+  const int64_t iters = 10'000'000;
+  double best = 0;
+  volatile float sink = 0;
+  for (int r = 0; r < 5; ++r) {
+    double t0 = now();
+    float part = 0;
+#pragma omp parallel reduction(+ : part)
+    part += fma_chains(iters);
+    double t = now() - t0;
+    sink = sink + part;
+    best = std::max(best, double(omp_get_max_threads()) * double(iters) * 16 * 16 * 2 / t);
+  }
+  return best;
+}
+
+Tensor random_cl(const Shape& s, uint64_t seed, float scale) {
+  Tensor t = Tensor::empty(s, DType::f32, Device::cpu(), MemoryFormat::channels_last);
+  float* p = t.data<float>();
+  CounterRng rng(seed);
+  const int64_t n = t.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) p[i] = scale * float(2 * rng.uniform(uint64_t(i)) - 1);
+  return t;
+}
+
+template <class F>
+double best_time(int reps, F&& f) {
+  f();  // warm-up: primitive creation, first touch
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    double t0 = now();
+    f();
+    best = std::min(best, now() - t0);
+  }
+  return best;
+}
+
+#if HALO_ENABLE_ONEDNN
+/// The same convolution on oneDNN with every tensor in the format oneDNN prefers (blocked
+/// nCdhw16c activations), timed without the reorders that a channels-last model would need
+/// around it: the best case for blocked formats, to decide between them and nspc.
+double blocked_time(int pass, const Shape& xs, const Shape& ws, const Shape& ys, int reps) {
+  using dnnl::memory;
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream st(eng);
+  auto any = [](const Shape& s) { return memory::desc(memory::dims(s.begin(), s.end()), memory::data_type::f32, memory::format_tag::any); };
+  const memory::desc bias({ys[1]}, memory::data_type::f32, memory::format_tag::x);
+  const memory::dims one{1, 1, 1}, zero{0, 0, 0};
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, any(xs),
+                                     any(ws), bias, any(ys), one, zero, one, one);
+  dnnl::post_ops po;
+  po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.3f, 0.0f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  dnnl::convolution_forward::primitive_desc fpd(fd, attr, eng);
+  auto touched = [&](const memory::desc& md) {
+    memory m(md, eng);
+    std::memset(m.get_data_handle(), 0, md.get_size());
+    return m;
+  };
+  memory src = touched(fpd.src_desc()), wei = touched(fpd.weights_desc()), dst = touched(fpd.dst_desc()),
+         b = touched(fpd.bias_desc());
+  if (pass == 0) {
+    dnnl::convolution_forward prim(fpd);
+    return best_time(reps, [&] {
+      prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, dst}});
+      st.wait();
+    });
+  }
+  if (pass == 1) {
+    dnnl::convolution_backward_data::desc bd(dnnl::algorithm::convolution_direct, any(xs), any(ws), any(ys), one, zero,
+                                             one, one);
+    dnnl::convolution_backward_data::primitive_desc pd(bd, eng, fpd);
+    memory gx = touched(pd.diff_src_desc()), w2 = touched(pd.weights_desc()), gy = touched(pd.diff_dst_desc());
+    dnnl::convolution_backward_data prim(pd);
+    return best_time(reps, [&] {
+      prim.execute(st, {{DNNL_ARG_DIFF_DST, gy}, {DNNL_ARG_WEIGHTS, w2}, {DNNL_ARG_DIFF_SRC, gx}});
+      st.wait();
+    });
+  }
+  dnnl::convolution_backward_weights::desc bd(dnnl::algorithm::convolution_direct, any(xs), any(ws), bias, any(ys),
+                                              one, zero, one, one);
+  dnnl::convolution_backward_weights::primitive_desc pd(bd, eng, fpd);
+  memory x2 = touched(pd.src_desc()), gy = touched(pd.diff_dst_desc()), gw = touched(pd.diff_weights_desc()),
+         gb = touched(pd.diff_bias_desc());
+  dnnl::convolution_backward_weights prim(pd);
+  return best_time(reps, [&] {
+    prim.execute(st, {{DNNL_ARG_SRC, x2}, {DNNL_ARG_DIFF_DST, gy}, {DNNL_ARG_DIFF_WEIGHTS, gw}, {DNNL_ARG_DIFF_BIAS, gb}});
+    st.wait();
+  });
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2, batch = 4, size = 128, reps = 3, only = 0;
+  bool blocked = false;
+  for (int i = 1; i < argc; ++i) {
+    auto val = [&](int& v) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", argv[i]);
+        std::exit(2);
+      }
+      v = std::atoi(argv[++i]);
+    };
+    if (!std::strcmp(argv[i], "--threads")) val(threads);
+    else if (!std::strcmp(argv[i], "--batch")) val(batch);
+    else if (!std::strcmp(argv[i], "--size")) val(size);
+    else if (!std::strcmp(argv[i], "--reps")) val(reps);
+    else if (!std::strcmp(argv[i], "--layer")) val(only);
+    else if (!std::strcmp(argv[i], "--compare-blocked")) blocked = true;
+    else if (!std::strcmp(argv[i], "--layout")) {
+      const std::string v = i + 1 < argc ? argv[++i] : "";
+      if (v == "channels_last") ops::set_conv_onednn_layout(ops::OnednnLayout::channels_last);
+      else if (v == "blocked") ops::set_conv_onednn_layout(ops::OnednnLayout::blocked);
+      else if (v != "automatic") {
+        std::fprintf(stderr, "--layout takes automatic, channels_last or blocked\n");
+        return 2;
+      }
+    }
+    else {
+      std::fprintf(stderr, "usage: %s [--threads N] [--batch N] [--size S] [--reps R] [--layer 1-5] [--compare-blocked]\n       [--layout automatic|channels_last|blocked]\n", argv[0]);
+      return 2;
+    }
+  }
+  set_num_threads(threads);
+  // Other processes share these cores: the peak is re-measured before every layer and
+  // the best is kept, like the best-of-reps pass times.
+  std::printf("threads %d batch %d size %d reps %d (best of reps per pass)\n", threads, batch, size, reps);
+  struct Row {
+    int layer;
+    std::string input, pass, kernel;
+    long long cout;
+    double flops, t;
+    bool in_training;
+    double t_blocked;
+  };
+  std::vector<Row> rows;
+  double peak = 0;
+
+  const int64_t cin[5] = {4, 32, 64, 128, 256}, cout[5] = {32, 64, 128, 256, 512};
+  const auto p = ops::ConvParams::uniform(3, 1, 1);
+  ops::ConvEpilogue e{ops::Activation::leaky_relu, 0.3};
+  double worst = 1e30, total_flops = 0, total_time = 0;
+  for (int l = 0; l < 5; ++l) {
+    if (only && l + 1 != only) continue;
+    const int64_t s = std::max<int64_t>(1, size >> l);
+    const Shape xs{batch, cin[l], s, s, s}, ws{cout[l], cin[l], 3, 3, 3};
+    peak = std::max(peak, measure_peak());
+    Tensor x = random_cl(xs, 1 + l, 1.0f);
+    Tensor w = random_cl(ws, 11 + l, 0.1f).contiguous();
+    Tensor b = random_cl({cout[l]}, 21 + l, 0.1f).contiguous();
+    ops::ConvPlan plan(xs, ws, p, DType::f32, Device::cpu(), e, true);
+    const double flops = ops::conv_flops(xs, ws, p);
+    Tensor y, gx;
+    Tensor gy = random_cl(plan.output_shape(), 31 + l, 1.0f);
+    Tensor gw = Tensor::empty(ws), gb = Tensor::empty({cout[l]});
+    struct Pass {
+      const char* name;
+      double t;
+      bool in_training;
+    };
+    std::vector<Pass> passes;
+    passes.push_back({"forward", best_time(reps, [&] { y = ops::conv_forward(plan, x, w, b); }), true});
+    y = Tensor();
+    // The first layer's data gradient is never needed in training (the model input takes
+    // no gradient); it is timed for completeness but left out of worst/total.
+    passes.push_back({"bwd-data", best_time(reps, [&] { gx = ops::conv_backward_data(plan, gy, w); }), l > 0});
+    gx = Tensor();
+    passes.push_back(
+        {"bwd-weights", best_time(reps, [&] { ops::conv_backward_weights(plan, x, gy, gw, gb, true); }), true});
+    for (auto& ps : passes) {
+      double tb = 0;
+#if HALO_ENABLE_ONEDNN
+      if (blocked) tb = blocked_time(int(&ps - passes.data()), xs, ws, plan.output_shape(), reps);
+#else
+      (void)blocked;  // nothing to compare against without oneDNN
+#endif
+      rows.push_back({l + 1, to_string(xs), ps.name, ops::name(plan.backend()), (long long)cout[l], flops, ps.t,
+                      ps.in_training, tb});
+    }
+  }
+  peak = std::max(peak, measure_peak());
+  double best_pass = 0;
+  for (const Row& r : rows) best_pass = std::max(best_pass, r.flops / r.t);
+  std::printf("FMA loop (all threads, best of %d): %.1f GFLOP/s; fastest pass: %.1f GFLOP/s\n",
+              5 * (only ? 2 : 6), peak * 1e-9, best_pass * 1e-9);
+  peak = std::max(peak, best_pass);
+  std::printf("peak (the higher): %.1f GFLOP/s\n", peak * 1e-9);
+  std::printf("%-6s %-22s %-7s %-12s %9s %9s %7s  %s\n", "layer", "input", "cout", "pass", "ms", "GFLOP/s", "%peak",
+              "kernel");
+  for (const Row& r : rows) {
+    const double gf = r.flops / r.t * 1e-9, pct = 100.0 * r.flops / r.t / peak;
+    std::printf("%-6d %-22s %-7lld %-12s %9.2f %9.1f %6.1f%%  %s%s\n", r.layer, r.input.c_str(), r.cout,
+                r.pass.c_str(), r.t * 1e3, gf, pct, r.kernel.c_str(),
+                r.in_training ? "" : " (not run in training; excluded)");
+    if (r.t_blocked > 0)
+      std::printf("%-6s %-22s %-7s %-12s %9.2f %9.1f %6.1f%%  onednn blocked formats, no reorders\n", "", "", "", "",
+                  r.t_blocked * 1e3, r.flops / r.t_blocked * 1e-9, 100.0 * r.flops / r.t_blocked / peak);
+    if (!r.in_training) continue;
+    worst = std::min(worst, pct);
+    total_flops += r.flops;
+    total_time += r.t;
+  }
+  std::printf("worst_pct=%.1f total_pct=%.1f\n", worst, 100.0 * total_flops / total_time / peak);
+  return 0;
+}

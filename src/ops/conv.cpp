@@ -1,0 +1,453 @@
+// Convolution dispatch: argument checks (errors name the caller and the shapes), the
+// choice of kernel per plan, and the mapping of transposed convolutions onto the direct
+// kernels. The only place with backend #ifs.
+#include "halo/ops/conv.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cpu/conv.hpp"
+#include "halo/config.hpp"
+
+namespace halo::ops {
+namespace kc = halo::kernels::cpu;
+
+const char* name(Activation a) {
+  switch (a) {
+    case Activation::none: return "none";
+    case Activation::relu: return "relu";
+    case Activation::leaky_relu: return "leaky_relu";
+  }
+  return "?";
+}
+
+const char* name(ConvBackend b) {
+  switch (b) {
+    case ConvBackend::automatic: return "automatic";
+    case ConvBackend::reference: return "reference";
+    case ConvBackend::onednn: return "onednn";
+    case ConvBackend::first_layer: return "first_layer";
+  }
+  return "?";
+}
+
+bool first_layer_kernel_available() {
+  kc::ConvGeometry g;
+  g.Cin = 4;
+  g.Cout = 32;
+  g.in[0] = g.in[1] = g.in[2] = g.out[0] = g.out[1] = g.out[2] = 8;
+  g.k[0] = g.k[1] = g.k[2] = 3;
+  g.pad[0] = g.pad[1] = g.pad[2] = 1;
+  return kc::first_layer_supported(g);
+}
+
+ConvParams ConvParams::uniform(int spatial_dims, int64_t stride, int64_t padding, int64_t dilation, int64_t groups,
+                               bool transposed, int64_t output_padding) {
+  ConvParams p;
+  p.spatial_dims = spatial_dims;
+  const size_t n = spatial_dims > 0 ? size_t(spatial_dims) : 0;
+  p.stride.assign(n, stride);
+  p.padding.assign(n, padding);
+  p.dilation.assign(n, dilation);
+  p.output_padding.assign(n, output_padding);
+  p.groups = groups;
+  p.transposed = transposed;
+  return p;
+}
+
+static std::string vec_str(const std::vector<int64_t>& v) { return to_string(Shape(v)); }
+
+std::string ConvParams::str() const {
+  return halo::str(spatial_dims, "d ", transposed ? "transposed " : "", "stride ", vec_str(stride), " padding ",
+                   vec_str(padding), " dilation ", vec_str(dilation), " groups ", groups,
+                   transposed ? " output_padding " + vec_str(output_padding) : std::string());
+}
+
+void ConvParams::validate(const std::string& who) const {
+  HALO_CHECK_T(ConfigError, spatial_dims == 2 || spatial_dims == 3, who, ": convolutions have 2 or 3 spatial dims, got ",
+               spatial_dims);
+  const size_t n = size_t(spatial_dims);
+  HALO_CHECK_T(ConfigError,
+               stride.size() >= n && padding.size() >= n && dilation.size() >= n &&
+                   (!transposed || output_padding.size() >= n),
+               who, ": stride/padding/dilation need ", n, " values (", str(), ")");
+  HALO_CHECK_T(ConfigError, groups >= 1, who, ": groups must be >= 1, got ", groups);
+  for (size_t i = 0; i < n; ++i) {
+    HALO_CHECK_T(ConfigError, stride[i] >= 1 && dilation[i] >= 1 && padding[i] >= 0, who,
+                 ": stride and dilation must be >= 1 and padding >= 0 (", str(), ")");
+    if (transposed)
+      HALO_CHECK_T(ConfigError, output_padding[i] >= 0 && output_padding[i] < std::max(stride[i], dilation[i]), who,
+                   ": output_padding must be in [0, max(stride, dilation)) (", str(), ")");
+  }
+}
+
+Shape conv_weight_shape(int64_t in_channels, int64_t out_channels, const std::vector<int64_t>& kernel,
+                        const ConvParams& p) {
+  Shape w = p.transposed ? Shape{in_channels, out_channels / p.groups} : Shape{out_channels, in_channels / p.groups};
+  for (int i = 0; i < p.spatial_dims; ++i) w.push_back(kernel.at(size_t(i)));
+  return w;
+}
+
+Shape conv_output_shape(const Shape& x, const Shape& w, const ConvParams& p, const std::string& who) {
+  p.validate(who);
+  const size_t nd = size_t(p.spatial_dims);
+  HALO_CHECK_SHAPE(x.size() == nd + 2, who, ": input ", to_string(x), " should be (N, C, ", nd,
+                   " spatial dims) for a ", nd, "d convolution");
+  HALO_CHECK_SHAPE(w.size() == nd + 2, who, ": weight ", to_string(w), " should have ", nd + 2, " dims");
+  const int64_t G = p.groups;
+  int64_t cin = x[1], cout;
+  if (!p.transposed) {
+    HALO_CHECK_SHAPE(cin % G == 0 && w[0] % G == 0 && w[1] * G == cin, who, ": input ", to_string(x), " has ", cin,
+                     " channels but weight ", to_string(w), " with groups ", G, " expects ", w[1] * G);
+    cout = w[0];
+  } else {
+    HALO_CHECK_SHAPE(cin % G == 0 && w[0] == cin, who, ": input ", to_string(x), " has ", cin,
+                     " channels but transposed weight ", to_string(w), " expects ", w[0]);
+    cout = w[1] * G;
+  }
+  Shape y{x[0], cout};
+  for (size_t i = 0; i < nd; ++i) {
+    const int64_t k = w[2 + i], ext = p.dilation[i] * (k - 1) + 1;
+    int64_t o;
+    if (!p.transposed)
+      o = (x[2 + i] + 2 * p.padding[i] - ext) / p.stride[i] + 1;
+    else
+      o = (x[2 + i] - 1) * p.stride[i] - 2 * p.padding[i] + ext + p.output_padding[i];
+    HALO_CHECK_SHAPE(x[2 + i] + 2 * p.padding[i] >= ext || p.transposed, who, ": input ", to_string(x),
+                     " is smaller than the dilated kernel of weight ", to_string(w), " (", p.str(), ")");
+    HALO_CHECK_SHAPE(o >= 1, who, ": input ", to_string(x), " with weight ", to_string(w), " (", p.str(),
+                     ") gives an empty output");
+    y.push_back(o);
+  }
+  return y;
+}
+
+double conv_flops(const Shape& x, const Shape& w, const ConvParams& p) {
+  // Every multiply-add pairs one weight element with one point of the larger ("direct
+  // output") grid: the output for a convolution, the input for a transposed one.
+  const Shape y = conv_output_shape(x, w, p, "conv_flops");
+  const Shape& grid = p.transposed ? x : y;
+  double pts = double(grid[0]);
+  for (size_t i = 2; i < grid.size(); ++i) pts *= double(grid[i]);
+  return 2.0 * pts * double(halo::numel(w));
+}
+
+// ---- plan -------------------------------------------------------------------
+
+namespace {
+
+kc::ConvGeometry geometry(const ConvPlan& plan) {
+  const ConvParams& p = plan.params();
+  const Shape& x = plan.input_shape();
+  const Shape& y = plan.output_shape();
+  const Shape& w = plan.weight_shape();
+  // The direct problem: for a transposed conv its output is the direct input.
+  const Shape& din = p.transposed ? y : x;
+  const Shape& dout = p.transposed ? x : y;
+  kc::ConvGeometry g;
+  g.spatial_dims = p.spatial_dims;
+  g.N = x[0];
+  g.G = p.groups;
+  g.Cin = din[1];
+  g.Cout = dout[1];
+  const int off = 3 - p.spatial_dims;  // 2D problems use depth 1
+  for (int i = 0; i < p.spatial_dims; ++i) {
+    g.in[off + i] = din[2 + size_t(i)];
+    g.out[off + i] = dout[2 + size_t(i)];
+    g.k[off + i] = w[2 + size_t(i)];
+    g.stride[off + i] = p.stride[size_t(i)];
+    g.pad[off + i] = p.padding[size_t(i)];
+    g.dil[off + i] = p.dilation[size_t(i)];
+  }
+  return g;
+}
+
+bool onednn_available() { return HALO_ENABLE_ONEDNN != 0; }
+
+OnednnLayout g_onednn_layout = OnednnLayout::automatic;
+
+/// The measured choice (docs/performance.md, CosmoFlow layers 2-5): backward-data runs
+/// 15-35% faster on oneDNN's blocked formats even with the reorders of its input and output
+/// gradient; forward and backward-weights are as fast or faster on channels-last. Blocked
+/// formats group 16 channels, so they only pay when the channel counts fill the blocks.
+bool prefer_blocked(const kc::ConvGeometry& g, int pass) {
+  return pass == 1 && g.G == 1 && g.Cin % 16 == 0 && g.Cout % 16 == 0;
+}
+
+}  // namespace
+
+ConvPlan::ConvPlan(const Shape& input, const Shape& weight, const ConvParams& p, DType dtype, Device dev,
+                   ConvEpilogue epilogue, bool has_bias, ConvBackend backend, std::string who)
+    : input_(input), weight_(weight), params_(p), epilogue_(epilogue), has_bias_(has_bias), dtype_(dtype),
+      device_(dev), who_(std::move(who)) {
+  output_ = conv_output_shape(input, weight, p, who_);
+  HALO_CHECK_T(ConfigError, epilogue.activation != Activation::leaky_relu || epilogue.slope > 0, who_,
+               ": leaky_relu needs a slope > 0 (its backward reads the sign of the output), got ", epilogue.slope);
+  HALO_CHECK_T(Error, dev.is_cpu(), who_, ": no convolution kernel for device ", dev.str(), " in this build");
+  HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::f64, who_, ": convolution needs f32 or f64, got ",
+                   name(dtype));
+  const kc::ConvGeometry g = geometry(*this);
+  const bool fast_ok = dtype == DType::f32 && onednn_available();
+  switch (backend) {
+    case ConvBackend::automatic:
+      if (dtype == DType::f32 && !p.transposed && kc::first_layer_supported(g))
+        backend_ = ConvBackend::first_layer;
+      else
+        backend_ = fast_ok ? ConvBackend::onednn : ConvBackend::reference;
+      break;
+    case ConvBackend::reference: backend_ = backend; break;
+    case ConvBackend::onednn:
+      HALO_CHECK_T(Error, fast_ok, who_, ": the oneDNN convolution needs f32 and a build with HALO_ENABLE_ONEDNN");
+      backend_ = backend;
+      break;
+    case ConvBackend::first_layer:
+      HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::first_layer_supported(g), who_,
+                   ": the first-layer kernel needs f32, 3x3x3 kernels, stride 1, padding 1, no groups, <= 4 "
+                   "input and 32 output channels and AVX-512; got input ",
+                   to_string(input), " weight ", to_string(weight), " (", p.str(), ")");
+      backend_ = backend;
+      break;
+  }
+  if (backend_ == ConvBackend::onednn)
+    for (int k = 0; k < 3; ++k)
+      blocked_[k] = g_onednn_layout == OnednnLayout::blocked ||
+                    (g_onednn_layout == OnednnLayout::automatic && prefer_blocked(g, k));
+}
+
+void set_conv_onednn_layout(OnednnLayout layout) { g_onednn_layout = layout; }
+OnednnLayout conv_onednn_layout() { return g_onednn_layout; }
+
+// ---- helpers ------------------------------------------------------------------
+
+namespace {
+
+void check_tensor(const ConvPlan& plan, const Tensor& t, const Shape& expect, const char* what) {
+  HALO_CHECK_SHAPE(t.defined(), plan.who(), ": ", what, " is undefined");
+  HALO_CHECK_SHAPE(t.shape() == expect, plan.who(), ": ", what, " has shape ", to_string(t.shape()), ", expected ",
+                   to_string(expect), " (input ", to_string(plan.input_shape()), ", weight ",
+                   to_string(plan.weight_shape()), ", ", plan.params().str(), ")");
+  HALO_CHECK_SHAPE(t.dtype() == plan.dtype(), plan.who(), ": ", what, " is ", name(t.dtype()), ", the plan is for ",
+                   name(plan.dtype()));
+  HALO_CHECK_SHAPE(t.device() == plan.device(), plan.who(), ": ", what, " is on ", t.device().str(),
+                   ", the plan is for ", plan.device().str());
+}
+
+Tensor channels_last(const Tensor& t) {
+  return t.is_channels_last() ? t : t.to_memory_format(MemoryFormat::channels_last);
+}
+
+bool is_fast(const ConvPlan& plan) { return plan.backend() != ConvBackend::reference; }
+
+/// Adds the bias per channel and applies the activation in place, in either layout.
+template <class T>
+void epilogue_inplace(const Tensor& y, const Tensor& bias, const ConvEpilogue& e) {
+  T* p = y.data<T>();
+  const Tensor bc = bias.defined() ? bias.contiguous() : Tensor();
+  const T* b = bc.defined() ? bc.data<T>() : nullptr;
+  const int64_t n = y.numel(), C = y.size(1);
+  const bool cl = y.is_channels_last() && !y.is_contiguous();
+  const int64_t inner = cl ? 1 : n / (y.size(0) * C);
+  const T slope = T(e.slope);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    T v = p[i];
+    if (b) v += b[(i / inner) % C];
+    if (e.activation == Activation::relu)
+      v = v > T(0) ? v : T(0);
+    else if (e.activation == Activation::leaky_relu)
+      v = v > T(0) ? v : v * slope;
+    p[i] = v;
+  }
+}
+
+/// Per-channel sum of gy over batch and space, into gb (overwrite or add).
+template <class T>
+void bias_grad(const Tensor& gy, const Tensor& gb, bool accumulate) {
+  const int64_t C = gy.size(1);
+  std::vector<double> sum(size_t(C), 0.0);
+  const bool cl = gy.is_channels_last() && !gy.is_contiguous();
+  Tensor g = cl ? gy : gy.contiguous();
+  const T* p = g.data<T>();
+  const int64_t n = g.numel(), inner = cl ? 1 : n / (g.size(0) * C);
+  const int64_t outer = n / (C * inner);
+  // Each thread sums whole channels (contiguous layout) or keeps private sums
+  // (channels-last), then the partial sums are added in a fixed order.
+#pragma omp parallel
+  {
+    std::vector<double> part(size_t(C), 0.0);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < C; ++c) {
+        const T* q = p + (o * C + c) * inner;
+        double s = 0;
+        for (int64_t i = 0; i < inner; ++i) s += double(q[i]);
+        part[size_t(c)] += s;
+      }
+#pragma omp critical
+    for (int64_t c = 0; c < C; ++c) sum[size_t(c)] += part[size_t(c)];
+  }
+  T* out = gb.data<T>();
+  for (int64_t c = 0; c < C; ++c) out[c] = T((accumulate ? double(out[c]) : 0.0) + sum[size_t(c)]);
+}
+
+template <class T>
+void add_into(const Tensor& dst, const Tensor& src) {
+  T* d = dst.data<T>();
+  const T* s = src.data<T>();
+  const int64_t n = dst.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+}
+
+template <class T>
+void activation_grad(const Tensor& g, const Tensor& y, const Tensor& out, const ConvEpilogue& e) {
+  const T* pg = g.data<T>();
+  const T* py = y.data<T>();
+  T* po = out.data<T>();
+  const int64_t n = y.numel();
+  const T neg = e.activation == Activation::relu ? T(0) : T(e.slope);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) po[i] = py[i] > T(0) ? pg[i] : pg[i] * neg;
+}
+
+}  // namespace
+
+// ---- passes -------------------------------------------------------------------
+
+Tensor conv_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  HALO_CHECK(plan.defined(), "conv_forward: the plan is empty");
+  check_tensor(plan, x, plan.input_shape(), "input");
+  check_tensor(plan, w, plan.weight_shape(), "weight");
+  if (plan.has_bias()) check_tensor(plan, bias, Shape{plan.output_shape()[1]}, "bias");
+  HALO_CHECK_SHAPE(plan.has_bias() || !bias.defined(), plan.who(), ": a bias was given to a plan made without one");
+  const kc::ConvGeometry g = geometry(plan);
+  const ConvParams& p = plan.params();
+  const Tensor wc = w.contiguous();
+  const Tensor b = plan.has_bias() ? bias.contiguous() : Tensor();
+  if (!is_fast(plan)) {
+    Tensor y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device());
+    if (!p.transposed)
+      kc::conv_ref_forward(g, x.contiguous(), wc, y);
+    else
+      kc::conv_ref_backward_data(g, x.contiguous(), wc, y);
+    HALO_DISPATCH_FLOAT(plan.dtype(), plan.who(), [&] { epilogue_inplace<T>(y, b, plan.epilogue()); });
+    return y;
+  }
+  Tensor y = Tensor::empty(plan.output_shape(), DType::f32, plan.device(), MemoryFormat::channels_last);
+  const Tensor xcl = channels_last(x);
+  if (plan.backend() == ConvBackend::first_layer) {
+    kc::conv_first_layer_forward(g, xcl, wc, b, plan.epilogue(), y);
+    return y;
+  }
+#if HALO_ENABLE_ONEDNN
+  if (!p.transposed) {
+    kc::conv_onednn_forward(plan.state[0], g, xcl, wc, b, plan.epilogue(), y, plan.blocked(0));
+  } else {
+    kc::conv_onednn_backward_data(plan.state[0], g, xcl, wc, y, plan.blocked(1));
+    epilogue_inplace<float>(y, b, plan.epilogue());
+  }
+  return y;
+#else
+  throw Error(str(plan.who(), ": oneDNN convolution requested in a build without it"));
+#endif
+}
+
+Tensor conv_backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w) {
+  HALO_CHECK(plan.defined(), "conv_backward_data: the plan is empty");
+  check_tensor(plan, grad_y, plan.output_shape(), "output gradient");
+  check_tensor(plan, w, plan.weight_shape(), "weight");
+  const kc::ConvGeometry g = geometry(plan);
+  const ConvParams& p = plan.params();
+  const Tensor wc = w.contiguous();
+  if (!is_fast(plan)) {
+    Tensor gx = Tensor::empty(plan.input_shape(), plan.dtype(), plan.device());
+    if (!p.transposed)
+      kc::conv_ref_backward_data(g, grad_y.contiguous(), wc, gx);
+    else
+      kc::conv_ref_forward(g, grad_y.contiguous(), wc, gx);
+    return gx;
+  }
+  Tensor gx = Tensor::empty(plan.input_shape(), DType::f32, plan.device(), MemoryFormat::channels_last);
+  const Tensor gycl = channels_last(grad_y);
+  if (plan.backend() == ConvBackend::first_layer) {
+    kc::conv_first_layer_backward_data(g, gycl, wc, gx);
+    return gx;
+  }
+#if HALO_ENABLE_ONEDNN
+  if (!p.transposed)
+    kc::conv_onednn_backward_data(plan.state[1], g, gycl, wc, gx, plan.blocked(1));
+  else
+    kc::conv_onednn_forward(plan.state[1], g, gycl, wc, Tensor(), ConvEpilogue{}, gx, plan.blocked(0));
+  return gx;
+#else
+  throw Error(str(plan.who(), ": oneDNN convolution requested in a build without it"));
+#endif
+}
+
+void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, const Tensor& grad_w,
+                           const Tensor& grad_bias, bool accumulate) {
+  HALO_CHECK(plan.defined(), "conv_backward_weights: the plan is empty");
+  check_tensor(plan, x, plan.input_shape(), "input");
+  check_tensor(plan, grad_y, plan.output_shape(), "output gradient");
+  check_tensor(plan, grad_w, plan.weight_shape(), "weight gradient");
+  HALO_CHECK_SHAPE(grad_w.is_contiguous(), plan.who(), ": the weight gradient must be contiguous, got ",
+                   grad_w.str());
+  if (grad_bias.defined()) {
+    check_tensor(plan, grad_bias, Shape{plan.output_shape()[1]}, "bias gradient");
+    HALO_CHECK_SHAPE(grad_bias.is_contiguous(), plan.who(), ": the bias gradient must be contiguous");
+  }
+  const kc::ConvGeometry g = geometry(plan);
+  const ConvParams& p = plan.params();
+  // The fast kernels overwrite; when accumulating they write into temporaries that are
+  // added afterwards. Their bias gradient comes out of the same sweep over grad_y (a second
+  // sweep would cost as much as the weights at the first layer's 1 GB gradient).
+  Tensor gw = accumulate ? Tensor::empty(grad_w.shape(), grad_w.dtype(), grad_w.device()) : grad_w;
+  const bool fused_bias = grad_bias.defined() && is_fast(plan) && !p.transposed;
+  Tensor gb;
+  if (fused_bias) gb = accumulate ? Tensor::empty(grad_bias.shape(), grad_bias.dtype(), grad_bias.device()) : grad_bias;
+  if (!is_fast(plan)) {
+    if (!p.transposed)
+      kc::conv_ref_backward_weights(g, x.contiguous(), grad_y.contiguous(), gw);
+    else
+      kc::conv_ref_backward_weights(g, grad_y.contiguous(), x.contiguous(), gw);
+  } else if (plan.backend() == ConvBackend::first_layer) {
+    kc::conv_first_layer_backward_weights(g, channels_last(x), channels_last(grad_y), gw, gb);
+  } else {
+#if HALO_ENABLE_ONEDNN
+    if (!p.transposed)
+      kc::conv_onednn_backward_weights(plan.state[2], g, channels_last(x), channels_last(grad_y), gw, gb,
+                                       plan.blocked(2));
+    else
+      kc::conv_onednn_backward_weights(plan.state[2], g, channels_last(grad_y), channels_last(x), gw, Tensor(),
+                                       plan.blocked(2));
+#endif
+  }
+  HALO_DISPATCH_FLOAT(plan.dtype(), plan.who(), [&] {
+    if (accumulate) add_into<T>(grad_w, gw);
+    if (fused_bias && accumulate) add_into<T>(grad_bias, gb);
+    if (grad_bias.defined() && !fused_bias) bias_grad<T>(grad_y, grad_bias, accumulate);
+  });
+}
+
+Tensor activation_backward(const Tensor& grad_y, const Tensor& y, const ConvEpilogue& e) {
+  HALO_CHECK_SHAPE(grad_y.shape() == y.shape() && grad_y.dtype() == y.dtype(), "activation_backward: gradient ",
+                   grad_y.str(), " does not match output ", y.str());
+  if (e.activation == Activation::none) return grad_y;
+  HALO_CHECK_SHAPE(y.is_dense(), "activation_backward: output ", y.str(), " is not dense");
+  // Walk both as flat arrays in y's layout.
+  Tensor g = grad_y.strides() == y.strides() ? grad_y : [&] {
+    Tensor t = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
+    t.copy_(grad_y);
+    return t;
+  }();
+  Tensor out = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
+  HALO_DISPATCH_FLOAT(y.dtype(), "activation_backward", [&] { activation_grad<T>(g, y, out, e); });
+  return out;
+}
+
+Tensor conv(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& p, ConvEpilogue e) {
+  ConvPlan plan(x.shape(), w.shape(), p, x.dtype(), x.device(), e, bias.defined());
+  return conv_forward(plan, x, w, bias);
+}
+
+}  // namespace halo::ops

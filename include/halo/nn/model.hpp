@@ -28,6 +28,7 @@ class Model {
   /// Declares a model input; `sample_shape` excludes the batch dimension. Returns its node id.
   int input(const Shape& sample_shape, const std::string& name = "input");
   /// Adds a layer fed by the given nodes. An empty name becomes "<type><index>", e.g. "conv3d2".
+  /// Throws Error on a duplicate name, an unknown input node, or a layer added twice.
   int add(LayerPtr layer, const std::vector<int>& inputs, const std::string& name = "");
   int add(LayerPtr layer, int input, const std::string& name = "") { return add(std::move(layer), std::vector<int>{input}, name); }
   /// Sequential style: adds a layer fed by the most recently added node.
@@ -47,9 +48,22 @@ class Model {
   Tensor forward(const Tensor& x);
   Tensor forward(const std::vector<Tensor>& inputs);
   /// Backpropagates dLoss/dOutput, accumulating into parameter gradients (call zero_grad first).
+  /// Hooks fire once per layer that has parameters, in reverse definition order, also for
+  /// layers the output does not depend on (their gradients are then unchanged), so every
+  /// rank announces the same parameters in the same order.
   void backward(const Tensor& grad_output);
   int add_grad_ready_hook(GradReadyHook hook);
   void remove_grad_ready_hook(int id);
+  /// The parameter groups in the order backward announces them (compiles if needed); lets a
+  /// gradient synchroniser lay out its buckets before the first step.
+  std::vector<std::vector<Parameter*>> grad_ready_order();
+
+  /// Keep every node's output after forward (for inspection via activation()); by default
+  /// an intermediate output is released as soon as its last consumer has run, since layers
+  /// keep whatever their backward needs themselves.
+  void set_keep_activations(bool keep) { keep_activations_ = keep; }
+  /// The output of `node` from the last forward (undefined once released).
+  const Tensor& activation(int node) const;
 
   void zero_grad();
   void train(bool on = true);
@@ -70,13 +84,25 @@ class Model {
   const std::vector<Node>& nodes() const { return nodes_; }
   Layer& layer(const std::string& name);
   Shape output_sample_shape() const;
+  /// Node id of a layer or input by name (-1 when absent).
+  int find(const std::string& name) const;
 
  private:
+  void ensure_compiled();
+  void check_not_compiled(const char* what) const;
+  std::vector<Parameter*> layer_parameters(int node);
+
   std::vector<Node> nodes_;
   int output_ = -1;
   bool compiled_ = false;
   bool training_ = true;
   Device device_ = Device::cpu();
+  bool keep_activations_ = false;
+  bool backward_pending_ = false;    // a training forward ran and its backward has not
+  std::vector<int> input_nodes_;     // model inputs in declaration order
+  std::vector<int> last_use_;        // per node: the last node consuming it (-1: none)
+  std::vector<bool> needs_grad_;     // per node: some parameter lies upstream of it or in it
+  Shape batch_output_shape_;         // of the last forward
   std::vector<Tensor> activations_;  // per node, from the last forward
   std::vector<std::pair<int, GradReadyHook>> hooks_;
   int next_hook_id_ = 0;

@@ -260,7 +260,8 @@ void GradientSynchronizer::progress_loop() {
       if (stop_ && in_flight_.empty()) return;
     }
     if (!progress_step() && !in_flight_.empty()) {
-      if (opt_.poll_interval_us > 0)
+      // While the caller blocks in wait() its core is free: poll without sleeping then.
+      if (opt_.poll_interval_us > 0 && !waiting_.load())
         std::this_thread::sleep_for(std::chrono::duration<double, std::micro>(opt_.poll_interval_us));
       else
         std::this_thread::yield();
@@ -296,8 +297,10 @@ bool GradientSynchronizer::wait() {
   launch_limit_ = int(buckets_.size());
   int total = int(buckets_.size());
   if (use_thread_) {
+    waiting_.store(true);
     cv_.notify_one();
     done_cv_.wait(lock, [&] { return completed_ == total; });
+    waiting_.store(false);
   } else {
     lock.unlock();
     while (true) {

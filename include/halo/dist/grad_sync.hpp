@@ -14,6 +14,7 @@
 // collectives in the same order. A progress thread drives MPI while backward computes;
 // without MPI_THREAD_MULTIPLE the synchroniser tests its requests at every mark_ready.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -46,8 +47,9 @@ struct GradSyncOptions {
   bool average = true;
   /// Progress thread when MPI_THREAD_MULTIPLE is available (else inline tests).
   bool progress_thread = true;
-  /// Sleep of the progress thread between MPI_Test calls while requests are in flight;
-  /// 0 spins (fastest transfers, but takes a core from backward).
+  /// Sleep of the progress thread between MPI_Test calls while requests are in flight and
+  /// backward is computing; 0 spins (fastest transfers, but takes a core from backward).
+  /// While the caller blocks in wait() the thread always spins.
   double poll_interval_us = 20.0;
 };
 
@@ -120,6 +122,7 @@ class GradientSynchronizer {
   int completed_ = 0;
   int64_t micro_ = 0;      // backward passes finished (wait() calls)
   bool stop_ = false;
+  std::atomic<bool> waiting_{false};  // the caller is blocked in wait()
   // Touched only by the thread that progresses MPI.
   int posted_ = 0;
   std::vector<int> in_flight_;

@@ -182,6 +182,7 @@ std::string read_string_attr(hid_t obj, const std::string& attr, const std::stri
   if (H5Tis_variable_str(type.get()) > 0) {
     H5Id mem{H5Tcopy(H5T_C_S1), H5Tclose};
     H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));  // h5py writes UTF-8; HDF5 will not convert
     char* s = nullptr;
     if (H5Aread(a.get(), mem.get(), &s) < 0 || !s) return fallback;
     std::string out(s);
@@ -192,6 +193,7 @@ std::string read_string_attr(hid_t obj, const std::string& attr, const std::stri
   std::vector<char> buf(n + 1, 0);
   H5Id mem{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(mem.get(), n + 1);
+  H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
   if (H5Aread(a.get(), mem.get(), buf.data()) < 0) return fallback;
   return std::string(buf.data());
 }

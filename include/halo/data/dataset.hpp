@@ -1,0 +1,89 @@
+// H5Dataset: a list of HDF5 files read through a Layout, as an indexed set of samples.
+//
+// Sample i is (file, index in file, sub-volume origin). Only the hyperslab of sample i is
+// ever read: one cube of a raw universe, one row of a packed shard. Reads check the stored
+// shape against the first file's and every error names the file and the dataset.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "halo/data/format.hpp"
+#include "halo/data/h5.hpp"
+#include "halo/tensor/dtype.hpp"
+#include "halo/tensor/shape.hpp"
+
+namespace halo::data {
+
+struct SampleRef {
+  int32_t file = 0;
+  int64_t index = 0;                    ///< row in a packed file, else 0
+  std::array<int64_t, 3> origin{0, 0, 0};  ///< sub-volume origin (first spatial axes), else 0
+};
+
+/// Per-thread scratch for the stored (untransformed) values.
+struct ReadScratch {
+  std::vector<unsigned char> raw;
+};
+
+class H5Dataset {
+ public:
+  H5Dataset(std::vector<std::string> files, Layout layout, Driver driver = Driver::automatic);
+  ~H5Dataset();
+  H5Dataset(const H5Dataset&) = delete;
+  H5Dataset& operator=(const H5Dataset&) = delete;
+
+  int64_t size() const { return int64_t(samples_.size()); }
+  const Layout& layout() const { return layout_; }
+  const std::vector<std::string>& files() const { return files_; }
+  const SampleRef& ref(int64_t i) const { return samples_.at(size_t(i)); }
+
+  /// Delivered sample: (C, spatial...) float32.
+  const Shape& sample_shape() const { return sample_shape_; }
+  /// Delivered label: (L,) float32 for vectors, (spatial...) int32 for masks.
+  const Shape& label_shape() const { return label_shape_; }
+  DType label_dtype() const { return layout_.label_kind == LabelKind::mask ? DType::i32 : DType::f32; }
+  /// Stored sample (one row / one cube, stored axis order) and its element type.
+  const Shape& stored_shape() const { return stored_shape_; }
+  RawType stored_type() const { return stored_type_; }
+  size_t stored_bytes() const { return size_t(numel(stored_shape_)) * raw_size(stored_type_); }
+  size_t label_bytes() const { return size_t(numel(label_shape_)) * 4; }
+  Driver driver() const { return driver_; }
+  /// Per-channel min and max used by Transform::minmax (empty otherwise).
+  const std::vector<float>& norm_min() const { return min_; }
+  const std::vector<float>& norm_max() const { return max_; }
+
+  /// Reads sample i: `x` gets numel(sample_shape()) floats, `y` the label (float or int32).
+  void read(int64_t i, float* x, void* y, ReadScratch& scratch) const;
+  /// Reads the stored values of sample i untransformed (stored_bytes()) and its label.
+  void read_raw(int64_t i, void* raw, void* y) const;
+  /// Applies the layout's transform and axis order to stored values.
+  void transform(const void* raw, float* x) const;
+
+  /// Closes cached file handles (they are reopened on demand).
+  void close_files() const;
+
+ private:
+  struct OpenFile;
+  OpenFile& open(int32_t file) const;  // with hdf5_mutex() held
+  std::string where(int32_t file, const std::string& dset) const;
+
+  std::vector<std::string> files_;
+  Layout layout_;
+  Driver driver_;
+  std::vector<SampleRef> samples_;
+  Shape stored_shape_;       // one sample, stored axes
+  Shape file_data_dims_;     // `data` dims of the first file (without packed N)
+  Shape stored_label_shape_;  // one label, stored
+  Shape sample_shape_, label_shape_;
+  RawType stored_type_ = RawType::f32;
+  std::vector<float> min_, max_;
+  int channel_axis_ = -1;  // in stored axes, -1: none
+  mutable std::map<int32_t, std::unique_ptr<OpenFile>> open_;
+  mutable std::vector<int32_t> open_order_;
+};
+
+}  // namespace halo::data

@@ -1,0 +1,120 @@
+// DataLoader: this rank's shard of an H5Dataset, in batches, read ahead on I/O threads.
+//
+//   auto ds = std::make_shared<H5Dataset>(list_files(dir), cosmoflow_mlperf());
+//   DataLoader train(ds, {.batch_size = 4, .shard = {.seed = 1}});
+//   for (int64_t e = 0; e < epochs; ++e) {
+//     train.start_epoch(e);
+//     while (const Batch* b = train.next()) step(b->x, b->y);
+//   }
+//
+// `prefetch` batches are filled ahead by `io_threads` background threads into buffers
+// allocated once (prefetch + 1 of them); the batch next() returns stays valid until the
+// following next() or start_epoch(). Samples are float32 (N, C, spatial...); labels float32
+// (N, L) or int32 class maps (N, spatial...). A rank's last batch is smaller when its shard
+// is not a multiple of the batch size, unless drop_last_batch. An error in a reader thread
+// is rethrown by next() as IOError naming the rank, the file and the dataset.
+#pragma once
+#include <mpi.h>
+
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "halo/data/dataset.hpp"
+#include "halo/data/sampler.hpp"
+#include "halo/tensor/tensor.hpp"
+
+namespace halo::data {
+
+/// Staging copies this rank's (then fixed) shard before the first epoch: into memory, or
+/// as a packed float32 shard in a node-local directory.
+enum class Staging { none, memory, directory };
+
+struct LoaderOptions {
+  int64_t batch_size = 1;
+  ShardOptions shard;
+  int prefetch = 2;    ///< batches read ahead (>= 1)
+  int io_threads = 2;  ///< background reader threads (>= 1)
+  Staging staging = Staging::none;
+  std::string stage_dir;  ///< Staging::directory: node-local path (created)
+  bool drop_last_batch = false;
+  MPI_Comm comm = MPI_COMM_WORLD;  ///< rank and size; without MPI initialised: rank 0 of 1
+};
+
+struct Batch {
+  Tensor x;  ///< f32 (n, C, spatial...)
+  Tensor y;  ///< f32 (n, L) or i32 (n, spatial...)
+  int64_t size = 0;   ///< n: batch_size, or fewer for the last one
+  int64_t index = 0;  ///< batch number within the epoch
+  std::vector<int64_t> samples;  ///< dataset indices of the rows
+};
+
+struct LoaderStats {
+  double wait_seconds = 0;   ///< time next() blocked because no batch was ready
+  double read_seconds = 0;   ///< reader-thread time (summed over threads)
+  double stage_seconds = 0;  ///< time spent staging
+  int64_t samples = 0, batches = 0;
+  double bytes = 0;  ///< stored bytes read (samples and labels)
+};
+
+class DataLoader {
+ public:
+  DataLoader(std::shared_ptr<const H5Dataset> dataset, LoaderOptions opt);
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  /// Starts reading epoch `epoch` (stages first if asked and not yet done).
+  void start_epoch(int64_t epoch);
+  /// The next batch of the epoch, or nullptr at its end.
+  const Batch* next();
+  int64_t batches_per_epoch() const;
+  const ShardedSampler& sampler() const { return sampler_; }
+  const H5Dataset& dataset() const { return *ds_; }
+  /// Copies this rank's shard into memory or the stage directory now (collective over
+  /// nothing: each rank stages its own shard).
+  void stage();
+  /// Statistics of the current epoch, and since construction.
+  LoaderStats epoch_stats() const;
+  LoaderStats total_stats() const;
+  int rank() const { return rank_; }
+
+ private:
+  struct Slot {
+    Tensor x_full, y_full;
+    Batch batch;
+    int64_t filled = -1;
+    std::exception_ptr error;
+  };
+  void stop_workers();
+  void worker();
+  void fill(Slot& s, int64_t b, ReadScratch& scratch);
+  void read_sample(int64_t i, float* x, void* y, ReadScratch& scratch);
+
+  std::shared_ptr<const H5Dataset> ds_;
+  LoaderOptions opt_;
+  int rank_ = 0, size_ = 1;
+  ShardedSampler sampler_;
+  std::vector<Slot> slots_;
+  std::vector<int64_t> order_;
+  int64_t nbatches_ = 0;
+  int64_t next_to_fill_ = 0, consumed_ = 0, released_ = 0;
+  bool stop_ = false;
+  bool started_ = false;
+  std::vector<std::thread> threads_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  LoaderStats epoch_, total_;
+  // staging
+  bool staged_ = false;
+  std::vector<int64_t> stage_row_;  // dataset index -> staged row, -1 if not staged
+  std::vector<float> stage_x_;
+  std::vector<unsigned char> stage_y_;
+  std::shared_ptr<H5Dataset> stage_ds_;
+};
+
+}  // namespace halo::data

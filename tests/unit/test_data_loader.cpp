@@ -1,0 +1,260 @@
+// Sampler, loader, staging, packing and generator tests on files Halo writes itself
+// (the files h5py writes are tested in tests/data).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <unistd.h>
+
+#include "halo/data/loader.hpp"
+#include "halo/data/packed.hpp"
+#include "halo/data/synthetic.hpp"
+
+using namespace halo;
+using namespace halo::data;
+namespace fs = std::filesystem;
+
+namespace {
+std::string tmpdir(const std::string& name) {
+  auto p = fs::temp_directory_path() / ("halo-test-data-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+std::vector<int64_t> epoch_samples(DataLoader& dl, int64_t epoch) {
+  dl.start_epoch(epoch);
+  std::vector<int64_t> out;
+  while (const Batch* b = dl.next()) out.insert(out.end(), b->samples.begin(), b->samples.end());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("sampler: permutation is a pure function of (seed, epoch)") {
+  auto a = permutation(1000, 7, 3), b = permutation(1000, 7, 3), c = permutation(1000, 7, 4);
+  CHECK(a == b);
+  CHECK(a != c);
+  auto s = a;
+  std::sort(s.begin(), s.end());
+  for (int64_t i = 0; i < 1000; ++i) REQUIRE(s[size_t(i)] == i);
+  ShardedSampler p(50, 0, 1, {});
+  CHECK(p.global_order(2) == ShardedSampler(50, 0, 1, {}).global_order(2));
+  CHECK(p.global_order(2) != p.global_order(3));
+}
+
+TEST_CASE("sampler: shards are disjoint and complete for 1..4 ranks, with and without drop_last") {
+  for (int64_t n : {0, 1, 7, 10, 13}) {
+    for (int P = 1; P <= 4; ++P) {
+      for (bool drop : {false, true}) {
+        for (int64_t epoch : {0, 5}) {
+          std::vector<int> seen(size_t(n), 0);
+          int64_t total = 0;
+          for (int r = 0; r < P; ++r) {
+            ShardOptions o;
+            o.seed = 11;
+            o.drop_last = drop;
+            ShardedSampler s(n, r, P, o);
+            auto sh = s.shard(epoch);
+            REQUIRE(int64_t(sh.size()) == s.shard_size());
+            if (drop) REQUIRE(int64_t(sh.size()) == n / P);
+            for (auto i : sh) seen[size_t(i)]++;
+            total += int64_t(sh.size());
+          }
+          INFO("n=" << n << " P=" << P << " drop=" << drop);
+          for (int v : seen) REQUIRE(v <= 1);
+          CHECK(total == (drop ? (n / P) * P : n));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("sampler: validation order is unshuffled; local shuffle keeps each rank's set") {
+  ShardOptions v;
+  v.shuffle = false;
+  CHECK(ShardedSampler(7, 1, 3, v).shard(4) == std::vector<int64_t>{1, 4});
+  ShardOptions l;
+  l.seed = 3;
+  l.local_shuffle = true;
+  ShardedSampler s(40, 1, 3, l);
+  auto e0 = s.shard(0), e1 = s.shard(1);
+  CHECK(e0 != e1);
+  CHECK(std::set<int64_t>(e0.begin(), e0.end()) == std::set<int64_t>(e1.begin(), e1.end()));
+}
+
+TEST_CASE("loader: prefetching threads deliver every sample once into reused buffers") {
+  std::string dir = tmpdir("loader");
+  GenerateOptions g;
+  g.format = "cosmoflow-mlperf";
+  g.out_dir = dir;
+  g.samples = 11;
+  g.size = 8;
+  generate(g);
+  auto ds = std::make_shared<H5Dataset>(list_files(dir), cosmoflow_mlperf());
+  REQUIRE(ds->size() == 11);
+  for (int threads : {1, 3}) {
+    LoaderOptions o;
+    o.batch_size = 3;
+    o.prefetch = 2;
+    o.io_threads = threads;
+    o.shard.seed = 5;
+    DataLoader dl(ds, o);
+    CHECK(dl.batches_per_epoch() == 4);
+    std::set<const void*> buffers;
+    for (int64_t e = 0; e < 3; ++e) {
+      dl.start_epoch(e);
+      std::vector<int64_t> got;
+      while (const Batch* b = dl.next()) {
+        buffers.insert(b->x.raw_data());
+        got.insert(got.end(), b->samples.begin(), b->samples.end());
+        // contents match a direct read of the same sample
+        std::vector<float> x(4 * 512), y(4);
+        ReadScratch s;
+        ds->read(b->samples.back(), x.data(), y.data(), s);
+        auto bx = b->x.slice(b->size - 1, b->size).to_vector<float>();
+        REQUIRE(bx == x);
+      }
+      CHECK(got == ShardedSampler(11, 0, 1, o.shard).shard(e));
+      CHECK(dl.epoch_stats().samples == 11);
+      CHECK(dl.epoch_stats().bytes > 0);
+    }
+    CHECK(buffers.size() <= size_t(o.prefetch + 1));
+    CHECK(dl.total_stats().wait_seconds >= 0);
+  }
+  LoaderOptions d;
+  d.batch_size = 3;
+  d.drop_last_batch = true;
+  DataLoader dl(ds, d);
+  CHECK(epoch_samples(dl, 0).size() == 9);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("loader: staging into memory or a directory serves the same samples") {
+  std::string dir = tmpdir("stage");
+  GenerateOptions g;
+  g.format = "deepcam";
+  g.out_dir = dir + "/in";
+  g.samples = 5;
+  g.height = 12;
+  g.width = 16;
+  generate(g);
+  auto ds = std::make_shared<H5Dataset>(list_files(g.out_dir), deepcam());
+  LoaderOptions base;
+  base.batch_size = 2;
+  base.shard.seed = 9;
+  base.staging = Staging::memory;
+  LoaderOptions disk = base;
+  disk.staging = Staging::directory;
+  disk.stage_dir = dir + "/stage";
+  DataLoader mem(ds, base), dsk(ds, disk);
+  for (int64_t e = 0; e < 2; ++e) {
+    mem.start_epoch(e);
+    dsk.start_epoch(e);
+    while (const Batch* a = mem.next()) {
+      const Batch* b = dsk.next();
+      REQUIRE(b != nullptr);
+      CHECK(a->samples == b->samples);
+      CHECK(a->x.to_vector<float>() == b->x.to_vector<float>());
+      CHECK(a->y.to_vector<int32_t>() == b->y.to_vector<int32_t>());
+      // and both equal the unstaged read
+      std::vector<float> x(16 * 12 * 16);
+      std::vector<int32_t> y(12 * 16);
+      ReadScratch s;
+      ds->read(a->samples[0], x.data(), y.data(), s);
+      CHECK(a->x.slice(0, 1).to_vector<float>() == x);
+    }
+    CHECK(dsk.next() == nullptr);
+  }
+  CHECK(fs::exists(dir + "/stage/halo-stage-rank0.h5"));
+  CHECK(mem.total_stats().stage_seconds > 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("pack: shards hold the same samples, with their origin") {
+  std::string dir = tmpdir("pack");
+  GenerateOptions g;
+  g.format = "cosmoflow-raw";
+  g.out_dir = dir + "/raw";
+  g.samples = 2;
+  g.size = 16;
+  generate(g);
+  H5Dataset raw(list_files(g.out_dir), cosmoflow_raw(8));
+  REQUIRE(raw.size() == 16);
+  auto shards = pack(raw, dir + "/packed", 5);
+  CHECK(shards.size() == 4);
+  H5Dataset packed(shards, detect_layout(shards[0]));
+  REQUIRE(packed.size() == 16);
+  CHECK(packed.layout().transform == Transform::log1p);
+  std::vector<float> a(4 * 512), b(4 * 512), ya(4), yb(4);
+  ReadScratch s;
+  for (int64_t i = 0; i < 16; ++i) {
+    raw.read(i, a.data(), ya.data(), s);
+    packed.read(i, b.data(), yb.data(), s);
+    REQUIRE(a == b);
+    REQUIRE(ya == yb);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("generator: FFT round trip, and CosmoFlow targets visible in the fields") {
+  std::vector<std::complex<double>> a(512), orig;
+  for (size_t i = 0; i < a.size(); ++i) a[i] = {std::sin(double(i)), std::cos(3.0 * double(i))};
+  orig = a;
+  fft3d(a, 8, false);
+  // the zero frequency is the sum
+  std::complex<double> sum = 0;
+  for (auto v : orig) sum += v;
+  CHECK(std::abs(a[0] - sum) < 1e-9);
+  fft3d(a, 8, true);
+  for (size_t i = 0; i < a.size(); ++i) REQUIRE(std::abs(a[i] - orig[i]) < 1e-12);
+  // mean count grows with the density target, spread of log counts with the amplitude target
+  auto stats = [](const std::vector<int16_t>& v) {
+    double m = 0, l = 0, l2 = 0;
+    for (size_t i = 0; i < v.size(); i += 4) m += v[i], l += std::log1p(v[i]), l2 += std::log1p(v[i]) * std::log1p(v[i]);
+    double n = double(v.size() / 4);
+    return std::make_pair(m / n, std::sqrt(l2 / n - (l / n) * (l / n)));
+  };
+  auto lo = stats(cosmoflow_volume(16, {0, 0, 0, -1}, 1)), hi = stats(cosmoflow_volume(16, {0, 0, 0, 1}, 1));
+  CHECK(hi.first > 1.8 * lo.first);
+  auto narrow = stats(cosmoflow_volume(16, {-1, 0, 0, 1}, 2)), wide = stats(cosmoflow_volume(16, {1, 0, 0, 1}, 2));
+  CHECK(wide.second > narrow.second * 1.2);
+}
+
+TEST_CASE("generator: DeepCAM labels mark cyclones and rivers where the fields say so") {
+  std::vector<float> d;
+  std::vector<int32_t> l;
+  deepcam_sample(48, 72, 3, d, l);
+  REQUIRE(d.size() == 48 * 72 * 16);
+  double moist[3] = {0, 0, 0}, cnt[3] = {0, 0, 0};
+  for (size_t i = 0; i < l.size(); ++i) {
+    REQUIRE((l[i] >= 0 && l[i] <= 2));
+    moist[l[i]] += d[i * 16 + 3];
+    cnt[l[i]] += 1;
+  }
+  REQUIRE(cnt[1] > 0);
+  REQUIRE(cnt[2] > 0);
+  CHECK(moist[1] / cnt[1] > moist[0] / cnt[0] + 0.3);
+  CHECK(moist[2] / cnt[2] > moist[0] / cnt[0] + 0.3);
+}
+
+TEST_CASE("loader: configuration errors say what to do") {
+  std::string dir = tmpdir("cfg");
+  GenerateOptions g;
+  g.out_dir = dir;
+  g.samples = 1;
+  g.size = 8;
+  generate(g);
+  auto ds = std::make_shared<H5Dataset>(list_files(dir), cosmoflow_mlperf());
+  LoaderOptions o;
+  o.batch_size = 0;
+  CHECK_THROWS_AS(DataLoader(ds, o), ConfigError);
+  o.batch_size = 1;
+  o.staging = Staging::directory;
+  CHECK_THROWS_WITH(DataLoader(ds, o), Catch::Contains("stage_dir"));
+  DataLoader ok(ds, LoaderOptions{});
+  CHECK_THROWS_WITH(ok.next(), Catch::Contains("start_epoch"));
+  CHECK_THROWS_WITH(detect_layout(dir + "/missing.h5"), Catch::Contains("missing.h5"));
+  fs::remove_all(dir);
+}

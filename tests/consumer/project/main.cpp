@@ -1,6 +1,7 @@
 // Exercises each dependency that an installed Halo must carry to its users: MPI headers and
 // library, HDF5 (a checkpoint round trip), yaml-cpp behind Config, and the generated
-// config.hpp. Exits non-zero with a message on the first mismatch.
+// config.hpp, and Kokkos with the interop header when this Halo was built with it.
+// Exits non-zero with a message on the first mismatch.
 #include <mpi.h>
 
 #include <cstdio>
@@ -11,6 +12,9 @@
 #include "halo/tensor/tensor.hpp"
 #include "halo/train/checkpoint.hpp"
 #include "halo/util/config.hpp"
+#if HALO_ENABLE_KOKKOS
+#include "halo/interop/kokkos.hpp"
+#endif
 
 static int fail(const std::string& what) {
   std::fprintf(stderr, "halo-consumer: %s\n", what.c_str());
@@ -37,6 +41,17 @@ int main(int argc, char** argv) {
     std::remove(path.c_str());
     if (in.integers["step"] != 7) rc = fail("checkpoint step did not round-trip");
     if (in.tensors["w"].to_vector<float>() != values) rc = fail("checkpoint tensor did not round-trip");
+#if HALO_ENABLE_KOKKOS
+    Kokkos::initialize(argc, argv);
+    {
+      Kokkos::View<float**, Kokkos::HostSpace> field("field", 2, 3);
+      Kokkos::deep_copy(field, 1.25f);
+      halo::Tensor t = halo::interop::from_view(field);
+      if (t.raw_data() != field.data() || t.to_vector<float>()[5] != 1.25f)
+        rc = fail("Kokkos view was not wrapped in place");
+    }
+    Kokkos::finalize();
+#endif
   } catch (const std::exception& e) {
     rc = fail(e.what());
   }

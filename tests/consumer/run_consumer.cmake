@@ -19,7 +19,9 @@ endfunction()
 
 file(REMOVE_RECURSE "${PREFIX}" "${WORK_DIR}")
 
-run_step("install into ${PREFIX}" ${CMAKE_COMMAND} --install "${HALO_BUILD_DIR}" --prefix "${PREFIX}")
+# cmake --install copies every installable target (examples, tools), so the whole build
+# must be complete: `cmake --build <build dir>` before ctest.
+run_step("install into ${PREFIX} (needs a complete build)" ${CMAKE_COMMAND} --install "${HALO_BUILD_DIR}" --prefix "${PREFIX}")
 
 foreach(f include/halo/config.hpp include/halo/tensor/tensor.hpp)
   if(NOT EXISTS "${PREFIX}/${f}")

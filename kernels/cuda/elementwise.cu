@@ -23,7 +23,7 @@ __device__ __forceinline__ float act(float x, float alpha) {
   if constexpr (F == Activation::relu) return x > 0.f ? x : 0.f;
   if constexpr (F == Activation::leaky_relu) return x > 0.f ? x : alpha * x;
   if constexpr (F == Activation::tanh) return tanhf(x);
-  if constexpr (F == Activation::sigmoid) return 1.f / (1.f + __expf(-x));
+  if constexpr (F == Activation::sigmoid) return 1.f / (1.f + expf(-x));
   return x;
 }
 

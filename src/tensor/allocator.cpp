@@ -8,7 +8,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "halo/config.hpp"
 #include "halo/util/error.hpp"
+
+#if HALO_ENABLE_CUDA
+namespace halo::cuda {
+void register_backend();  // kernels/cuda/device_backend.cpp; idempotent
+}
+#endif
 
 namespace halo {
 
@@ -111,6 +118,11 @@ void register_device_backend(DeviceKind kind, DeviceBackend backend) {
 }
 
 const DeviceBackend& device_backend(DeviceKind kind) {
+#if HALO_ENABLE_CUDA
+  // Lazily, so that the backend is linked in with the tensor core and a GPU-less machine
+  // pays nothing until a cuda tensor is asked for.
+  if (kind == DeviceKind::cuda) cuda::register_backend();
+#endif
   std::lock_guard<std::mutex> lock(g_backend_mu);
   auto it = backends().find(int(kind));
   HALO_CHECK(it != backends().end(), "no backend for device kind ",

@@ -1,0 +1,31 @@
+# Finds cuDNN 9 (header cudnn.h, library libcudnn).
+# Looks in CUDNN_ROOT (variable or environment), then next to the CUDA toolkit, then the
+# system paths. Defines CUDNN_FOUND, CUDNN_VERSION and the imported target CUDNN::cudnn.
+include(FindPackageHandleStandardArgs)
+set(_cudnn_hints ${CUDNN_ROOT} $ENV{CUDNN_ROOT} $ENV{CUDNN_HOME})
+if(CUDAToolkit_LIBRARY_ROOT)
+  list(APPEND _cudnn_hints ${CUDAToolkit_LIBRARY_ROOT})
+endif()
+if(CUDAToolkit_INCLUDE_DIRS)
+  list(GET CUDAToolkit_INCLUDE_DIRS 0 _cudnn_cuda_inc)
+  get_filename_component(_cudnn_cuda_root ${_cudnn_cuda_inc} DIRECTORY)
+  list(APPEND _cudnn_hints ${_cudnn_cuda_root})
+endif()
+find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${_cudnn_hints} PATH_SUFFIXES include)
+find_library(CUDNN_LIBRARY cudnn HINTS ${_cudnn_hints} PATH_SUFFIXES lib64 lib lib/x64)
+if(CUDNN_INCLUDE_DIR AND EXISTS "${CUDNN_INCLUDE_DIR}/cudnn_version.h")
+  file(STRINGS "${CUDNN_INCLUDE_DIR}/cudnn_version.h" _cudnn_lines REGEX "#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ")
+  foreach(part MAJOR MINOR PATCHLEVEL)
+    string(REGEX MATCH "CUDNN_${part} +([0-9]+)" _m "${_cudnn_lines}")
+    set(_cudnn_${part} ${CMAKE_MATCH_1})
+  endforeach()
+  set(CUDNN_VERSION "${_cudnn_MAJOR}.${_cudnn_MINOR}.${_cudnn_PATCHLEVEL}")
+endif()
+find_package_handle_standard_args(CUDNN REQUIRED_VARS CUDNN_LIBRARY CUDNN_INCLUDE_DIR
+                                  VERSION_VAR CUDNN_VERSION)
+if(CUDNN_FOUND AND NOT TARGET CUDNN::cudnn)
+  add_library(CUDNN::cudnn UNKNOWN IMPORTED)
+  set_target_properties(CUDNN::cudnn PROPERTIES IMPORTED_LOCATION "${CUDNN_LIBRARY}"
+                        INTERFACE_INCLUDE_DIRECTORIES "${CUDNN_INCLUDE_DIR}")
+endif()
+mark_as_advanced(CUDNN_INCLUDE_DIR CUDNN_LIBRARY)

@@ -1,0 +1,101 @@
+// The CUDA runtime as Halo uses it: whether a GPU is there, streams, a device guard, and
+// pinned host buffers for copies that overlap compute.
+//
+// Device memory comes from a stream-ordered caching allocator (allocator_for(Device::cuda(i))):
+// a block freed while the thread's current stream is S may be handed out again at once for
+// work on S, and for work on another stream only after that stream waits for S's work up to
+// the free. So code that allocates, launches and frees on one stream never synchronises.
+//
+// This header compiles in every build: without CUDA, available() is false and the rest is
+// absent, so callers can test for a GPU without their own #if.
+#pragma once
+#include <cstddef>
+
+#include "halo/config.hpp"
+#include "halo/tensor/tensor.hpp"
+
+#if HALO_ENABLE_CUDA
+struct CUstream_st;  // cudaStream_t without including the CUDA headers
+#endif
+
+namespace halo::cuda {
+
+#if HALO_ENABLE_CUDA
+
+/// True when the CUDA driver is usable and at least one GPU is visible. Never throws.
+bool available();
+/// Number of visible GPUs (0 when none or no driver).
+int device_count();
+
+using StreamHandle = CUstream_st*;
+
+/// An owned, non-blocking CUDA stream on one device.
+class Stream {
+ public:
+  explicit Stream(int device = 0);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  StreamHandle handle() const { return handle_; }
+  int device() const { return device_; }
+  /// Blocks the host until the stream's work so far is done.
+  void synchronize() const;
+
+ private:
+  StreamHandle handle_ = nullptr;
+  int device_ = 0;
+};
+
+/// The stream the calling thread launches work on for `device`: the one set by the innermost
+/// StreamGuard, else the device's legacy default stream (nullptr).
+StreamHandle current_stream(int device = 0);
+
+/// Makes `stream` the calling thread's current stream for its device while in scope.
+class StreamGuard {
+ public:
+  explicit StreamGuard(const Stream& stream);
+  ~StreamGuard();
+  StreamGuard(const StreamGuard&) = delete;
+  StreamGuard& operator=(const StreamGuard&) = delete;
+
+ private:
+  int device_;
+  StreamHandle previous_;
+};
+
+/// Makes `device` the calling thread's current device while in scope.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_;
+};
+
+/// Blocks the host until all work on `device` is done.
+void synchronize(int device = 0);
+
+/// Caching allocator of page-locked host memory: copies from it to a GPU run asynchronously
+/// and at full PCIe/NVLink speed. A freed block is reused only once the work queued on the
+/// freeing thread's current stream (device 0) at the time of the free has finished.
+Allocator& pinned_host_allocator();
+
+/// A CPU tensor in pinned memory, for staging batches that are copied to a GPU asynchronously.
+Tensor pinned_empty(const Shape& shape, DType dtype = DType::f32, MemoryFormat fmt = MemoryFormat::contiguous);
+
+/// Queues a copy of `src` into `dst` (same shape, dtype and strides, dense) on `stream` and
+/// returns at once. Host memory must be pinned for the copy to overlap compute, and both
+/// tensors must stay alive (and the source unchanged) until the stream has passed the copy.
+void copy_async(Tensor& dst, const Tensor& src, const Stream& stream);
+
+#else
+
+inline bool available() { return false; }
+inline int device_count() { return 0; }
+
+#endif
+
+}  // namespace halo::cuda

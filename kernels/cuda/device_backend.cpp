@@ -1,0 +1,285 @@
+// The CUDA device backend of the tensor core: a stream-ordered caching allocator per GPU,
+// a caching pinned-host allocator, and copies. Registered lazily: the first time the tensor
+// core asks for the cuda backend (allocator.cpp calls register_backend()), so a program
+// linked with a CUDA build runs unchanged on a machine without a GPU until it asks for one.
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "cuda/check.hpp"
+#include "halo/cuda/runtime.hpp"
+#include "halo/tensor/allocator.hpp"
+
+namespace halo::cuda {
+
+namespace {
+
+[[noreturn]] void throw_no_gpu(int index) {
+  throw Error(str("cuda:", index, " requested but ", device_count(),
+                  " CUDA GPU(s) are visible to this process: check the node has a GPU, the driver "
+                  "is loaded and CUDA_VISIBLE_DEVICES, or run on Device::cpu()"));
+}
+
+// A cached block remembers the stream it was freed on and an event recorded there at the
+// free: handing it to work on that stream needs nothing, to work on another stream a
+// device-side wait for the event (no host synchronisation).
+struct CachedBlock {
+  void* ptr;
+  cudaStream_t stream;
+  cudaEvent_t freed;
+};
+
+class CachingDeviceAllocator final : public Allocator {
+ public:
+  explicit CachingDeviceAllocator(int device) : device_(device) {}
+
+  void* allocate(size_t bytes) override {
+    const size_t sz = CachingHostAllocator::round_size(bytes);
+    cudaStream_t stream = current_stream(device_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(sz);
+      if (it != free_.end() && !it->second.empty()) {
+        std::vector<CachedBlock>& v = it->second;
+        size_t pick = v.size() - 1;  // most recently freed: likeliest still in L2
+        for (size_t i = v.size(); i-- > 0;)
+          if (v[i].stream == stream) {
+            pick = i;
+            break;
+          }
+        CachedBlock b = v[pick];
+        v.erase(v.begin() + std::ptrdiff_t(pick));
+        if (b.stream != stream) {
+          DeviceGuard g(device_);
+          HALO_CUDA_CHECK(cudaStreamWaitEvent(stream, b.freed, 0));
+        }
+        spare_events_.push_back(b.freed);
+        stats_.bytes_cached -= sz;
+        note_in_use(sz);
+        stats_.cache_hits++;
+        return b.ptr;
+      }
+    }
+    DeviceGuard g(device_);
+    void* p = nullptr;
+    cudaError_t err = cudaMalloc(&p, sz);
+    if (err == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      empty_cache();
+      err = cudaMalloc(&p, sz);
+    }
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      AllocatorStats s = stats();
+      throw Error(str("cuda:", device_, ": allocation of ", bytes, " bytes failed (", cudaGetErrorString(err),
+                      "); Halo holds ", s.bytes_in_use, " bytes in use, the device has ", free_b, " of ",
+                      total_b, " bytes free: reduce the batch size or use bf16"));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    note_in_use(sz);
+    stats_.system_allocations++;
+    return p;
+  }
+
+  void deallocate(void* p, size_t bytes) override {
+    if (!p) return;
+    const size_t sz = CachingHostAllocator::round_size(bytes);
+    cudaStream_t stream = current_stream(device_);
+    cudaEvent_t ev = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!spare_events_.empty()) {
+        ev = spare_events_.back();
+        spare_events_.pop_back();
+      }
+    }
+    // Never throws: tensors are freed from destructors, also during process teardown when
+    // the runtime may already be gone; then the block is simply not reused.
+    int prev = 0;
+    if (cudaGetDevice(&prev) != cudaSuccess) return;
+    if (prev != device_) cudaSetDevice(device_);
+    bool ok = (ev || cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) == cudaSuccess) &&
+              cudaEventRecord(ev, stream) == cudaSuccess;
+    if (prev != device_) cudaSetDevice(prev);
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.bytes_in_use -= sz;
+    if (!ok) {
+      (void)cudaGetLastError();
+      return;
+    }
+    free_[sz].push_back({p, stream, ev});
+    stats_.bytes_cached += sz;
+  }
+
+  void empty_cache() override {
+    DeviceGuard g(device_);
+    HALO_CUDA_CHECK(cudaDeviceSynchronize());  // every recorded free has then passed
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [sz, blocks] : free_)
+      for (CachedBlock& b : blocks) {
+        cudaFree(b.ptr);
+        cudaEventDestroy(b.freed);
+      }
+    free_.clear();
+    stats_.bytes_cached = 0;
+  }
+
+  AllocatorStats stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+ private:
+  void note_in_use(size_t sz) {
+    stats_.bytes_in_use += sz;
+    stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
+  }
+
+  int device_;
+  mutable std::mutex mu_;
+  std::map<size_t, std::vector<CachedBlock>> free_;  // size class -> blocks
+  std::vector<cudaEvent_t> spare_events_;
+  AllocatorStats stats_;
+};
+
+// Page-locked host memory is slow to allocate (it maps pages into the driver), so blocks
+// are cached too. A freed block may still be the source of a queued copy: it is reused only
+// after the event recorded at the free has completed on the host's side.
+class CachingPinnedAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes) override {
+    if (!available()) throw_no_gpu(0);
+    const size_t sz = CachingHostAllocator::round_size(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(sz);
+      if (it != free_.end() && !it->second.empty()) {
+        CachedBlock b = it->second.back();
+        it->second.pop_back();
+        HALO_CUDA_CHECK(cudaEventSynchronize(b.freed));
+        cudaEventDestroy(b.freed);
+        stats_.bytes_cached -= sz;
+        stats_.bytes_in_use += sz;
+        stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
+        stats_.cache_hits++;
+        return b.ptr;
+      }
+    }
+    void* p = nullptr;
+    cudaError_t err = cudaHostAlloc(&p, sz, cudaHostAllocPortable);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      empty_cache();
+      HALO_CUDA_CHECK(cudaHostAlloc(&p, sz, cudaHostAllocPortable));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.bytes_in_use += sz;
+    stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
+    stats_.system_allocations++;
+    return p;
+  }
+
+  void deallocate(void* p, size_t bytes) override {
+    if (!p) return;
+    const size_t sz = CachingHostAllocator::round_size(bytes);
+    int dev = 0;
+    cudaEvent_t ev = nullptr;
+    bool ok = cudaGetDevice(&dev) == cudaSuccess &&
+              cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) == cudaSuccess &&
+              cudaEventRecord(ev, current_stream(dev)) == cudaSuccess;
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.bytes_in_use -= sz;
+    if (!ok) {
+      (void)cudaGetLastError();
+      return;
+    }
+    free_[sz].push_back({p, nullptr, ev});
+    stats_.bytes_cached += sz;
+  }
+
+  void empty_cache() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [sz, blocks] : free_)
+      for (CachedBlock& b : blocks) {
+        cudaEventSynchronize(b.freed);
+        cudaEventDestroy(b.freed);
+        cudaFreeHost(b.ptr);
+      }
+    free_.clear();
+    stats_.bytes_cached = 0;
+  }
+
+  AllocatorStats stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<size_t, std::vector<CachedBlock>> free_;
+  AllocatorStats stats_;
+};
+
+Allocator& device_allocator(int index) {
+  // Never destroyed: tensors in static objects may be freed after main returns.
+  static std::vector<CachingDeviceAllocator*>* all = [] {
+    auto* v = new std::vector<CachingDeviceAllocator*>;
+    for (int i = 0; i < device_count(); ++i) v->push_back(new CachingDeviceAllocator(i));
+    return v;
+  }();
+  if (index < 0 || index >= int(all->size())) throw_no_gpu(index);
+  return *(*all)[size_t(index)];
+}
+
+// Synchronous for the caller, as the tensor core expects; queued on the current stream so
+// it is ordered after the kernels that produced the source.
+void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
+  const int dev = dst_dev.is_cuda() ? dst_dev.index : src_dev.index;
+  if (dev >= device_count()) throw_no_gpu(dev);
+  DeviceGuard g(dev);
+  cudaStream_t stream = current_stream(dev);
+  HALO_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream));
+  HALO_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+}  // namespace
+
+Allocator& pinned_host_allocator() {
+  static auto* a = new CachingPinnedAllocator;
+  return *a;
+}
+
+Tensor pinned_empty(const Shape& shape, DType dtype, MemoryFormat fmt) {
+  const size_t bytes = size_t(std::max<int64_t>(numel(shape), 1)) * size_of(dtype);
+  void* p = pinned_host_allocator().allocate(bytes);
+  Strides strides = fmt == MemoryFormat::channels_last ? channels_last_strides(shape) : contiguous_strides(shape);
+  return Tensor::from_blob(p, shape, dtype, Device::cpu(), strides,
+                           [p, bytes] { pinned_host_allocator().deallocate(p, bytes); });
+}
+
+void copy_async(Tensor& dst, const Tensor& src, const Stream& stream) {
+  HALO_CHECK_SHAPE(dst.defined() && src.defined() && dst.shape() == src.shape() && dst.dtype() == src.dtype() &&
+                       dst.strides() == src.strides() && dst.is_dense(),
+                   "copy_async: destination ", dst.str(), " and source ", src.str(),
+                   " must agree in shape, dtype and layout and be dense");
+  DeviceGuard g(stream.device());
+  HALO_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), dst.nbytes(), cudaMemcpyDefault, stream.handle()));
+}
+
+/// Called by the tensor core whenever it looks up the cuda backend; registers it once.
+void register_backend() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    DeviceBackend be;
+    be.allocator = [](int index) -> Allocator& { return device_allocator(index); };
+    be.copy = copy;
+    register_device_backend(DeviceKind::cuda, std::move(be));
+  });
+}
+
+}  // namespace halo::cuda

@@ -1,0 +1,36 @@
+// Element-wise CUDA kernels: activations forward and backward, scale, axpy, fill. They treat
+// any dense tensor as a flat array (so they keep its memory format) and take f32 or bf16,
+// computing in f32. Work is queued on the thread's current stream for the tensor's device.
+#pragma once
+#include "halo/tensor/tensor.hpp"
+
+namespace halo::cuda {
+
+enum class Activation { relu, leaky_relu, tanh, sigmoid };
+
+/// y = f(x); `alpha` is the negative slope of leaky_relu. y may be x (in place).
+void activation_forward(Activation f, const Tensor& x, Tensor& y, float alpha = 0.f);
+/// dx = dy * f'(.). relu and leaky_relu read the forward input x; tanh and sigmoid read the
+/// forward output y (both cheaper and exact). Pass the one the function needs, the other
+/// may be undefined. dx may be dy (in place).
+void activation_backward(Activation f, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx,
+                         float alpha = 0.f);
+/// x *= alpha.
+void scale(Tensor& x, float alpha);
+/// y += alpha * x.
+void axpy(float alpha, const Tensor& x, Tensor& y);
+/// Every element of x = value.
+void fill(Tensor& x, float value);
+
+namespace raw {
+// The launchers behind the Tensor functions (kernels/cuda/elementwise.cu), for callers that
+// hold plain device pointers. `bf16` selects bfloat16 storage, else float.
+void activation_forward(Activation f, const void* x, void* y, int64_t n, bool bf16, float alpha, void* stream);
+void activation_backward(Activation f, const void* xy, const void* dy, void* dx, int64_t n, bool bf16, float alpha,
+                         void* stream);
+void scale(void* x, int64_t n, bool bf16, float alpha, void* stream);
+void axpy(float alpha, const void* x, void* y, int64_t n, bool bf16, void* stream);
+void fill(void* x, int64_t n, bool bf16, float value, void* stream);
+}  // namespace raw
+
+}  // namespace halo::cuda

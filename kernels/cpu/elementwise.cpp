@@ -21,6 +21,10 @@ inline T sigmoid(T x) {
 template <class T>
 void activation_forward(ops::Activation a, const T* x, T* y, int64_t n, T slope) {
   switch (a) {
+    case ops::Activation::none:
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i];
+      break;
     case ops::Activation::relu:
 #pragma omp parallel for simd if (n > kParallelMin) schedule(static)
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
@@ -43,6 +47,10 @@ void activation_forward(ops::Activation a, const T* x, T* y, int64_t n, T slope)
 template <class T>
 void activation_backward(ops::Activation a, const T* y, const T* gy, T* gx, int64_t n, T slope) {
   switch (a) {
+    case ops::Activation::none:
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
+      for (int64_t i = 0; i < n; ++i) gx[i] = gy[i];
+      break;
     case ops::Activation::relu:
 #pragma omp parallel for simd if (n > kParallelMin) schedule(static)
       for (int64_t i = 0; i < n; ++i) gx[i] = y[i] > T(0) ? gy[i] : T(0);

@@ -11,6 +11,7 @@ void activation_forward(ops::Activation a, const T* x, T* y, int64_t n, T slope)
   for (int64_t i = 0; i < n; ++i) {
     const T v = x[i];
     switch (a) {
+      case ops::Activation::none: y[i] = v; break;
       case ops::Activation::relu: y[i] = std::max(v, T(0)); break;
       case ops::Activation::leaky_relu: y[i] = v > T(0) ? v : slope * v; break;
       case ops::Activation::tanh: y[i] = std::tanh(v); break;
@@ -24,6 +25,7 @@ void activation_backward(ops::Activation a, const T* y, const T* gy, T* gx, int6
   for (int64_t i = 0; i < n; ++i) {
     T d = 0;
     switch (a) {
+      case ops::Activation::none: d = T(1); break;
       case ops::Activation::relu: d = y[i] > T(0) ? T(1) : T(0); break;
       case ops::Activation::leaky_relu: d = y[i] > T(0) ? T(1) : slope; break;
       case ops::Activation::tanh: d = T(1) - y[i] * y[i]; break;

@@ -12,14 +12,6 @@
 namespace halo::ops {
 namespace kc = halo::kernels::cpu;
 
-const char* name(Activation a) {
-  switch (a) {
-    case Activation::none: return "none";
-    case Activation::relu: return "relu";
-    case Activation::leaky_relu: return "leaky_relu";
-  }
-  return "?";
-}
 
 const char* name(ConvBackend b) {
   switch (b) {
@@ -181,6 +173,11 @@ ConvPlan::ConvPlan(const Shape& input, const Shape& weight, const ConvParams& p,
     : input_(input), weight_(weight), params_(p), epilogue_(epilogue), has_bias_(has_bias), dtype_(dtype),
       device_(dev), who_(std::move(who)) {
   output_ = conv_output_shape(input, weight, p, who_);
+  HALO_CHECK_T(ConfigError,
+               epilogue.activation == Activation::none || epilogue.activation == Activation::relu ||
+                   epilogue.activation == Activation::leaky_relu,
+               who_, ": a convolution fuses only none, relu or leaky_relu, not ", name(epilogue.activation),
+               " (add the activation as its own layer)");
   HALO_CHECK_T(ConfigError, epilogue.activation != Activation::leaky_relu || epilogue.slope > 0, who_,
                ": leaky_relu needs a slope > 0 (its backward reads the sign of the output), got ", epilogue.slope);
   HALO_CHECK_T(Error, dev.is_cpu(), who_, ": no convolution kernel for device ", dev.str(), " in this build");

@@ -12,6 +12,7 @@ using detail::in_layout_of;
 
 const char* name(Activation a) {
   switch (a) {
+    case Activation::none: return "none";
     case Activation::relu: return "relu";
     case Activation::leaky_relu: return "leaky_relu";
     case Activation::tanh: return "tanh";

@@ -14,12 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "halo/ops/activation.hpp"
 #include "halo/tensor/tensor.hpp"
 
 namespace halo::ops {
 
-enum class Activation { none, relu, leaky_relu };
-const char* name(Activation a);
 
 /// What forward applies after the convolution, fused where the backend allows:
 /// y = act(conv(x, w) + bias).

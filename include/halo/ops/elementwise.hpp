@@ -11,12 +11,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "halo/ops/activation.hpp"
 #include "halo/tensor/tensor.hpp"
 
 namespace halo::ops {
 
-enum class Activation { relu, leaky_relu, tanh, sigmoid };
-const char* name(Activation a);
 
 /// y = act(x). `slope` is the negative-side slope of leaky_relu (ignored otherwise).
 Tensor activation_forward(Activation a, const Tensor& x, double slope = 0.0);

@@ -19,6 +19,7 @@
 #include "halo/data/loader.hpp"
 #include "halo/dist/communicator.hpp"
 #include "halo/models/cosmoflow.hpp"
+#include "halo/nn/init.hpp"
 #include "halo/nn/losses.hpp"
 #include "halo/ops/metrics.hpp"
 #include "halo/optim/sgd.hpp"
@@ -55,6 +56,22 @@ data::Staging staging_from(const std::string& s) {
   if (s == "memory") return data::Staging::memory;
   if (s == "directory") return data::Staging::directory;
   throw ConfigError("data.staging must be none, memory or directory (got '" + s + "')");
+}
+
+/// Glorot-uniform weights and zero biases, as the reference's Keras layers start from.
+/// Kaiming's larger weights, fed log-counts with a mean near 1, push the tanh output into
+/// saturation before the first step, where nothing learns.
+void init_glorot(nn::Model& model, uint64_t seed) {
+  for (auto* p : model.parameters()) {
+    const Shape& s = p->value.shape();
+    if (s.size() < 2) {
+      p->value.zero_();
+      continue;
+    }
+    const double receptive = double(numel(s)) / double(s[0] * s[1]);
+    nn::init::fill(p->value, nn::init::Scheme::glorot_uniform, double(s[1]) * receptive, double(s[0]) * receptive,
+                   seed, p->name);
+  }
 }
 
 std::vector<int64_t> epochs_to_steps(const std::vector<double>& epochs, int64_t steps_per_epoch) {
@@ -160,7 +177,11 @@ int run(int argc, char** argv) {
                to_string(train_ds->sample_shape()), " but model.input_size=", mo.input_size, " expects ",
                to_string(expected), ": set model.input_size to the data's edge");
   nn::Model model = models::cosmoflow(mo);
+  const std::string init = cfg.get_string("model.init", "glorot");
+  HALO_CHECK_T(ConfigError, init == "glorot" || init == "kaiming", "model.init must be glorot or kaiming (got '",
+               init, "')");
   model.init(seed);
+  if (init == "glorot") init_glorot(model, seed);
   model.to(device);
 
   // ---- optimizer and the MLPerf learning-rate schedule ----

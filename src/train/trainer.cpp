@@ -435,6 +435,16 @@ FitResult Trainer::fit() {
       last_checkpoint = now_seconds();
       saved_now = true;
     }
+    if (!reached && !last && I.o.stop_after_steps >= 0 && I.global_step >= I.o.stop_after_steps) {
+      if (!saved_now) I.save(*this, 0, 0);
+      log_line(str(I.o.name, ": stopped after ", I.global_step, " steps (stop_after_steps) at the end of epoch ",
+                   r.epoch));
+      result.interrupted = true;
+      result.epochs_done = I.epochs_done;
+      result.global_step = I.global_step;
+      result.seconds = run_sw.seconds();
+      return result;
+    }
     if (reached) {
       result.target_reached = true;
       log_line(str(I.o.name, ": target ", I.o.target_metric, " ", I.o.target_lower_is_better ? "<= " : ">= ",

@@ -2,7 +2,7 @@
 string(REPLACE "|" ";" MPI "${MPI}")
 set(SMALL data.train=${WORK}/data16/train data.validation=${WORK}/data16/validation model.input_size=16
     model.conv_layers=4 model.base_filters=8 model.dense=[32,16] output.progress_style=plain
-    output.progress_interval_s=0 training.target_mae=0)
+    output.progress_interval_s=30 training.target_mae=0)
 
 function(run_driver log)
   execute_process(COMMAND ${MPI} ${DRIVER} ${ARGN} ${SMALL} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)

@@ -1,5 +1,5 @@
 # Small CosmoFlow-like data sets for the driver tests (generated once per build tree).
-foreach(set train:64:1 validation:32:2)
+foreach(set train:256:1 validation:32:2)
   string(REPLACE ":" ";" p ${set})
   list(GET p 0 name)
   list(GET p 1 n)

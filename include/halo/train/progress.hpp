@@ -26,6 +26,9 @@ class ProgressLine {
   /// Ends the current line (before printing anything else, e.g. the epoch summary).
   void finish_line();
   bool is_terminal() const { return tty_; }
+  /// Overrides the terminal detection: launchers such as Open MPI's mpiexec hand ranks a
+  /// pseudo-terminal even when the job's output goes to a file or a pipe.
+  void set_terminal(bool tty) { tty_ = tty; }
   static std::string format(const ProgressState& s);
   static std::string format_duration(double seconds);
 

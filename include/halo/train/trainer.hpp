@@ -1,0 +1,157 @@
+// The data-parallel training loop shared by every driver (CosmoFlow, DeepCAM, your own):
+//
+//   train::Trainer trainer(comm, model, optimizer, loss, train_loader, val_loader,
+//                          std::make_unique<MyMetric>(), options);
+//   train::FitResult r = trainer.fit();
+//
+// One step: zero_grad, forward, loss, backward (the gradient synchroniser's hooks start the
+// allreduces while backward runs), wait for the averaged gradients, optional global-norm
+// clipping, optimizer step (its schedule sets the learning rate from the global step).
+// Around it: the rank-0 progress line, validation after every epoch with a task-specific
+// metric reduced across ranks as sums and counts, a JSON-lines metrics file, checkpoints
+// (every N epochs, every M minutes, at the end) and resume, a target-metric stop that every
+// rank agrees on, and timings of compute, communication wait and data wait.
+//
+// Nothing here knows about a particular science: the task enters through the model, the
+// loss, the loaders and a ValidationMetric.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "halo/data/loader.hpp"
+#include "halo/dist/communicator.hpp"
+#include "halo/dist/grad_sync.hpp"
+#include "halo/dist/metrics.hpp"
+#include "halo/nn/loss.hpp"
+#include "halo/nn/model.hpp"
+#include "halo/optim/optimizer.hpp"
+#include "halo/train/checkpoint.hpp"
+
+namespace halo::train {
+
+/// A task's validation metric. The trainer calls reset() before a validation pass, add()
+/// on every local batch (the model's prediction and the batch's target), then reduces what
+/// add() accumulated in the reducer (sums and counts, added over ranks) and asks finish()
+/// for the reported values. Every rank must add the same metric names.
+class ValidationMetric {
+ public:
+  virtual ~ValidationMetric() = default;
+  virtual void add(const Tensor& prediction, const Tensor& target, dist::MetricReducer& sums) = 0;
+  /// Reported values from the global totals; the default reports every mean under its name.
+  virtual std::map<std::string, double> finish(const std::map<std::string, dist::MetricReducer::Total>& totals);
+};
+
+struct TrainerOptions {
+  int epochs = 1;
+  /// Stop (with a checkpoint, if a path is set) once this many optimizer steps were taken
+  /// in total, counted from the very first step of the run (also across resumes); -1: never.
+  /// Lets tests and job scripts interrupt a run at a precise point.
+  int64_t stop_after_steps = -1;
+  /// > 0: clip gradients to this global L2 norm after the allreduce.
+  double clip_grad_norm = 0;
+  /// Input tensors are converted to this memory format once per batch (the CPU convolution
+  /// kernels are fastest on channels-last).
+  MemoryFormat input_format = MemoryFormat::channels_last;
+  /// Device the model lives on; batches are moved there.
+  Device device = Device::cpu();
+  /// Bucketing, compression and accumulation of the gradient allreduce.
+  dist::GradSyncOptions grad_sync;
+
+  /// Validation after every this many epochs (and after the last); 0 never validates.
+  int validate_every = 1;
+  /// Early stop once the validation metric `target_metric` reaches `target_value`
+  /// (<= when lower_is_better, else >=). Empty name: no target.
+  std::string target_metric;
+  double target_value = 0;
+  bool target_lower_is_better = true;
+
+  /// Checkpoint file (written atomically by rank 0); empty: no checkpoints.
+  std::string checkpoint_path;
+  int checkpoint_every_epochs = 1;    ///< 0: not by epochs
+  double checkpoint_every_minutes = 0;  ///< 0: not by time
+  bool checkpoint_at_end = true;
+  /// Continue from this checkpoint (empty: start fresh).
+  std::string resume_from;
+  /// Extra values stored under meta/ in every checkpoint (e.g. the configuration text).
+  std::map<std::string, std::string> checkpoint_strings;
+
+  /// JSON-lines file with one record per epoch (rank 0); empty: none.
+  std::string metrics_file;
+  bool progress = true;
+  /// "auto" (redraw one line when stdout is a terminal), "terminal" or "plain".
+  std::string progress_style = "auto";
+  double progress_interval_s = 10;  ///< plain-line interval when stdout is not a terminal
+  /// Log a one-line summary after every epoch.
+  bool epoch_summary = true;
+  std::string name = "train";  ///< names the run in log lines
+};
+
+/// Per-epoch numbers (global over ranks), as written to the metrics file.
+struct EpochRecord {
+  int epoch = 0;  ///< 1-based
+  int64_t global_step = 0;
+  double lr = 0;
+  double train_loss = 0;
+  int64_t train_samples = 0;    ///< global
+  double train_seconds = 0;     ///< wall time of the training part of the epoch
+  double samples_per_s = 0;     ///< global training throughput
+  double compute_seconds = 0;   ///< forward, loss, backward, optimizer (rank 0)
+  double comm_seconds = 0;      ///< blocked waiting for gradient allreduces (rank 0)
+  double data_seconds = 0;      ///< blocked waiting for the loader (rank 0)
+  double data_wait_pct = 0;
+  bool validated = false;
+  double val_loss = 0;
+  double val_seconds = 0;
+  std::map<std::string, double> val_metrics;
+};
+
+struct FitResult {
+  std::vector<EpochRecord> epochs;  ///< the epochs run in this call
+  int epochs_done = 0;              ///< completed epochs including those before a resume
+  int64_t global_step = 0;
+  bool target_reached = false;
+  bool interrupted = false;         ///< stopped by stop_after_steps
+  double seconds = 0;
+  std::map<std::string, double> last_val_metrics;
+};
+
+class Trainer {
+ public:
+  /// The model must be compiled and initialised; its parameters are broadcast from rank 0
+  /// (after a consistency check) unless a checkpoint is loaded. `val` may be null.
+  Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& optimizer, nn::Loss& loss,
+          data::DataLoader& train, data::DataLoader* val, std::unique_ptr<ValidationMetric> metric,
+          TrainerOptions options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  FitResult fit();
+
+  /// Validation pass over the whole validation loader: loss and the metric's values.
+  std::map<std::string, double> validate(int64_t epoch, double* val_loss = nullptr);
+
+  /// Everything a resumed run needs (parameters, buffers, optimizer state, Dropout steps,
+  /// position). Tensors: "model/<parameter>", "buffers/<buffer>", "optimizer/<state>".
+  CheckpointData checkpoint_state() const;
+  void load_state(const CheckpointData& data);
+
+  /// Epochs completed, steps done in the current epoch, optimizer steps in total.
+  int epochs_done() const;
+  int64_t step_in_epoch() const;
+  int64_t global_step() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Piecewise-constant learning rate: `lr` until the first boundary, then lr * factors[i]
+/// from boundaries[i] on (factors are relative to lr, not compounded), e.g. MLPerf
+/// CosmoFlow's x0.25 after epoch 32 and x0.125 after epoch 64. Boundaries are steps.
+optim::Schedule piecewise(double lr, std::vector<int64_t> boundaries, std::vector<double> factors);
+
+}  // namespace halo::train

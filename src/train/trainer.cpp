@@ -1,0 +1,480 @@
+#include "halo/train/trainer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "halo/dist/model_sync.hpp"
+#include "halo/nn/dropout.hpp"
+#include "halo/optim/clip.hpp"
+#include "halo/train/metrics_log.hpp"
+#include "halo/train/progress.hpp"
+#include "halo/util/error.hpp"
+#include "halo/util/log.hpp"
+#include "halo/util/timer.hpp"
+
+namespace halo::train {
+
+std::map<std::string, double> ValidationMetric::finish(
+    const std::map<std::string, dist::MetricReducer::Total>& totals) {
+  std::map<std::string, double> out;
+  for (const auto& [k, t] : totals) out[k] = t.count > 0 ? t.sum / t.count : 0.0;
+  return out;
+}
+
+optim::Schedule piecewise(double lr, std::vector<int64_t> boundaries, std::vector<double> factors) {
+  HALO_CHECK_T(ConfigError, boundaries.size() == factors.size(), "piecewise schedule: ", boundaries.size(),
+               " boundaries but ", factors.size(), " factors (give one factor per boundary)");
+  HALO_CHECK_T(ConfigError, std::is_sorted(boundaries.begin(), boundaries.end()),
+               "piecewise schedule: boundaries must be increasing");
+  return [=](int64_t step) {
+    double f = 1.0;
+    for (size_t i = 0; i < boundaries.size(); ++i)
+      if (step >= boundaries[i]) f = factors[i];
+    return lr * f;
+  };
+}
+
+namespace {
+
+// Checkpoint keys. Parameters keep their model names under model/, so a checkpoint opens in
+// h5py as f["model/conv1/weight"].
+const char* const kModel = "model/";
+const char* const kBuffers = "buffers/";
+const char* const kOptimizer = "optimizer/";
+const char* const kDropout = "dropout_step/";
+
+std::vector<std::pair<std::string, nn::Dropout*>> dropout_layers(nn::Model& m) {
+  std::vector<std::pair<std::string, nn::Dropout*>> out;
+  for (const auto& n : m.nodes())
+    if (auto* d = dynamic_cast<nn::Dropout*>(n.layer.get())) out.emplace_back(n.name, d);
+  return out;
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  dist::Communicator comm;
+  nn::Model& model;
+  optim::Optimizer& opt;
+  nn::Loss& loss;
+  data::DataLoader& train;
+  data::DataLoader* val;
+  std::unique_ptr<ValidationMetric> metric;
+  TrainerOptions o;
+  std::unique_ptr<dist::GradientSynchronizer> sync;
+
+  int epochs_done = 0;
+  int64_t step_in_epoch = 0;
+  int64_t global_step = 0;
+  // Global loss sum and sample count of the epoch's steps taken before a resume.
+  double resumed_loss_sum = 0, resumed_loss_count = 0;
+  bool resumed = false;
+  double last_val_seconds = 0;
+
+  Impl(dist::Communicator c, nn::Model& m, optim::Optimizer& op, nn::Loss& l, data::DataLoader& t,
+       data::DataLoader* v, std::unique_ptr<ValidationMetric> mt, TrainerOptions opts)
+      : comm(std::move(c)), model(m), opt(op), loss(l), train(t), val(v), metric(std::move(mt)), o(std::move(opts)) {}
+
+  bool rank0() const { return comm.rank() == 0; }
+
+  Tensor prepare_input(const Tensor& x) const {
+    Tensor t = x;
+    if (o.input_format == MemoryFormat::channels_last && t.dim() >= 4 && !t.is_channels_last())
+      t = t.to_memory_format(MemoryFormat::channels_last);
+    if (t.device() != o.device) t = t.to(o.device);
+    return t;
+  }
+  Tensor prepare_target(const Tensor& y) const { return y.device() == o.device ? y : y.to(o.device); }
+
+  // Collective: every rank calls it; rank 0 writes. `epoch_loss_*` are this rank's partial
+  // sums of an unfinished epoch (reduced here so a resume reports the whole epoch).
+  void save(const Trainer& self, double epoch_loss_sum, double epoch_loss_count) {
+    if (o.checkpoint_path.empty()) return;
+    double partial[2] = {epoch_loss_sum, epoch_loss_count};
+    comm.allreduce_sum(partial, 2, "checkpoint epoch loss");
+    Stopwatch sw;
+    if (rank0()) {
+      CheckpointData d = self.checkpoint_state();
+      d.reals["epoch_loss_sum"] = partial[0];
+      d.reals["epoch_loss_count"] = partial[1];
+      save_checkpoint(o.checkpoint_path, d);
+    }
+    // Nobody moves on (or exits) before the file is in place.
+    comm.barrier("checkpoint written");
+    log::debug(o.name, ": checkpoint '", o.checkpoint_path, "' written in ", sw.seconds(), " s");
+  }
+};
+
+Trainer::Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& optimizer, nn::Loss& loss,
+                 data::DataLoader& train, data::DataLoader* val, std::unique_ptr<ValidationMetric> metric,
+                 TrainerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(comm), model, optimizer, loss, train, val, std::move(metric),
+                                   std::move(options))) {
+  auto& I = *impl_;
+  HALO_CHECK_T(ConfigError, model.compiled(), I.o.name, ": compile the model before building the trainer");
+  HALO_CHECK_T(ConfigError, I.o.epochs >= 1, I.o.name, ": epochs must be at least 1 (got ", I.o.epochs, ")");
+  HALO_CHECK_T(ConfigError, train.batches_per_epoch() > 0, I.o.name, ": rank ", I.comm.rank(),
+               " has no training batch (", train.dataset().size(), " samples over ", I.comm.size(),
+               " ranks): use more samples or fewer ranks");
+  if (val) {
+    HALO_CHECK_T(ConfigError, I.metric != nullptr, I.o.name, ": a validation loader needs a ValidationMetric");
+    HALO_CHECK_T(ConfigError, val->batches_per_epoch() > 0, I.o.name, ": rank ", I.comm.rank(),
+                 " has no validation sample (", val->dataset().size(), " samples over ", I.comm.size(),
+                 " ranks): every rank needs at least one; use more validation samples or fewer ranks");
+  }
+  if (!I.o.resume_from.empty()) {
+    dist::check_same_model(I.comm, model);
+    load_state(load_checkpoint(I.o.resume_from));
+    I.resumed = true;
+    log::info(I.o.name, ": resumed from '", I.o.resume_from, "' at epoch ", I.epochs_done + 1, " step ",
+              I.step_in_epoch, " (", I.global_step, " steps done)");
+  } else {
+    dist::broadcast_model(I.comm, model);
+  }
+  I.sync = std::make_unique<dist::GradientSynchronizer>(I.comm, model.parameters(), I.o.grad_sync);
+  I.sync->attach(model);
+}
+
+Trainer::~Trainer() = default;
+
+int Trainer::epochs_done() const { return impl_->epochs_done; }
+int64_t Trainer::step_in_epoch() const { return impl_->step_in_epoch; }
+int64_t Trainer::global_step() const { return impl_->global_step; }
+
+CheckpointData Trainer::checkpoint_state() const {
+  auto& I = *impl_;
+  CheckpointData d;
+  for (auto* p : I.model.parameters()) d.tensors[kModel + p->name] = p->value;
+  for (auto* b : I.model.buffers()) d.tensors[kBuffers + b->name] = b->value;
+  for (auto& [k, t] : I.opt.state()) d.tensors[kOptimizer + k] = t;
+  for (auto& [name, layer] : dropout_layers(I.model)) d.integers[kDropout + name] = int64_t(layer->step());
+  d.integers["epoch"] = I.epochs_done;
+  d.integers["step_in_epoch"] = I.step_in_epoch;
+  d.integers["global_step"] = I.global_step;
+  d.integers["ranks"] = I.comm.size();
+  d.strings["optimizer_type"] = I.opt.type();
+  for (auto& [k, v] : I.o.checkpoint_strings) d.strings[k] = v;
+  return d;
+}
+
+void Trainer::load_state(const CheckpointData& d) {
+  auto& I = *impl_;
+  const std::string& path = I.o.resume_from.empty() ? std::string("checkpoint") : I.o.resume_from;
+  auto tensor = [&](const std::string& key) -> const Tensor& {
+    auto it = d.tensors.find(key);
+    HALO_CHECK_T(IOError, it != d.tensors.end(), "checkpoint '", path, "' has no dataset '", key,
+                 "': it was written for a different model (compare the model options)");
+    return it->second;
+  };
+  auto integer = [&](const std::string& key) {
+    auto it = d.integers.find(key);
+    HALO_CHECK_T(IOError, it != d.integers.end(), "checkpoint '", path, "' has no 'meta/", key, "'");
+    return it->second;
+  };
+  for (auto* p : I.model.parameters()) {
+    const Tensor& t = tensor(kModel + p->name);
+    HALO_CHECK_T(ShapeError, t.shape() == p->value.shape(), "checkpoint '", path, "': '", p->name, "' has shape ",
+                 to_string(t.shape()), " but the model's is ", to_string(p->value.shape()));
+    p->value.copy_(t);
+  }
+  for (auto* b : I.model.buffers()) {
+    const Tensor& t = tensor(kBuffers + b->name);
+    HALO_CHECK_T(ShapeError, t.shape() == b->value.shape(), "checkpoint '", path, "': buffer '", b->name,
+                 "' has shape ", to_string(t.shape()), " but the model's is ", to_string(b->value.shape()));
+    b->value.copy_(t);
+  }
+  optim::StateDict state;
+  const std::string prefix = kOptimizer;
+  for (const auto& [k, t] : d.tensors)
+    if (k.rfind(prefix, 0) == 0) state[k.substr(prefix.size())] = t;
+  auto type = d.strings.find("optimizer_type");
+  if (type != d.strings.end() && type->second != I.opt.type())
+    throw ConfigError("checkpoint '" + path + "' holds " + type->second + " state but the optimizer is " +
+                      I.opt.type());
+  I.opt.load_state(state);
+  for (auto& [name, layer] : dropout_layers(I.model)) layer->set_step(uint64_t(integer(kDropout + name)));
+  I.epochs_done = int(integer("epoch"));
+  I.step_in_epoch = integer("step_in_epoch");
+  I.global_step = integer("global_step");
+  const int64_t ranks = integer("ranks");
+  if (ranks != I.comm.size())
+    log::warn(I.o.name, ": checkpoint '", path, "' was written by ", ranks, " ranks, resuming on ", I.comm.size(),
+              ": training continues, but not bit for bit as an uninterrupted run would");
+  auto real = [&](const char* k) {
+    auto it = d.reals.find(k);
+    return it == d.reals.end() ? 0.0 : it->second;
+  };
+  I.resumed_loss_sum = real("epoch_loss_sum");
+  I.resumed_loss_count = real("epoch_loss_count");
+}
+
+std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss) {
+  auto& I = *impl_;
+  HALO_CHECK_T(ConfigError, I.val != nullptr, I.o.name, ": validate() without a validation loader");
+  I.model.eval();
+  dist::MetricReducer sums;
+  I.val->start_epoch(epoch);
+  while (const data::Batch* b = I.val->next()) {
+    Tensor pred = I.model.forward(I.prepare_input(b->x));
+    Tensor y = I.prepare_target(b->y);
+    const double l = I.loss.forward(pred, y);
+    sums.add("loss", l * double(b->size), double(b->size));
+    I.metric->add(pred, y, sums);
+  }
+  I.model.train();
+  auto totals = sums.reduce_totals(I.comm);
+  const auto& lt = totals.at("loss");
+  if (val_loss) *val_loss = lt.count > 0 ? lt.sum / lt.count : 0.0;
+  totals.erase("loss");
+  return I.metric->finish(totals);
+}
+
+FitResult Trainer::fit() {
+  auto& I = *impl_;
+  const bool rank0 = I.rank0();
+  const int64_t spe = I.train.batches_per_epoch();
+  ProgressLine progress(rank0 && I.o.progress, nullptr, I.o.progress_interval_s);
+  if (I.o.progress_style == "plain" || I.o.progress_style == "terminal")
+    progress.set_terminal(I.o.progress_style == "terminal");
+  else
+    HALO_CHECK_T(ConfigError, I.o.progress_style == "auto", I.o.name, ": progress style must be auto, terminal or plain (got '",
+                 I.o.progress_style, "')");
+  MetricsLog metrics_log(I.o.metrics_file, rank0, I.resumed);
+  FitResult result;
+  const auto params = I.model.parameters();
+  const int ranks = I.comm.size();
+  Stopwatch run_sw;
+  double train_seconds_run = 0;  // training time of this call (for the ETA)
+  int64_t steps_run = 0;
+  double last_checkpoint = now_seconds();
+  bool saved_now = false;  // the state in the checkpoint file is the current one
+
+  auto log_line = [&](const std::string& s) {
+    progress.finish_line();
+    log::info(s);
+  };
+
+  I.model.train();
+  for (int epoch = I.epochs_done; epoch < I.o.epochs; ++epoch) {
+    I.train.start_epoch(epoch);
+    // A resumed run skips the batches its checkpoint had already trained on: the epoch's
+    // order is a function of (seed, epoch), so the rest comes out as it would have.
+    for (int64_t s = 0; s < I.step_in_epoch; ++s)
+      HALO_CHECK_T(IOError, I.train.next() != nullptr, I.o.name, ": checkpoint position (step ", I.step_in_epoch,
+                   " of epoch ", epoch + 1, ") is beyond the epoch's ", spe, " batches");
+    double loss_sum = 0, loss_count = 0;
+    if (I.step_in_epoch > 0 && rank0) {
+      loss_sum = I.resumed_loss_sum;
+      loss_count = I.resumed_loss_count;
+    }
+    TimeAccumulator times;
+    double epoch_samples_local = 0;
+    Stopwatch epoch_sw;
+    double running_loss = 0;
+    int64_t running_n = 0;
+
+    for (;;) {
+      const double t0 = now_seconds();
+      const data::Batch* b = I.train.next();
+      const double t1 = now_seconds();
+      times.add("data", t1 - t0);
+      if (!b) break;
+      Tensor x = I.prepare_input(b->x);
+      Tensor y = I.prepare_target(b->y);
+      I.model.zero_grad();
+      Tensor pred = I.model.forward(x);
+      const double l = I.loss.forward(pred, y);
+      I.model.backward(I.loss.backward());
+      const double t2 = now_seconds();
+      const bool ready = I.sync->wait();
+      const double t3 = now_seconds();
+      if (ready) {
+        bool finite = true;
+        if (I.o.clip_grad_norm > 0) finite = std::isfinite(optim::clip_grad_norm(params, I.o.clip_grad_norm));
+        // Every rank holds the same averaged gradients, so all take the same decision.
+        if (finite)
+          I.opt.step();
+        else
+          log::warn(I.o.name, ": non-finite gradient norm at step ", I.global_step + 1, "; step skipped");
+      }
+      const double t4 = now_seconds();
+      times.add("compute", (t2 - t1) + (t4 - t3));
+      times.add("comm", t3 - t2);
+      loss_sum += l * double(b->size);
+      loss_count += double(b->size);
+      epoch_samples_local += double(b->size);
+      running_loss += l;
+      ++running_n;
+      ++I.step_in_epoch;
+      ++I.global_step;
+      ++steps_run;
+      saved_now = false;
+
+      const double epoch_elapsed = epoch_sw.seconds();
+      if (rank0 && I.o.progress) {
+        ProgressState ps;
+        ps.epoch = epoch + 1;
+        ps.epochs = I.o.epochs;
+        ps.step = I.step_in_epoch;
+        ps.steps_per_epoch = spe;
+        ps.loss = running_loss / double(running_n);
+        // The other ranks' batches are as large as this one's up to one sample.
+        ps.samples_per_s = epoch_elapsed > 0 ? epoch_samples_local * ranks / epoch_elapsed : 0;
+        ps.data_wait_pct = epoch_elapsed > 0 ? 100.0 * times.get("data") / epoch_elapsed : 0;
+        const double per_step = (train_seconds_run + epoch_elapsed) / double(steps_run);
+        const int64_t steps_left = int64_t(I.o.epochs - epoch) * spe - I.step_in_epoch;
+        const int vals_left = I.val && I.o.validate_every > 0 ? (I.o.epochs - epoch) : 0;
+        ps.eta_s = per_step * double(steps_left) + I.last_val_seconds * vals_left;
+        progress.update(ps);
+      }
+
+      if (I.o.checkpoint_every_minutes > 0 && !I.o.checkpoint_path.empty()) {
+        // Rank 0's clock decides; the flag is summed so every rank agrees.
+        int64_t due = rank0 && now_seconds() - last_checkpoint >= 60.0 * I.o.checkpoint_every_minutes ? 1 : 0;
+        I.comm.allreduce_sum(&due, 1, "checkpoint timer");
+        if (due && I.step_in_epoch < spe) {
+          I.save(*this, loss_sum, loss_count);
+          last_checkpoint = now_seconds();
+          saved_now = true;
+        }
+      }
+      if (I.o.stop_after_steps >= 0 && I.global_step >= I.o.stop_after_steps && I.step_in_epoch < spe) {
+        I.save(*this, loss_sum, loss_count);
+        log_line(str(I.o.name, ": stopped after ", I.global_step, " steps (stop_after_steps) at epoch ", epoch + 1,
+                     " step ", I.step_in_epoch, "/", spe,
+                     I.o.checkpoint_path.empty() ? std::string() : "; resume from '" + I.o.checkpoint_path + "'"));
+        result.interrupted = true;
+        result.epochs_done = I.epochs_done;
+        result.global_step = I.global_step;
+        result.seconds = run_sw.seconds();
+        return result;
+      }
+    }
+    const double train_s = epoch_sw.seconds();
+    train_seconds_run += train_s;
+
+    // The epoch is complete: reduce its numbers over ranks.
+    EpochRecord r;
+    r.epoch = epoch + 1;
+    r.global_step = I.global_step;
+    r.lr = I.opt.lr();
+    dist::MetricReducer red;
+    red.add("loss", loss_sum, loss_count);
+    red.add("compute", times.get("compute"), 1);
+    red.add("comm", times.get("comm"), 1);
+    red.add("data", times.get("data"), 1);
+    red.add("samples_run", epoch_samples_local, 1);
+    auto tot = red.reduce_totals(I.comm);
+    r.train_loss = tot["loss"].count > 0 ? tot["loss"].sum / tot["loss"].count : 0;
+    r.train_samples = int64_t(tot["loss"].count);
+    r.train_seconds = train_s;
+    r.samples_per_s = train_s > 0 ? tot["samples_run"].sum / train_s : 0;
+    // Averages over ranks: a rank that waits much longer than the rest shows in the max,
+    // but the mean is what the epoch's time went to.
+    r.compute_seconds = tot["compute"].sum / ranks;
+    r.comm_seconds = tot["comm"].sum / ranks;
+    r.data_seconds = tot["data"].sum / ranks;
+    r.data_wait_pct = train_s > 0 ? 100.0 * r.data_seconds / train_s : 0;
+
+    I.epochs_done = epoch + 1;
+    I.step_in_epoch = 0;
+
+    const bool last = I.epochs_done == I.o.epochs;
+    if (I.val && I.o.validate_every > 0 && (I.epochs_done % I.o.validate_every == 0 || last)) {
+      Stopwatch vsw;
+      r.val_metrics = validate(epoch, &r.val_loss);
+      r.validated = true;
+      r.val_seconds = vsw.seconds();
+      I.last_val_seconds = r.val_seconds;
+      result.last_val_metrics = r.val_metrics;
+    }
+
+    if (rank0) {
+      MetricRecord m{{"epoch", int64_t(r.epoch)},
+                     {"step", r.global_step},
+                     {"lr", r.lr},
+                     {"train_loss", r.train_loss},
+                     {"train_samples", r.train_samples},
+                     {"train_seconds", r.train_seconds},
+                     {"samples_per_s", r.samples_per_s},
+                     {"compute_seconds", r.compute_seconds},
+                     {"comm_seconds", r.comm_seconds},
+                     {"data_seconds", r.data_seconds},
+                     {"data_wait_pct", r.data_wait_pct},
+                     {"elapsed_seconds", run_sw.seconds()}};
+      if (r.validated) {
+        m["val_loss"] = r.val_loss;
+        m["val_seconds"] = r.val_seconds;
+        for (const auto& [k, v] : r.val_metrics) m["val_" + k] = v;
+      }
+      metrics_log.write(m);
+    }
+    if (I.o.epoch_summary) {
+      std::string s = str(I.o.name, ": epoch ", r.epoch, "/", I.o.epochs, "  train loss ", r.train_loss);
+      if (r.validated) {
+        s += str("  val loss ", r.val_loss);
+        for (const auto& [k, v] : r.val_metrics) s += str("  val ", k, " ", v);
+      }
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "  %.1f samples/s  compute %.1fs comm %.1fs data %.1fs  lr %.3g", r.samples_per_s,
+                    r.compute_seconds, r.comm_seconds, r.data_seconds, r.lr);
+      log_line(s + buf);
+    }
+    result.epochs.push_back(r);
+
+    bool reached = false;
+    if (r.validated && !I.o.target_metric.empty()) {
+      auto it = r.val_metrics.find(I.o.target_metric);
+      HALO_CHECK_T(ConfigError, it != r.val_metrics.end(), I.o.name, ": target metric '", I.o.target_metric,
+                   "' is not among the validation metrics");
+      // The value was reduced over ranks, so every rank takes the same decision.
+      reached = I.o.target_lower_is_better ? it->second <= I.o.target_value : it->second >= I.o.target_value;
+    }
+    if (I.o.checkpoint_every_epochs > 0 && I.epochs_done % I.o.checkpoint_every_epochs == 0 && !last && !reached) {
+      I.save(*this, 0, 0);
+      last_checkpoint = now_seconds();
+      saved_now = true;
+    }
+    if (!reached && !last && I.o.stop_after_steps >= 0 && I.global_step >= I.o.stop_after_steps) {
+      if (!saved_now) I.save(*this, 0, 0);
+      log_line(str(I.o.name, ": stopped after ", I.global_step, " steps (stop_after_steps) at the end of epoch ",
+                   r.epoch));
+      result.interrupted = true;
+      result.epochs_done = I.epochs_done;
+      result.global_step = I.global_step;
+      result.seconds = run_sw.seconds();
+      return result;
+    }
+    if (reached) {
+      result.target_reached = true;
+      log_line(str(I.o.name, ": target ", I.o.target_metric, " ", I.o.target_lower_is_better ? "<= " : ">= ",
+                   I.o.target_value, " reached after epoch ", r.epoch));
+      break;
+    }
+  }
+  if (I.o.checkpoint_at_end && !saved_now) I.save(*this, 0, 0);
+  progress.finish_line();
+  {
+    double samples = 0, seconds = 0;
+    for (const auto& e : result.epochs) {
+      samples += double(e.train_samples);
+      seconds += e.train_seconds;
+    }
+    std::string s = str(I.o.name, ": done: ", I.epochs_done, " epochs, ", I.global_step, " steps in ",
+                        ProgressLine::format_duration(run_sw.seconds()));
+    if (seconds > 0) s += str(", ", int64_t(samples / seconds), " samples/s");
+    for (const auto& [k, v] : result.last_val_metrics) s += str(", val ", k, " ", v);
+    if (!I.o.target_metric.empty())
+      s += result.target_reached ? str(", target ", I.o.target_metric, " reached")
+                                 : str(", target ", I.o.target_metric, " not reached");
+    if (!I.o.checkpoint_path.empty() && (I.o.checkpoint_at_end || saved_now))
+      s += str(", checkpoint '", I.o.checkpoint_path, "'");
+    log::info(s);
+  }
+  result.epochs_done = I.epochs_done;
+  result.global_step = I.global_step;
+  result.seconds = run_sw.seconds();
+  return result;
+}
+
+}  // namespace halo::train

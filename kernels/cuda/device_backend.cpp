@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cuda/check.hpp"
+#include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
 #include "halo/tensor/allocator.hpp"
 
@@ -278,6 +279,8 @@ void register_backend() {
     DeviceBackend be;
     be.allocator = [](int index) -> Allocator& { return device_allocator(index); };
     be.copy = copy;
+    be.convert = [](Tensor& dst, const Tensor& src) { return convert(dst, src); };
+    be.fill = [](Tensor& dst, double value) { return fill_dense(dst, value); };
     register_device_backend(DeviceKind::cuda, std::move(be));
   });
 }

@@ -76,6 +76,7 @@ void launch_fwd(Activation f, const void* x, void* y, int64_t n, float alpha, cu
   auto xi = static_cast<const T*>(x);
   auto yo = static_cast<T*>(y);
   switch (f) {
+    case Activation::none: act_fwd_kernel<Activation::none><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
     case Activation::relu: act_fwd_kernel<Activation::relu><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
     case Activation::leaky_relu: act_fwd_kernel<Activation::leaky_relu><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
     case Activation::tanh: act_fwd_kernel<Activation::tanh><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
@@ -89,6 +90,7 @@ void launch_bwd(Activation f, const void* v, const void* dy, void* dx, int64_t n
   auto dyi = static_cast<const T*>(dy);
   auto dxo = static_cast<T*>(dx);
   switch (f) {
+    case Activation::none: act_bwd_kernel<Activation::none><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
     case Activation::relu: act_bwd_kernel<Activation::relu><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
     case Activation::leaky_relu: act_bwd_kernel<Activation::leaky_relu><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
     case Activation::tanh: act_bwd_kernel<Activation::tanh><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;

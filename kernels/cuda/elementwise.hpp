@@ -2,11 +2,13 @@
 // any dense tensor as a flat array (so they keep its memory format) and take f32 or bf16,
 // computing in f32. Work is queued on the thread's current stream for the tensor's device.
 #pragma once
+#include "halo/ops/activation.hpp"
 #include "halo/tensor/tensor.hpp"
 
 namespace halo::cuda {
 
-enum class Activation { relu, leaky_relu, tanh, sigmoid };
+/// The activations shared with the ops and the fused conv epilogues; `none` is the identity.
+using halo::ops::Activation;
 
 /// y = f(x); `alpha` is the negative slope of leaky_relu. y may be x (in place).
 void activation_forward(Activation f, const Tensor& x, Tensor& y, float alpha = 0.f);

@@ -35,10 +35,10 @@ void gemm(bool trans_a, bool trans_b, float alpha, const Tensor& a, const Tensor
                    "cuda gemm: A ", a.str(), ", B ", b.str(), " and C ", c.str(), " must be on one GPU");
   HALO_CHECK_SHAPE(a.is_contiguous() && b.is_contiguous() && c.is_contiguous(), "cuda gemm: A ", a.str(), ", B ",
                    b.str(), " and C ", c.str(), " must be contiguous");
-  HALO_CHECK_SHAPE(a.dtype() == b.dtype() && a.dtype() == c.dtype() &&
-                       (a.dtype() == DType::f32 || a.dtype() == DType::bf16),
+  HALO_CHECK_SHAPE(a.dtype() == b.dtype() && (a.dtype() == DType::f32 || a.dtype() == DType::bf16) &&
+                       (c.dtype() == a.dtype() || c.dtype() == DType::f32),
                    "cuda gemm: dtypes ", name(a.dtype()), ", ", name(b.dtype()), ", ", name(c.dtype()),
-                   " (all f32 or all bf16 expected)");
+                   " (all f32, all bf16, or bf16 A and B with an f32 C expected)");
   const int64_t m = trans_a ? a.size(1) : a.size(0);
   const int64_t k = trans_a ? a.size(0) : a.size(1);
   const int64_t kb = trans_b ? b.size(1) : b.size(0);
@@ -52,12 +52,13 @@ void gemm(bool trans_a, bool trans_b, float alpha, const Tensor& a, const Tensor
   HALO_CUBLAS_CHECK(cublasSetStream(h, current_stream(dev)));
   const bool bf = a.dtype() == DType::bf16;
   const cudaDataType_t t = bf ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType_t tc = c.dtype() == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const cublasComputeType_t compute =
       bf ? CUBLAS_COMPUTE_32F : (allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
   // Column-major view: C^T (n x m) = op(B)^T (n x k) * op(A)^T (k x m).
   HALO_CUBLAS_CHECK(cublasGemmEx(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  int(n), int(m), int(k), &alpha, b.raw_data(), t, int(b.size(1)), a.raw_data(), t,
-                                 int(a.size(1)), &beta, c.raw_data(), t, int(n), compute, CUBLAS_GEMM_DEFAULT));
+                                 int(a.size(1)), &beta, c.raw_data(), tc, int(n), compute, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace halo::cuda

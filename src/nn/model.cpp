@@ -1,5 +1,7 @@
 #include "halo/nn/model.hpp"
 
+#include "halo/ops/elementwise.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -35,6 +37,10 @@ void add_flat(T* d, const T* a, int64_t n) {
 void add_into(Tensor& dst, const Tensor& src, const std::string& who) {
   HALO_CHECK_SHAPE(dst.shape() == src.shape() && dst.dtype() == src.dtype(), who, ": gradient ", src.str(),
                    " cannot be added to ", dst.str());
+  if (dst.device().is_cuda() && dst.is_dense()) {
+    ops::axpy_(dst, 1.0, src);  // the element-wise op's device kernel
+    return;
+  }
   if (!dst.device().is_cpu()) {
     Tensor h = dst.to(Device::cpu());
     add_into(h, src.to(Device::cpu()), who);

@@ -8,6 +8,13 @@
 
 #include "cpu/conv.hpp"
 #include "halo/config.hpp"
+#if HALO_ENABLE_CUDA
+#include "cuda/conv.hpp"
+#include "cuda/elementwise.hpp"
+#include "cuda/ops.hpp"
+#include "cuda/tensor_ops.hpp"
+#include "halo/cuda/runtime.hpp"
+#endif
 
 namespace halo::ops {
 namespace kc = halo::kernels::cpu;
@@ -180,6 +187,16 @@ ConvPlan::ConvPlan(const Shape& input, const Shape& weight, const ConvParams& p,
                " (add the activation as its own layer)");
   HALO_CHECK_T(ConfigError, epilogue.activation != Activation::leaky_relu || epilogue.slope > 0, who_,
                ": leaky_relu needs a slope > 0 (its backward reads the sign of the output), got ", epilogue.slope);
+#if HALO_ENABLE_CUDA
+  if (dev.is_cuda()) {
+    // cuDNN, created lazily in state[0] by the first pass (kernels/cuda/conv_cudnn.cpp).
+    HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::bf16, who_, ": a GPU convolution needs f32 or bf16 ",
+                     "activations, got ", name(dtype));
+    HALO_CHECK_T(Error, !p.transposed, who_, ": transposed convolutions have no GPU kernel yet; run this layer on the cpu");
+    backend_ = ConvBackend::automatic;
+    return;
+  }
+#endif
   HALO_CHECK_T(Error, dev.is_cpu(), who_, ": no convolution kernel for device ", dev.str(), " in this build");
   HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::f64, who_, ": convolution needs f32 or f64, got ",
                    name(dtype));
@@ -309,10 +326,139 @@ void activation_grad(const Tensor& g, const Tensor& y, const Tensor& out, const 
 
 }  // namespace
 
+// ---- CUDA ---------------------------------------------------------------------
+
+#if HALO_ENABLE_CUDA
+namespace {
+
+/// The cuDNN plan of an ops::ConvPlan, and the weight in the plan's dtype and channels-last
+/// layout as forward made it (backward-data of the same step reuses it).
+struct CudnnState final : detail::ConvPlanState {
+  std::unique_ptr<cuda::ConvPlan> plan;
+  MemoryFormat format = MemoryFormat::channels_last;
+  Tensor weight;
+};
+
+CudnnState& cudnn_state(ConvPlan& plan, MemoryFormat format = MemoryFormat::channels_last) {
+  auto* st = dynamic_cast<CudnnState*>(plan.state[0].get());
+  if (st) return *st;
+  auto made = std::make_shared<CudnnState>();
+  made->format = format;
+  cuda::ConvParams cp;
+  cp.input = plan.input_shape();
+  cp.weight = plan.weight_shape();
+  for (int i = 0; i < plan.params().spatial_dims; ++i) {
+    cp.stride.push_back(int(plan.params().stride[size_t(i)]));
+    cp.padding.push_back(int(plan.params().padding[size_t(i)]));
+    cp.dilation.push_back(int(plan.params().dilation[size_t(i)]));
+  }
+  cp.groups = int(plan.params().groups);
+  cp.dtype = plan.dtype();
+  cp.format = format;  // channels-last is the tensor cores' layout
+  made->plan = std::make_unique<cuda::ConvPlan>(cp, plan.device().index);
+  plan.state[0] = made;
+  return *made;
+}
+
+void check_gpu(const ConvPlan& plan, const Tensor& t, const Shape& expect, const char* what, bool master) {
+  HALO_CHECK_SHAPE(t.defined() && t.shape() == expect && t.device() == plan.device(), plan.who(), ": ", what, " ",
+                   t.defined() ? t.str() : "undefined", " does not match the plan (shape ", to_string(expect), " on ",
+                   plan.device().str(), ")");
+  // Parameters may be f32 masters under bf16 activations (mixed precision).
+  HALO_CHECK_SHAPE(t.dtype() == plan.dtype() || (master && t.dtype() == DType::f32), plan.who(), ": ", what, " is ",
+                   name(t.dtype()), ", the plan computes in ", name(plan.dtype()));
+}
+
+Tensor in_format(const Tensor& t, DType dt, MemoryFormat fmt) {
+  Tensor out = Tensor::empty(t.shape(), dt, t.device(), fmt);
+  if (t.dtype() == dt && t.strides() == out.strides()) return t;
+  out.copy_(t);
+  return out;
+}
+
+Tensor gpu_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  check_gpu(plan, x, plan.input_shape(), "input", false);
+  check_gpu(plan, w, plan.weight_shape(), "weight", true);
+  if (plan.has_bias()) {
+    check_gpu(plan, bias, Shape{plan.output_shape()[1]}, "bias", true);
+    HALO_CHECK_SHAPE(bias.dtype() == DType::f32, plan.who(), ": the bias must be f32 on the GPU, got ", bias.str());
+  }
+  CudnnState* st = &cudnn_state(plan);
+  Tensor y;
+  try {
+    st->weight = in_format(w, plan.dtype(), st->format);
+    y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), st->format);
+    st->plan->forward(in_format(x, plan.dtype(), st->format), st->weight, y);
+  } catch (const Error&) {
+    // cuDNN offers no channels-last algorithm for some f32 shapes (few input channels):
+    // the layer then runs in the contiguous layout.
+    if (st->format != MemoryFormat::channels_last) throw;
+    plan.state[0].reset();
+    st = &cudnn_state(plan, MemoryFormat::contiguous);
+    st->weight = in_format(w, plan.dtype(), st->format);
+    y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), st->format);
+    st->plan->forward(in_format(x, plan.dtype(), st->format), st->weight, y);
+  }
+  const Tensor b = plan.has_bias() ? bias.contiguous() : Tensor();
+  if (b.defined() || plan.epilogue().activation != Activation::none) {
+    cuda::DeviceGuard g(plan.device().index);
+    const int64_t inner = st->format == MemoryFormat::channels_last ? 1 : y.numel() / (y.size(0) * y.size(1));
+    cuda::raw::bias_activation(y.raw_data(), plan.dtype() == DType::bf16,
+                               b.defined() ? static_cast<const float*>(b.raw_data()) : nullptr, y.numel(),
+                               y.size(1), inner, plan.epilogue().activation, float(plan.epilogue().slope),
+                               cuda::stream_of(y));
+  }
+  return y;
+}
+
+Tensor gpu_backward_data(ConvPlan& plan, const Tensor& gy, const Tensor& w) {
+  check_gpu(plan, gy, plan.output_shape(), "output gradient", false);
+  check_gpu(plan, w, plan.weight_shape(), "weight", true);
+  CudnnState& st = cudnn_state(plan);
+  const Tensor wc = st.weight.defined() ? st.weight : in_format(w, plan.dtype(), st.format);
+  Tensor dx = Tensor::empty(plan.input_shape(), plan.dtype(), plan.device(), st.format);
+  st.plan->backward_data(in_format(gy, plan.dtype(), st.format), wc, dx);
+  st.weight = Tensor();  // the weights change at the next optimizer step
+  return dx;
+}
+
+void gpu_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& gy_in, const Tensor& gw_in,
+                          const Tensor& gb_in, bool accumulate) {
+  check_gpu(plan, x, plan.input_shape(), "input", false);
+  check_gpu(plan, gy_in, plan.output_shape(), "output gradient", false);
+  check_gpu(plan, gw_in, plan.weight_shape(), "weight gradient", true);
+  CudnnState& st = cudnn_state(plan);
+  const Tensor gy = in_format(gy_in, plan.dtype(), st.format);
+  // cuDNN writes the filter gradient in the plan's dtype and layout; it is then added (or
+  // copied) into the parameter's gradient, converting to f32 and to its layout on the way.
+  Tensor dw = Tensor::empty(plan.weight_shape(), plan.dtype(), plan.device(), st.format);
+  st.plan->backward_filter(in_format(x, plan.dtype(), st.format), gy, dw);
+  Tensor gw = gw_in;
+  HALO_CHECK_SHAPE(cuda::convert(gw, dw, accumulate), plan.who(), ": weight gradient ", gw.str(),
+                   " must be f32 or bf16");
+  if (gb_in.defined()) {
+    HALO_CHECK_SHAPE(gb_in.dtype() == DType::f32 && gb_in.is_contiguous() && gb_in.numel() == plan.output_shape()[1] &&
+                         gb_in.device() == plan.device(),
+                     plan.who(), ": the bias gradient ", gb_in.str(), " must be a contiguous f32 vector on the GPU");
+    Tensor gb = gb_in;
+    if (!accumulate) gb.zero_();
+    cuda::DeviceGuard g(plan.device().index);
+    const int64_t inner = st.format == MemoryFormat::channels_last ? 1 : gy.numel() / (gy.size(0) * gy.size(1));
+    cuda::raw::channel_sums_add(gy.raw_data(), plan.dtype() == DType::bf16, gy.numel(), gy.size(1), inner,
+                                static_cast<float*>(gb.raw_data()), cuda::stream_of(gy));
+  }
+}
+
+}  // namespace
+#endif
+
 // ---- passes -------------------------------------------------------------------
 
 Tensor conv_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& bias) {
   HALO_CHECK(plan.defined(), "conv_forward: the plan is empty");
+#if HALO_ENABLE_CUDA
+  if (plan.device().is_cuda()) return gpu_forward(plan, x, w, bias);
+#endif
   check_tensor(plan, x, plan.input_shape(), "input");
   check_tensor(plan, w, plan.weight_shape(), "weight");
   if (plan.has_bias()) check_tensor(plan, bias, Shape{plan.output_shape()[1]}, "bias");
@@ -351,6 +497,9 @@ Tensor conv_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tens
 
 Tensor conv_backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w) {
   HALO_CHECK(plan.defined(), "conv_backward_data: the plan is empty");
+#if HALO_ENABLE_CUDA
+  if (plan.device().is_cuda()) return gpu_backward_data(plan, grad_y, w);
+#endif
   check_tensor(plan, grad_y, plan.output_shape(), "output gradient");
   check_tensor(plan, w, plan.weight_shape(), "weight");
   const kc::ConvGeometry g = geometry(plan);
@@ -384,6 +533,9 @@ Tensor conv_backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w)
 void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, const Tensor& grad_w,
                            const Tensor& grad_bias, bool accumulate) {
   HALO_CHECK(plan.defined(), "conv_backward_weights: the plan is empty");
+#if HALO_ENABLE_CUDA
+  if (plan.device().is_cuda()) return gpu_backward_weights(plan, x, grad_y, grad_w, grad_bias, accumulate);
+#endif
   check_tensor(plan, x, plan.input_shape(), "input");
   check_tensor(plan, grad_y, plan.output_shape(), "output gradient");
   check_tensor(plan, grad_w, plan.weight_shape(), "weight gradient");
@@ -431,6 +583,18 @@ Tensor activation_backward(const Tensor& grad_y, const Tensor& y, const ConvEpil
                    grad_y.str(), " does not match output ", y.str());
   if (e.activation == Activation::none) return grad_y;
   HALO_CHECK_SHAPE(y.is_dense(), "activation_backward: output ", y.str(), " is not dense");
+#if HALO_ENABLE_CUDA
+  if (y.device().is_cuda()) {
+    Tensor g = grad_y;
+    if (g.strides() != y.strides()) {
+      g = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
+      g.copy_(grad_y);
+    }
+    Tensor out = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
+    cuda::activation_backward(e.activation, y, y, g, out, float(e.slope));
+    return out;
+  }
+#endif
   // Walk both as flat arrays in y's layout.
   Tensor g = grad_y.strides() == y.strides() ? grad_y : [&] {
     Tensor t = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());

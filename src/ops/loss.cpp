@@ -2,6 +2,12 @@
 
 #include "cpu/loss.hpp"
 #include "dense.hpp"
+#include "halo/config.hpp"
+#if HALO_ENABLE_CUDA
+#include "cuda/ops.hpp"
+#include "cuda/tensor_ops.hpp"
+#include "halo/cuda/runtime.hpp"
+#endif
 
 namespace halo::ops {
 
@@ -16,7 +22,45 @@ void check_pair(const Tensor& p, const Tensor& t, const char* what) {
   HALO_CHECK_SHAPE(p.numel() > 0, what, ": empty prediction ", p.str());
 }
 
+#if HALO_ENABLE_CUDA
+// On the GPU the prediction may be bf16 (mixed precision) while the target stays f32: the
+// kernels read both in f32 and sum in f64.
+bool gpu_pair(const Tensor& p, const Tensor& t, const char* what) {
+  if (!p.defined() || !p.device().is_cuda()) return false;
+  HALO_CHECK_SHAPE(t.defined() && p.shape() == t.shape() && p.device() == t.device(), what, ": prediction ", p.str(),
+                   " and target ", t.defined() ? t.str() : "undefined", " must agree in shape and device");
+  HALO_CHECK_SHAPE(p.numel() > 0, what, ": empty prediction ", p.str());
+  return true;
+}
+
+double gpu_error_forward(const Tensor& p_in, const Tensor& t_in, bool squared) {
+  Tensor p = detail::dense(p_in);
+  Tensor t = detail::in_layout_of(t_in, p);
+  const bool pb = cuda::is_bf16(p, "loss"), tb = cuda::is_bf16(t, "loss");
+  cuda::DeviceGuard g(p.device().index);
+  Tensor acc = Tensor::zeros({1}, DType::f64, p.device());
+  cuda::raw::diff_loss(squared ? cuda::raw::DiffLoss::mse : cuda::raw::DiffLoss::l1, p.raw_data(), pb, t.raw_data(),
+                       tb, p.numel(), static_cast<double*>(acc.raw_data()), cuda::stream_of(p));
+  return acc.item() / double(p.numel());
+}
+
+Tensor gpu_error_backward(const Tensor& p_in, const Tensor& t_in, bool squared) {
+  Tensor p = detail::dense(p_in);
+  Tensor t = detail::in_layout_of(t_in, p);
+  Tensor g = Tensor::empty_like(p);
+  const bool pb = cuda::is_bf16(p, "loss"), tb = cuda::is_bf16(t, "loss");
+  cuda::DeviceGuard guard(p.device().index);
+  cuda::raw::diff_loss_grad(squared ? cuda::raw::DiffLoss::mse : cuda::raw::DiffLoss::l1, p.raw_data(), pb,
+                            t.raw_data(), tb, g.raw_data(), p.numel(), float(1.0 / double(p.numel())),
+                            cuda::stream_of(p));
+  return g;
+}
+#endif
+
 double error_forward(const Tensor& p_in, const Tensor& t_in, bool squared, const char* what) {
+#if HALO_ENABLE_CUDA
+  if (gpu_pair(p_in, t_in, what)) return gpu_error_forward(p_in, t_in, squared);
+#endif
   check_pair(p_in, t_in, what);
   Tensor p = detail::dense(p_in);
   Tensor t = detail::in_layout_of(t_in, p);
@@ -27,6 +71,9 @@ double error_forward(const Tensor& p_in, const Tensor& t_in, bool squared, const
 }
 
 Tensor error_backward(const Tensor& p_in, const Tensor& t_in, bool squared, const char* what) {
+#if HALO_ENABLE_CUDA
+  if (gpu_pair(p_in, t_in, what)) return gpu_error_backward(p_in, t_in, squared);
+#endif
   check_pair(p_in, t_in, what);
   Tensor p = detail::dense(p_in);
   Tensor t = detail::in_layout_of(t_in, p);

@@ -4,6 +4,11 @@
 
 #include "cpu/pool.hpp"
 #include "halo/config.hpp"
+#if HALO_ENABLE_CUDA
+#include "cuda/ops.hpp"
+#include "cuda/tensor_ops.hpp"
+#include "halo/cuda/runtime.hpp"
+#endif
 
 namespace halo::ops {
 
@@ -28,6 +33,56 @@ void check_cpu_float(const Tensor& t, const std::string& who, const char* what) 
   HALO_CHECK_SHAPE(t.dtype() == DType::f32 || t.dtype() == DType::f64, who, ": ", what, " ", t.str(),
                    " must be f32 or f64");
 }
+#if HALO_ENABLE_CUDA
+// Own kernels over explicit strides (any layout; 2-D pooling as depth 1): a pooling pass
+// moves bytes, and a strided gather needs no workspace or index buffer between the passes.
+cuda::raw::PoolDesc pool_desc(const Tensor& x, const Tensor& y, const PoolConfig& cfg) {
+  cuda::raw::PoolDesc d;
+  const int sd = cfg.spatial_dims(), off = 3 - sd;
+  d.N = x.size(0);
+  d.C = x.size(1);
+  d.xs[0] = x.strides()[0];
+  d.xs[1] = x.strides()[1];
+  d.ys[0] = y.strides()[0];
+  d.ys[1] = y.strides()[1];
+  for (int i = 0; i < sd; ++i) {
+    const size_t j = size_t(i);
+    d.in[off + i] = x.size(2 + i);
+    d.out[off + i] = y.size(2 + i);
+    d.k[off + i] = cfg.kernel[j];
+    d.s[off + i] = cfg.stride[j];
+    d.p[off + i] = cfg.padding[j];
+    d.xs[2 + off + i] = x.strides()[2 + j];
+    d.ys[2 + off + i] = y.strides()[2 + j];
+  }
+  d.max = cfg.kind == PoolKind::max;
+  d.count_include_pad = cfg.count_include_pad;
+  return d;
+}
+
+Tensor gpu_pool_forward(const Tensor& x_in, const PoolConfig& cfg, const Shape& ys) {
+  const Tensor x = x_in.is_dense() ? x_in : x_in.contiguous();
+  const bool bf = cuda::is_bf16(x, "pool");
+  Tensor y = Tensor::empty(ys, x.dtype(), x.device(), x.memory_format());
+  cuda::DeviceGuard g(x.device().index);
+  cuda::raw::pool_forward(x.raw_data(), y.raw_data(), bf, pool_desc(x, y, cfg), cuda::stream_of(x));
+  return y;
+}
+
+Tensor gpu_pool_backward(const Tensor& dy, const Tensor& x_in, const PoolConfig& cfg, const std::string& who) {
+  const Tensor x = x_in.is_dense() ? x_in : x_in.contiguous();
+  HALO_CHECK_SHAPE(dy.device() == x.device() && dy.dtype() == x.dtype(), who, ": output gradient ", dy.str(),
+                   " and input ", x.str(), " differ in device or dtype");
+  const bool bf = cuda::is_bf16(x, "pool");
+  Tensor dx = Tensor::empty_strided(x.shape(), x.strides(), x.dtype(), x.device());
+  cuda::DeviceGuard g(x.device().index);
+  // The descriptor's output strides are those of dy (dy may be laid out unlike the forward output).
+  cuda::raw::pool_backward(dy.raw_data(), x.raw_data(), dx.raw_data(), bf, pool_desc(x, dy, cfg),
+                           cuda::stream_of(x));
+  return dx;
+}
+#endif
+
 }  // namespace
 
 std::string PoolConfig::str() const {
@@ -57,6 +112,9 @@ Shape pool_output_shape(const Shape& in, const PoolConfig& cfg, const std::strin
 }
 
 Tensor pool_forward(const Tensor& x, const PoolConfig& cfg, PoolPlan* plan, const std::string& who) {
+#if HALO_ENABLE_CUDA
+  if (x.defined() && x.device().is_cuda()) return gpu_pool_forward(x, cfg, pool_output_shape(x.shape(), cfg, who));
+#endif
   check_cpu_float(x, who, "input");
   const Shape ys = pool_output_shape(x.shape(), cfg, who);
 #if HALO_ENABLE_ONEDNN
@@ -74,6 +132,13 @@ Tensor pool_forward(const Tensor& x, const PoolConfig& cfg, PoolPlan* plan, cons
 }
 
 Tensor pool_backward(const Tensor& dy, const Tensor& x, const PoolConfig& cfg, PoolPlan* plan, const std::string& who) {
+#if HALO_ENABLE_CUDA
+  if (x.defined() && x.device().is_cuda()) {
+    HALO_CHECK_SHAPE(dy.defined() && dy.shape() == pool_output_shape(x.shape(), cfg, who), who, ": output gradient ",
+                     dy.defined() ? dy.str() : "undefined", " does not match the output of input ", x.str());
+    return gpu_pool_backward(dy, x, cfg, who);
+  }
+#endif
   check_cpu_float(x, who, "input");
   check_cpu_float(dy, who, "output gradient");
   const Shape ys = pool_output_shape(x.shape(), cfg, who);

@@ -3,6 +3,13 @@
 #include "halo/optim/update_rules.hpp"
 
 #include "cpu/optim.hpp"
+#include "halo/config.hpp"
+#if HALO_ENABLE_CUDA
+#include "cuda/elementwise.hpp"
+#include "cuda/ops.hpp"
+#include "cuda/tensor_ops.hpp"
+#include "halo/cuda/runtime.hpp"
+#endif
 
 namespace halo::optim {
 
@@ -25,12 +32,30 @@ void check_param(const Tensor& w, const char* rule) {
   throw Error(str(rule, ": no kernel for ", w.device().str(), " in this build; keep parameters on the cpu"));
 }
 
+#if HALO_ENABLE_CUDA
+/// Optimizer state and master weights stay f32 on the GPU (mixed precision casts copies).
+float* gpu_f32(const Tensor& t, const char* rule) {
+  HALO_CHECK_SHAPE(t.dtype() == DType::f32, rule, ": ", t.str(), " must be f32 on the GPU (master weights and ",
+                   "optimizer state are kept in f32)");
+  return static_cast<float*>(t.raw_data());
+}
+#endif
+
 }  // namespace
 
 void sgd_update(Tensor& w, const Tensor& g, Tensor* momentum_buf, const SgdStep& s) {
   check_param(w, "sgd_update");
   check_pair(w, g, "sgd_update", "gradient");
   if (momentum_buf) check_pair(w, *momentum_buf, "sgd_update", "momentum buffer");
+#if HALO_ENABLE_CUDA
+  if (w.device().is_cuda()) {
+    cuda::DeviceGuard guard(w.device().index);
+    cuda::raw::sgd_update(gpu_f32(w, "sgd_update"), gpu_f32(g, "sgd_update"),
+                          momentum_buf ? gpu_f32(*momentum_buf, "sgd_update") : nullptr, w.numel(), float(s.lr),
+                          float(s.momentum), float(s.weight_decay), s.nesterov, cuda::stream_of(w));
+    return;
+  }
+#endif
   if (!w.device().is_cpu()) no_kernel(w, "sgd_update");
   HALO_DISPATCH_FLOAT(w.dtype(), "sgd_update", [&] {
     kernels::cpu::sgd_update<T>(w.data<T>(), g.data<T>(), momentum_buf ? momentum_buf->data<T>() : nullptr,
@@ -43,6 +68,16 @@ void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const AdamSte
   check_pair(w, g, "adam_update", "gradient");
   check_pair(w, m, "adam_update", "exp_avg");
   check_pair(w, v, "adam_update", "exp_avg_sq");
+#if HALO_ENABLE_CUDA
+  if (w.device().is_cuda()) {
+    cuda::DeviceGuard guard(w.device().index);
+    cuda::raw::adam_update(gpu_f32(w, "adam_update"), gpu_f32(g, "adam_update"), gpu_f32(m, "adam_update"),
+                           gpu_f32(v, "adam_update"), w.numel(), float(s.lr), float(s.beta1), float(s.beta2),
+                           float(s.eps), float(s.weight_decay), s.decoupled, float(s.bias1), float(s.bias2),
+                           cuda::stream_of(w));
+    return;
+  }
+#endif
   if (!w.device().is_cpu()) no_kernel(w, "adam_update");
   HALO_DISPATCH_FLOAT(w.dtype(), "adam_update", [&] {
     kernels::cpu::adam_update<T>(w.data<T>(), g.data<T>(), m.data<T>(), v.data<T>(), w.numel(), s);
@@ -72,6 +107,9 @@ double lars_update(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s) {
 
 double sum_squares(const Tensor& t) {
   check_param(t, "sum_squares");
+#if HALO_ENABLE_CUDA
+  if (t.device().is_cuda()) return cuda::reduce_dot(t, &t);
+#endif
   if (!t.device().is_cpu()) no_kernel(t, "sum_squares");
   return HALO_DISPATCH_FLOAT(t.dtype(), "sum_squares",
                              [&] { return kernels::cpu::sum_squares<T>(t.data<T>(), t.numel()); });
@@ -79,6 +117,12 @@ double sum_squares(const Tensor& t) {
 
 void scale_inplace(Tensor& t, double factor) {
   check_param(t, "scale_inplace");
+#if HALO_ENABLE_CUDA
+  if (t.device().is_cuda()) {
+    cuda::scale(t, float(factor));
+    return;
+  }
+#endif
   if (!t.device().is_cpu()) no_kernel(t, "scale_inplace");
   HALO_DISPATCH_FLOAT(t.dtype(), "scale_inplace", [&] { kernels::cpu::scale<T>(t.data<T>(), t.numel(), factor); });
 }

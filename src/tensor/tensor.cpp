@@ -324,6 +324,10 @@ void Tensor::copy_(const Tensor& src) {
       be.copy(raw_data(), dd, src.raw_data(), sd, nbytes());
       return;
     }
+    if (dd == sd) {
+      const DeviceBackend& be = device_backend(dd.kind);
+      if (be.convert && be.convert(*this, src)) return;
+    }
     Tensor host_src = src.device().is_cpu() ? src : src.to(Device::cpu());
     Tensor host_dst = empty(shape_, dtype_, Device::cpu(), memory_format());
     if (strides_ != host_dst.strides_) host_dst = empty_strided(shape_, strides_, dtype_, Device::cpu());
@@ -359,6 +363,8 @@ void Tensor::copy_(const Tensor& src) {
 Tensor& Tensor::fill_(double value) {
   HALO_CHECK(defined(), "fill_ of an undefined tensor");
   if (!device().is_cpu()) {
+    const DeviceBackend& be = device_backend(device().kind);
+    if (be.fill && be.fill(*this, value)) return *this;
     Tensor h = full(shape_, value, dtype_, Device::cpu());
     copy_(h);
     return *this;

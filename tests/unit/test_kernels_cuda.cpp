@@ -37,6 +37,7 @@ double max_rel_err(const std::vector<double>& a, const std::vector<double>& b) {
 
 double act_ref(Activation f, double x, double alpha) {
   switch (f) {
+    case Activation::none: return x;
     case Activation::relu: return x > 0 ? x : 0;
     case Activation::leaky_relu: return x > 0 ? x : alpha * x;
     case Activation::tanh: return std::tanh(x);
@@ -47,6 +48,7 @@ double act_ref(Activation f, double x, double alpha) {
 // relu and leaky_relu from the forward input x, tanh and sigmoid from the forward output y.
 double act_grad_ref(Activation f, double x, double y, double alpha) {
   switch (f) {
+    case Activation::none: return 1;
     case Activation::relu: return x > 0 ? 1 : 0;
     case Activation::leaky_relu: return x > 0 ? 1 : alpha;
     case Activation::tanh: return 1 - y * y;

@@ -10,6 +10,8 @@
 
 namespace halo {
 
+class Tensor;
+
 struct AllocatorStats {
   size_t bytes_in_use = 0;     ///< handed out and not yet returned
   size_t bytes_cached = 0;     ///< returned and kept for reuse
@@ -51,6 +53,12 @@ struct DeviceBackend {
   std::function<Allocator&(int index)> allocator;
   /// Copies bytes between host and device or within a device (synchronously for the caller).
   std::function<void(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes)> copy;
+  /// Optional: on-device copy between tensors of one device that differ in dtype or strides
+  /// (layout changes, casts). Returns false when it cannot, and the copy is staged through
+  /// the host instead.
+  std::function<bool(Tensor& dst, const Tensor& src)> convert;
+  /// Optional: fills a dense device tensor with a value; false when it cannot.
+  std::function<bool(Tensor& dst, double value)> fill;
 };
 
 void register_device_backend(DeviceKind kind, DeviceBackend backend);

@@ -1,0 +1,228 @@
+// The ops' CUDA branches against their CPU implementations on random inputs: conv (fused
+// bias + leaky_relu, both backward passes), pooling, element-wise ops, linear, losses, SGD and
+// Adam, dropout masks and layout/dtype copies; f32 and bf16 with tolerances by precision.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "gpu_test_skip.hpp"
+#include "halo/ops/conv.hpp"
+#include "halo/ops/elementwise.hpp"
+#include "halo/ops/loss.hpp"
+#include "halo/ops/matmul.hpp"
+#include "halo/ops/pool.hpp"
+#include "halo/models/cosmoflow.hpp"
+#include "halo/nn/losses.hpp"
+#include "halo/optim/sgd.hpp"
+#include "halo/optim/update_rules.hpp"
+
+using namespace halo;
+
+namespace {
+
+const Device gpu = Device::cuda(0);
+
+Tensor random_tensor(const Shape& s, uint32_t seed, MemoryFormat fmt = MemoryFormat::contiguous) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> v(size_t(numel(s)));
+  for (auto& x : v) x = nd(rng);
+  return Tensor::from_vector(v, s).to_memory_format(fmt);
+}
+
+/// ||a - b|| / ||b|| over the values in logical order (a may be on the GPU, in any dtype).
+double rel_err(const Tensor& a, const Tensor& b) {
+  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
+  REQUIRE(va.size() == vb.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    REQUIRE(std::isfinite(va[i]));
+    num += (va[i] - vb[i]) * (va[i] - vb[i]);
+    den += vb[i] * vb[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+Tensor on_gpu(const Tensor& t, DType dt) { return t.to(dt).to(gpu); }
+double tol(DType dt) { return dt == DType::bf16 ? 2e-2 : 1e-5; }
+/// Convolution passes in bf16 chain two roundings (the bf16 output feeds the activation
+/// gradient, whose bf16 copy feeds the next pass); measured 2-3.5e-2 on an H100.
+double conv_tol(DType dt) { return dt == DType::bf16 ? 6e-2 : 1e-5; }
+
+}  // namespace
+
+TEST_CASE("cuda layout and dtype copies stay on the device and match the CPU") {
+  const Tensor x = random_tensor({2, 3, 4, 5, 6}, 1);
+  const Tensor g = x.to(gpu);
+  CHECK(rel_err(g.to_memory_format(MemoryFormat::channels_last), x) == 0.0);
+  CHECK(g.to_memory_format(MemoryFormat::channels_last).is_channels_last());
+  CHECK(rel_err(g.to(DType::bf16).to(DType::f32), x) < 5e-3);
+  Tensor z = Tensor::empty({2, 3, 4, 5, 6}, DType::f32, gpu);
+  z.fill_(2.5);
+  CHECK(z.to_vector<float>()[17] == 2.5f);
+}
+
+TEST_CASE("cuda convolution with bias and leaky_relu matches the CPU in f32 and bf16") {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Shape xs{2, 4, 8, 8, 8}, ws{8, 4, 3, 3, 3};
+    const ops::ConvParams p = ops::ConvParams::uniform(3, 1, 1);
+    const ops::ConvEpilogue e{ops::Activation::leaky_relu, 0.3};
+    const Tensor x = random_tensor(xs, 2), w = random_tensor(ws, 3), b = random_tensor({8}, 4);
+    ops::ConvPlan cpu(xs, ws, p, DType::f32, Device::cpu(), e, true, ops::ConvBackend::reference);
+    ops::ConvPlan dev(xs, ws, p, dt, gpu, e, true);
+    const Tensor y_ref = ops::conv_forward(cpu, x, w, b);
+    // f32 master weights under bf16 activations.
+    const Tensor y = ops::conv_forward(dev, on_gpu(x, dt), w.to(gpu), b.to(gpu));
+    CHECK(y.dtype() == dt);
+    CHECK(rel_err(y, y_ref) < conv_tol(dt));
+
+    const Tensor gy = random_tensor(y_ref.shape(), 5);
+    const Tensor gpre_ref = ops::activation_backward(gy, y_ref, e);
+    const Tensor gpre = ops::activation_backward(on_gpu(gy, dt), y, e);
+    CHECK(rel_err(gpre, gpre_ref) < conv_tol(dt));
+    CHECK(rel_err(ops::conv_backward_data(dev, gpre, w.to(gpu)), ops::conv_backward_data(cpu, gpre_ref, w)) <
+          conv_tol(dt));
+    Tensor gw_ref = random_tensor(ws, 6), gb_ref = random_tensor({8}, 7);
+    Tensor gw = gw_ref.to(gpu), gb = gb_ref.to(gpu);
+    ops::conv_backward_weights(cpu, x, gpre_ref, gw_ref, gb_ref, true);
+    ops::conv_backward_weights(dev, on_gpu(x, dt), gpre, gw, gb, true);
+    CHECK(gw.dtype() == DType::f32);
+    // bf16: sums over 2x8^3 products of bf16-rounded factors (and a bf16 activation gradient).
+    CHECK(rel_err(gw, gw_ref) < conv_tol(dt));
+    CHECK(rel_err(gb, gb_ref) < conv_tol(dt));
+  }
+}
+
+TEST_CASE("cuda max and average pooling match the CPU in any layout") {
+  for (auto kind : {ops::PoolKind::max, ops::PoolKind::avg}) {
+    for (DType dt : {DType::f32, DType::bf16}) {
+      ops::PoolConfig cfg;
+      cfg.kind = kind;
+      cfg.kernel = {3, 3, 3};
+      cfg.stride = {2, 2, 2};
+      cfg.padding = {1, 1, 1};
+      const Tensor x = random_tensor({2, 3, 7, 6, 5}, 8, MemoryFormat::channels_last);
+      const Tensor xr = x.to(dt).to(DType::f32);  // the values the GPU sees
+      const Tensor y_ref = ops::pool_forward(xr, cfg);
+      const Tensor y = ops::pool_forward(on_gpu(x, dt), cfg);
+      CHECK(y.is_channels_last());
+      CHECK(rel_err(y, y_ref) < tol(dt));
+      const Tensor gy = random_tensor(y_ref.shape(), 9);
+      CHECK(rel_err(ops::pool_backward(on_gpu(gy, dt), on_gpu(x, dt), cfg), ops::pool_backward(gy, xr, cfg)) <
+            tol(dt));
+    }
+  }
+}
+
+TEST_CASE("cuda element-wise ops, reductions and dropout masks match the CPU") {
+  const Tensor a = random_tensor({3, 5, 7}, 10), b = random_tensor({3, 5, 7}, 11);
+  const Tensor ga = a.to(gpu), gb = b.to(gpu);
+  for (auto act : {ops::Activation::relu, ops::Activation::leaky_relu, ops::Activation::tanh, ops::Activation::sigmoid}) {
+    const Tensor y = ops::activation_forward(act, a, 0.2), gy = ops::activation_forward(act, ga, 0.2);
+    CHECK(rel_err(gy, y) < 1e-6);
+    CHECK(rel_err(ops::activation_backward(act, gy, gb, 0.2), ops::activation_backward(act, y, b, 0.2)) < 1e-6);
+  }
+  CHECK(rel_err(ops::mul(ga, gb), ops::mul(a, b)) < 1e-6);
+  CHECK(rel_err(ops::scale(ga, -1.5), ops::scale(a, -1.5)) < 1e-6);
+  CHECK(rel_err(ops::add_n({ga, gb, ga}), ops::add_n({a, b, a})) < 1e-6);
+  Tensor y1 = a.clone(), y2 = ga.clone();
+  ops::axpby_(y1, 0.7, b, -0.3);
+  ops::axpby_(y2, 0.7, gb, -0.3);
+  CHECK(rel_err(y2, y1) < 1e-6);
+  CHECK(ops::sum(ga) == Approx(ops::sum(a)).epsilon(1e-5));
+  CHECK(ops::dot(ga, gb) == Approx(ops::dot(a, b)).epsilon(1e-5));
+  CHECK(ops::sum_squares(ga) == Approx(ops::sum_squares(a)).epsilon(1e-5));
+  CHECK(rel_err(ops::dropout_mask(ga, 0.4, 3, 9), ops::dropout_mask(a, 0.4, 3, 9)) == 0.0);
+}
+
+TEST_CASE("cuda linear layer products match the CPU, bf16 activations with f32 weights") {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Tensor x = random_tensor({6, 20}, 12), w = random_tensor({9, 20}, 13), bias = random_tensor({9}, 14);
+    const Tensor y_ref = ops::linear_forward(x, w, bias);
+    const Tensor y = ops::linear_forward(on_gpu(x, dt), w.to(gpu), bias.to(gpu));
+    CHECK(rel_err(y, y_ref) < tol(dt));
+    const Tensor gy = random_tensor({6, 9}, 15);
+    CHECK(rel_err(ops::linear_backward_data(on_gpu(gy, dt), w.to(gpu)), ops::linear_backward_data(gy, w)) < tol(dt));
+    Tensor gw_ref = random_tensor({9, 20}, 16), gb_ref = random_tensor({9}, 17);
+    Tensor gw = gw_ref.to(gpu), gb = gb_ref.to(gpu);
+    ops::linear_backward_params(x, gy, gw_ref, gb_ref);
+    ops::linear_backward_params(on_gpu(x, dt), on_gpu(gy, dt), gw, gb);
+    CHECK(rel_err(gw, gw_ref) < tol(dt));
+    CHECK(rel_err(gb, gb_ref) < tol(dt));
+  }
+}
+
+TEST_CASE("cuda MSE and L1 losses match the CPU, bf16 predictions against f32 targets") {
+  const Tensor p = random_tensor({8, 4}, 18), t = random_tensor({8, 4}, 19);
+  CHECK(ops::mse_forward(p.to(gpu), t.to(gpu)) == Approx(ops::mse_forward(p, t)).epsilon(1e-6));
+  CHECK(ops::l1_forward(p.to(gpu), t.to(gpu)) == Approx(ops::l1_forward(p, t)).epsilon(1e-6));
+  CHECK(rel_err(ops::mse_backward(p.to(gpu), t.to(gpu)), ops::mse_backward(p, t)) < 1e-6);
+  CHECK(rel_err(ops::l1_backward(p.to(gpu), t.to(gpu)), ops::l1_backward(p, t)) < 1e-6);
+  const Tensor pb = p.to(DType::bf16);
+  CHECK(ops::mse_forward(pb.to(gpu), t.to(gpu)) == Approx(ops::mse_forward(pb.to(DType::f32), t)).epsilon(1e-6));
+  CHECK(ops::mse_backward(pb.to(gpu), t.to(gpu)).dtype() == DType::bf16);
+}
+
+TEST_CASE("cuda SGD and Adam updates match the CPU") {
+  const Tensor w0 = random_tensor({1000}, 20), g = random_tensor({1000}, 21), m0 = random_tensor({1000}, 22);
+  Tensor w = w0.clone(), buf = m0.clone(), dw = w0.to(gpu), dbuf = m0.to(gpu);
+  optim::SgdStep s;
+  s.lr = 0.1;
+  s.momentum = 0.9;
+  s.weight_decay = 0.01;
+  s.nesterov = true;
+  optim::sgd_update(w, g, &buf, s);
+  optim::sgd_update(dw, g.to(gpu), &dbuf, s);
+  CHECK(rel_err(dw, w) < 1e-6);
+  CHECK(rel_err(dbuf, buf) < 1e-6);
+  Tensor vpos = ops::mul(m0, m0);
+  Tensor aw = w0.clone(), am = m0.clone(), av = vpos.clone();
+  Tensor gw = w0.to(gpu), gm = m0.to(gpu), gv = vpos.to(gpu);
+  optim::AdamStep a;
+  a.lr = 0.01;
+  a.weight_decay = 0.1;
+  a.decoupled = true;
+  a.bias1 = 0.1;
+  a.bias2 = 0.001;
+  optim::adam_update(aw, g, am, av, a);
+  optim::adam_update(gw, g.to(gpu), gm, gv, a);
+  CHECK(rel_err(gw, aw) < 1e-5);
+  CHECK(rel_err(gv, av) < 1e-6);
+}
+
+TEST_CASE("a CosmoFlow training step on the GPU matches the CPU step (f32), and bf16 stays close") {
+  models::CosmoFlowOptions o;
+  o.input_size = 32;
+  o.dropout = 0;  // masks match anyway; without them the check covers the rest alone
+  const Tensor x = random_tensor({2, 4, 32, 32, 32}, 30, MemoryFormat::channels_last);
+  const Tensor t = random_tensor({2, 4}, 31);
+  auto run = [&](Device dev, DType dt, std::vector<float>& loss_out) {
+    nn::Model m = models::cosmoflow(o);
+    m.init(5);
+    m.to(dev);
+    optim::SGDOptions so;
+    so.lr = 0.05;
+    so.momentum = 0.9;
+    optim::SGD opt(m.parameters(), so);
+    nn::MSELoss loss;
+    for (int s = 0; s < 2; ++s) {
+      opt.zero_grad();
+      const Tensor y = m.forward(x.to(dt).to(dev));
+      loss_out.push_back(float(loss.forward(y, t.to(dev))));
+      m.backward(loss.backward());
+      opt.step();
+    }
+    return m.layer("dense1").parameters()[0].value.to(Device::cpu());
+  };
+  std::vector<float> l_cpu, l_gpu, l_bf;
+  const Tensor w_cpu = run(Device::cpu(), DType::f32, l_cpu);
+  const Tensor w_gpu = run(gpu, DType::f32, l_gpu);
+  const Tensor w_bf = run(gpu, DType::bf16, l_bf);
+  for (size_t i = 0; i < l_cpu.size(); ++i) {
+    CHECK(l_gpu[i] == Approx(l_cpu[i]).epsilon(1e-4));
+    CHECK(l_bf[i] == Approx(l_cpu[i]).epsilon(5e-2));
+  }
+  CHECK(rel_err(w_gpu, w_cpu) < 1e-5);
+  CHECK(rel_err(w_bf, w_cpu) < 1e-2);
+}

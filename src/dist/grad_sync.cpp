@@ -187,8 +187,18 @@ void GradientSynchronizer::post(Bucket& b) {
   }
   b.seq = comm_.watchdog().enter("gradient allreduce " + infos_[size_t(b.index)].describe());
   b.times.start = now_seconds();
-  MPI_Iallreduce(MPI_IN_PLACE, b.wire.data(), int(b.elements), b.compressed ? MPI_UINT16_T : mpi_type(b.dtype),
-                 b.compressed ? bf16_sum_ : MPI_SUM, comm_.comm(), &b.request);
+  const MPI_Datatype type = b.compressed ? MPI_UINT16_T : mpi_type(b.dtype);
+  const MPI_Op op = b.compressed ? bf16_sum_ : MPI_SUM;
+  if (use_thread_) {
+    // On the dedicated progress thread a blocking allreduce overlaps backward just as well,
+    // and MPI's tuned blocking algorithms are 2-3x faster than its non-blocking schedule
+    // for megabyte buckets (measured with halo-bench-allreduce, Open MPI 4.1). The null
+    // request makes the completion test below succeed at once.
+    MPI_Allreduce(MPI_IN_PLACE, b.wire.data(), int(b.elements), type, op, comm_.comm());
+    b.request = MPI_REQUEST_NULL;
+  } else {
+    MPI_Iallreduce(MPI_IN_PLACE, b.wire.data(), int(b.elements), type, op, comm_.comm(), &b.request);
+  }
 }
 
 void GradientSynchronizer::finish(Bucket& b) {

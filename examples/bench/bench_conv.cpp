@@ -26,6 +26,7 @@
 #include "halo/ops/conv.hpp"
 #include "halo/util/random.hpp"
 #include "halo/util/threads.hpp"
+#include "peak.hpp"
 
 #if HALO_ENABLE_ONEDNN
 #include <dnnl.hpp>
@@ -37,37 +38,8 @@ namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-__attribute__((target("avx512f"))) float fma_chains(int64_t iters) {
-  __m512 acc[16];
-  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_ps(float(j) * 1e-3f);
-  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
-  for (int64_t i = 0; i < iters; ++i)
-    for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
-  __m512 s = acc[0];
-  for (int j = 1; j < 16; ++j) s = _mm512_add_ps(s, acc[j]);
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, s);
-  float total = 0;
-  for (float v : lanes) total += v;
-  return total;
-}
-
-/// Best of five short runs: FLOP/s of the FMA loop on every thread at once.
-double measure_peak() {
-  const int64_t iters = 10'000'000;
-  double best = 0;
-  volatile float sink = 0;
-  for (int r = 0; r < 5; ++r) {
-    double t0 = now();
-    float part = 0;
-#pragma omp parallel reduction(+ : part)
-    part += fma_chains(iters);
-    double t = now() - t0;
-    sink = sink + part;
-    best = std::max(best, double(omp_get_max_threads()) * double(iters) * 16 * 16 * 2 / t);
-  }
-  return best;
-}
+/// FMA-loop peak of all threads (shared with the other benchmarks).
+double measure_peak() { return bench::measure_fma_peak(); }
 
 Tensor random_cl(const Shape& s, uint64_t seed, float scale) {
   Tensor t = Tensor::empty(s, DType::f32, Device::cpu(), MemoryFormat::channels_last);

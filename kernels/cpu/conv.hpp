@@ -48,7 +48,10 @@ void conv_first_layer_forward(const ConvGeometry& g, const Tensor& x, const Tens
                               const ops::ConvEpilogue& e, const Tensor& y);
 void conv_first_layer_backward_data(const ConvGeometry& g, const Tensor& gy, const Tensor& w, const Tensor& gx);
 /// Overwrites gw (contiguous) and gb (if defined).
+/// With `act_output` defined, `gy` is the gradient of the activation's output and the
+/// epilogue's activation derivative (read from act_output's sign) is applied on the fly.
 void conv_first_layer_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& gy, const Tensor& gw,
-                                       const Tensor& gb);
+                                       const Tensor& gb, const Tensor& act_output = Tensor(),
+                                       const ops::ConvEpilogue& epi = {});
 
 }  // namespace halo::kernels::cpu

@@ -158,6 +158,10 @@ void forward_impl(const ConvGeometry& g, const float* x, const float* wp, const 
     int64_t begin, end;
     thread_range(g.N * D, begin, end);
     const int64_t rs = ring.row_stride();
+    // With a fused activation, each output-gradient row is multiplied by the activation's
+    // derivative into this L1-resident row first: one pass over gy and y instead of a
+    // separate full-size activation backward (2 GB of traffic less at the first layer).
+    std::vector<float> act_row(y ? size_t(W * kCo) : 0);
     for (int64_t nd = begin; nd < end; ++nd) {
       const int64_t n = nd / D, od = nd % D;
       const float* planes[3] = {ring.plane(n, od - 1), ring.plane(n, od), ring.plane(n, od + 1)};
@@ -173,6 +177,16 @@ void forward_impl(const ConvGeometry& g, const float* x, const float* wp, const 
 }
 
 /// Adds one output row's contribution to the [9][3][C][32] weight gradient (and bias).
+/// gy * act'(y) for one output row, into `out` (act' from the sign of the stored output y:
+/// relu and leaky relu with a positive slope preserve the sign).
+inline void activation_grad_row(const float* gy, const float* y, int64_t n, const Epi& e, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gy + i);
+    const __mmask16 neg = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + i), _mm512_setzero_ps(), _CMP_LE_OQ);
+    _mm512_storeu_ps(out + i, e.act == 1 ? _mm512_maskz_mov_ps(__mmask16(~neg), g) : _mm512_mask_mul_ps(g, neg, g, e.slope));
+  }
+}
+
 template <int C>
 void weights_row(const float* const* rows, const float* gy, const float* next_gy, int64_t W, float* gw, float* gb) {
   // The next output-gradient row is needed in a few microseconds: asking for it now lets
@@ -214,8 +228,8 @@ void weights_row(const float* const* rows, const float* gy, const float* next_gy
 }
 
 template <int C>
-void weights_impl(const ConvGeometry& g, const float* x, const float* gy, std::vector<float>& gw_out,
-                  std::vector<float>& gb_out) {
+void weights_impl(const ConvGeometry& g, const float* x, const float* gy, const float* y, const Epi& e,
+                  std::vector<float>& gw_out, std::vector<float>& gb_out) {
   const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
   const size_t wsize = size_t(27 * C * kCo);
   std::vector<std::vector<float>> parts;
@@ -228,6 +242,10 @@ void weights_impl(const ConvGeometry& g, const float* x, const float* gy, std::v
     int64_t begin, end;
     thread_range(g.N * D, begin, end);
     const int64_t rs = ring.row_stride();
+    // With a fused activation, each output-gradient row is multiplied by the activation's
+    // derivative into this L1-resident row first: one pass over gy and y instead of a
+    // separate full-size activation backward (2 GB of traffic less at the first layer).
+    std::vector<float> act_row(y ? size_t(W * kCo) : 0);
     for (int64_t nd = begin; nd < end; ++nd) {
       const int64_t n = nd / D, od = nd % D;
       const float* planes[3] = {ring.plane(n, od - 1), ring.plane(n, od), ring.plane(n, od + 1)};
@@ -236,8 +254,13 @@ void weights_impl(const ConvGeometry& g, const float* x, const float* gy, std::v
         for (int kd = 0; kd < 3; ++kd)
           for (int kh = 0; kh < 3; ++kh) rows[kd * 3 + kh] = planes[kd] + (oh + kh) * rs;
         const bool last = nd + 1 == g.N * D && oh + 1 == H;
-        weights_row<C>(rows, gy + (nd * H + oh) * W * kCo, last ? nullptr : gy + (nd * H + oh + 1) * W * kCo, W,
-                       mine.data(), mine.data() + wsize);
+        const int64_t at = (nd * H + oh) * W * kCo;
+        const float* grow = gy + at;
+        if (y) {
+          activation_grad_row(grow, y + at, W * kCo, e, act_row.data());
+          grow = act_row.data();
+        }
+        weights_row<C>(rows, grow, last ? nullptr : gy + at + W * kCo, W, mine.data(), mine.data() + wsize);
       }
     }
   }
@@ -379,18 +402,25 @@ void conv_first_layer_forward(const ConvGeometry& g, const Tensor& x, const Tens
 }
 
 void conv_first_layer_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& gy, const Tensor& gw,
-                                       const Tensor& gb) {
+                                       const Tensor& gb, const Tensor& act_output, const ops::ConvEpilogue& epi) {
   check_inputs(x, "input");
   check_inputs(gy, "output gradient");
   const int64_t C = g.Cin;
   std::vector<float> acc, bacc;
   const float* xp = x.data<float>();
   const float* gp = gy.data<float>();
+  const float* yp = nullptr;
+  Epi e{0, _mm512_set1_ps(float(epi.slope))};
+  if (act_output.defined() && epi.activation != ops::Activation::none) {
+    check_inputs(act_output, "activation output");
+    yp = act_output.data<float>();
+    e.act = epi.activation == ops::Activation::relu ? 1 : 2;
+  }
   switch (C) {
-    case 1: weights_impl<1>(g, xp, gp, acc, bacc); break;
-    case 2: weights_impl<2>(g, xp, gp, acc, bacc); break;
-    case 3: weights_impl<3>(g, xp, gp, acc, bacc); break;
-    default: weights_impl<4>(g, xp, gp, acc, bacc); break;
+    case 1: weights_impl<1>(g, xp, gp, yp, e, acc, bacc); break;
+    case 2: weights_impl<2>(g, xp, gp, yp, e, acc, bacc); break;
+    case 3: weights_impl<3>(g, xp, gp, yp, e, acc, bacc); break;
+    default: weights_impl<4>(g, xp, gp, yp, e, acc, bacc); break;
   }
   float* out = gw.data<float>();
   for (int64_t co = 0; co < kCo; ++co)
@@ -406,8 +436,8 @@ void conv_first_layer_forward(const ConvGeometry&, const Tensor&, const Tensor&,
                               const ops::ConvEpilogue&, const Tensor&) {
   throw Error("first-layer conv kernel: not built (needs AVX-512)");
 }
-void conv_first_layer_backward_weights(const ConvGeometry&, const Tensor&, const Tensor&, const Tensor&,
-                                       const Tensor&) {
+void conv_first_layer_backward_weights(const ConvGeometry&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                       const Tensor&, const ops::ConvEpilogue&) {
   throw Error("first-layer conv kernel: not built (needs AVX-512)");
 }
 void conv_first_layer_backward_data(const ConvGeometry&, const Tensor&, const Tensor&, const Tensor&) {

@@ -63,12 +63,20 @@ std::vector<Tensor> ConvNd::backward(const Tensor& grad_output) {
   HALO_CHECK_SHAPE(grad_output.shape() == plan_.output_shape(), describe(), ": output gradient ",
                    to_string(grad_output.shape()), " does not match the output ", to_string(plan_.output_shape()),
                    " of input ", to_string(saved_input_.shape()));
+  Parameter& w = params_.at(0);
+  const Tensor gb = options_.bias ? params_.at(1).grad : Tensor();
+  if (!input_needs_grad(0)) {
+    // Only the weight gradient: the op may undo the activation inside that pass.
+    ops::conv_backward_weights_through_activation(plan_, saved_input_, grad_output, saved_output_, w.grad, gb,
+                                                  /*accumulate=*/true);
+    saved_input_ = Tensor();
+    saved_output_ = Tensor();
+    return {Tensor()};
+  }
   const Tensor g = saved_output_.defined() ? ops::activation_backward(grad_output, saved_output_, options_.activation)
                                            : grad_output;
-  Parameter& w = params_.at(0);
-  ops::conv_backward_weights(plan_, saved_input_, g, w.grad, options_.bias ? params_.at(1).grad : Tensor(),
-                             /*accumulate=*/true);
-  Tensor gx = input_needs_grad(0) ? ops::conv_backward_data(plan_, g, w.value) : Tensor();
+  ops::conv_backward_weights(plan_, saved_input_, g, w.grad, gb, /*accumulate=*/true);
+  Tensor gx = ops::conv_backward_data(plan_, g, w.value);
   saved_input_ = Tensor();
   saved_output_ = Tensor();
   return {gx};

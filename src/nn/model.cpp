@@ -1,4 +1,5 @@
 #include "halo/nn/model.hpp"
+#include "halo/util/timer.hpp"
 
 #include "halo/ops/elementwise.hpp"
 
@@ -226,7 +227,9 @@ Tensor Model::forward(const std::vector<Tensor>& inputs) {
     std::vector<Tensor> xs;
     xs.reserve(node.inputs.size());
     for (int j : node.inputs) xs.push_back(activations_[size_t(j)]);
+    const double t0 = layer_timer_ ? now_seconds() : 0.0;
     Tensor y = node.layer->forward(xs);
+    if (layer_timer_) layer_timer_(node.name, false, now_seconds() - t0);
     HALO_CHECK_SHAPE(y.defined() && y.shape() == with_batch(batch, node.sample_shape), "Model::forward: layer ",
                      node.layer->describe(), " returned ", (y.defined() ? y.str() : "an undefined tensor"),
                      " but its output_shape says ", to_string(with_batch(batch, node.sample_shape)));
@@ -267,7 +270,9 @@ void Model::backward(const Tensor& grad_output) {
     const Node& node = nodes_[i];
     if (node.layer && needs_grad_[i] && grads[i].defined()) {
       Layer& L = *node.layer;
+      const double t0 = layer_timer_ ? now_seconds() : 0.0;
       std::vector<Tensor> gx = L.backward(grads[i]);
+      if (layer_timer_) layer_timer_(node.name, true, now_seconds() - t0);
       HALO_CHECK(gx.size() == node.inputs.size(), "Model::backward: layer ", L.describe(), " returned ", gx.size(),
                  " input gradient(s) for ", node.inputs.size(), " input(s)");
       for (size_t k = 0; k < gx.size(); ++k) {

@@ -530,8 +530,31 @@ Tensor conv_backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w)
 #endif
 }
 
+namespace {
+void backward_weights_impl(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, const Tensor& grad_w,
+                           const Tensor& grad_bias, bool accumulate, const Tensor& act_output);
+}  // namespace
+
 void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, const Tensor& grad_w,
                            const Tensor& grad_bias, bool accumulate) {
+  backward_weights_impl(plan, x, grad_y, grad_w, grad_bias, accumulate, Tensor());
+}
+
+void conv_backward_weights_through_activation(ConvPlan& plan, const Tensor& x, const Tensor& grad_act,
+                                              const Tensor& y, const Tensor& grad_w, const Tensor& grad_bias,
+                                              bool accumulate) {
+  const bool fusable = plan.epilogue().activation != Activation::none && plan.device().is_cpu() &&
+                       plan.backend() == ConvBackend::first_layer && y.defined() && y.is_channels_last() &&
+                       grad_act.is_channels_last() && grad_act.shape() == plan.output_shape() &&
+                       y.shape() == plan.output_shape();
+  if (fusable) return backward_weights_impl(plan, x, grad_act, grad_w, grad_bias, accumulate, y);
+  const Tensor g = y.defined() ? activation_backward(grad_act, y, plan.epilogue()) : grad_act;
+  backward_weights_impl(plan, x, g, grad_w, grad_bias, accumulate, Tensor());
+}
+
+namespace {
+void backward_weights_impl(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, const Tensor& grad_w,
+                           const Tensor& grad_bias, bool accumulate, const Tensor& act_output) {
   HALO_CHECK(plan.defined(), "conv_backward_weights: the plan is empty");
 #if HALO_ENABLE_CUDA
   if (plan.device().is_cuda()) return gpu_backward_weights(plan, x, grad_y, grad_w, grad_bias, accumulate);
@@ -560,7 +583,8 @@ void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y
     else
       kc::conv_ref_backward_weights(g, grad_y.contiguous(), x.contiguous(), gw);
   } else if (plan.backend() == ConvBackend::first_layer) {
-    kc::conv_first_layer_backward_weights(g, channels_last(x), channels_last(grad_y), gw, gb);
+    kc::conv_first_layer_backward_weights(g, channels_last(x), channels_last(grad_y), gw, gb, act_output,
+                                          plan.epilogue());
   } else {
 #if HALO_ENABLE_ONEDNN
     if (!p.transposed)
@@ -577,6 +601,7 @@ void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y
     if (grad_bias.defined() && !fused_bias) bias_grad<T>(grad_y, grad_bias, accumulate);
   });
 }
+}  // namespace
 
 Tensor activation_backward(const Tensor& grad_y, const Tensor& y, const ConvEpilogue& e) {
   HALO_CHECK_SHAPE(grad_y.shape() == y.shape() && grad_y.dtype() == y.dtype(), "activation_backward: gradient ",

@@ -193,6 +193,22 @@ void compare_with_reference(const Shape& xs, int64_t cin, int64_t cout, int64_t 
   ops::conv_backward_weights(fst, x, gy, gw_fast, gb_fast, /*accumulate=*/true);
   CHECK(max_abs_diff(gw_fast, twice(gw_ref)) <= 2e-4 * (1 + max_abs(gw_ref)));
   CHECK(max_abs_diff(gb_fast, twice(gb_ref)) <= 2e-4 * (1 + max_abs(gb_ref)));
+  // Weight gradient through the activation (the path of layers whose input needs no
+  // gradient, fused into the first-layer kernel) against undoing the activation first on
+  // the reference plan; accumulating onto 0.25.
+  if (e.activation != ops::Activation::none) {
+    ops::conv_backward_weights(ref, x, ops::activation_backward(gy, y_ref, e), gw_ref, gb_ref, false);
+    gw_fast.fill_(0.25);
+    gb_fast.fill_(0.25);
+    ops::conv_backward_weights_through_activation(fst, x, gy, y_fast, gw_fast, gb_fast, /*accumulate=*/true);
+    auto minus_quarter = [](const Tensor& t) {
+      Tensor c = t.clone();
+      for (float* p = c.data<float>(), *end = p + c.numel(); p != end; ++p) *p -= 0.25f;
+      return c;
+    };
+    CHECK(max_abs_diff(minus_quarter(gw_fast), gw_ref) <= 1e-4 * (1 + max_abs(gw_ref)));
+    CHECK(max_abs_diff(minus_quarter(gb_fast), gb_ref) <= 1e-4 * (1 + max_abs(gb_ref)));
+  }
 }
 
 }  // namespace

@@ -65,6 +65,12 @@ class Model {
   /// The output of `node` from the last forward (undefined once released).
   const Tensor& activation(int node) const;
 
+  /// Optional profiling: called after each layer's forward (backward = false) and backward
+  /// with the node name and the seconds it took (the kernels are synchronous on the CPU).
+  /// Off (empty) by default; benchmarks use it for per-layer tables.
+  using LayerTimer = std::function<void(const std::string& node, bool backward, double seconds)>;
+  void set_layer_timer(LayerTimer timer) { layer_timer_ = std::move(timer); }
+
   void zero_grad();
   void train(bool on = true);
   void eval() { train(false); }
@@ -105,6 +111,7 @@ class Model {
   Shape batch_output_shape_;         // of the last forward
   std::vector<Tensor> activations_;  // per node, from the last forward
   std::vector<std::pair<int, GradReadyHook>> hooks_;
+  LayerTimer layer_timer_;
   int next_hook_id_ = 0;
 };
 

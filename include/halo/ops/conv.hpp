@@ -122,6 +122,13 @@ Tensor conv_backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w)
 /// contents when `accumulate` is true, else overwriting them.
 void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, const Tensor& grad_w,
                            const Tensor& grad_bias = {}, bool accumulate = true);
+/// The same when the data gradient is not needed, from the gradient of the activation's
+/// OUTPUT `grad_act` and that output `y`: the activation is undone inside the weight pass
+/// where the kernel can fuse it (the first-layer kernel: one pass over the largest tensor
+/// of the network instead of two), else by activation_backward first.
+void conv_backward_weights_through_activation(ConvPlan& plan, const Tensor& x, const Tensor& grad_act,
+                                              const Tensor& y, const Tensor& grad_w, const Tensor& grad_bias = {},
+                                              bool accumulate = true);
 
 /// dL/d(pre-activation) from dL/dy and the activation's own output y: relu and leaky_relu
 /// with slope > 0 are monotone with the sign of the input, so y alone gives the derivative.

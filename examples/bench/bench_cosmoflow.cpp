@@ -1,0 +1,182 @@
+// halo-bench-cosmoflow: samples/s of the full CosmoFlow training step on the CPU and its
+// share of the compute floor.
+//
+//   halo-bench-cosmoflow [--size 128] [--batch 4] [--steps 5] [--warmup 1] [--threads T]
+//                        [--layers]   (per-layer forward/backward table)
+//
+// One step = zero_grad, forward, MSE loss, backward with the gradient synchroniser on the
+// model's grad-ready hooks (a real allreduce even on one rank), wait, SGD momentum step.
+//
+// FLOPs per step count what is computed: forward of every layer, and in backward the weight
+// gradient of every layer with parameters plus the data gradient wherever the input needs
+// one (not for conv1: the data needs no gradient); parameter-free layers count their
+// forward FLOPs again. The peak is the higher of an FMA loop on all threads and the fastest
+// large convolution (conv5 forward) measured in the same run, as in halo-bench-conv, so that
+// no percentage can exceed 100. floor = FLOPs / peak; floor_pct = floor / step time.
+// The last line is `samples_per_s=<x> floor_pct=<y>`.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "halo/dist/communicator.hpp"
+#include "halo/dist/grad_sync.hpp"
+#include "halo/models/cosmoflow.hpp"
+#include "halo/nn/losses.hpp"
+#include "halo/optim/sgd.hpp"
+#include "halo/util/random.hpp"
+#include "halo/util/threads.hpp"
+#include "halo/util/timer.hpp"
+#include "peak.hpp"
+
+using namespace halo;
+
+namespace {
+
+const char* opt_value(int argc, char** argv, const char* name) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  return nullptr;
+}
+double arg(int argc, char** argv, const char* name, double def) {
+  const char* v = opt_value(argc, argv, name);
+  return v ? std::atof(v) : def;
+}
+bool flag(int argc, char** argv, const char* name) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return true;
+  return false;
+}
+
+Tensor random_channels_last(const Shape& s, uint64_t seed) {
+  Tensor t = Tensor::empty(s, DType::f32, Device::cpu(), MemoryFormat::channels_last);
+  CounterRng rng(seed);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform(uint64_t(i)));
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dist::MpiSession mpi(&argc, &argv);
+  dist::Communicator comm;
+  const int64_t size = int64_t(arg(argc, argv, "--size", 128));
+  const int64_t batch = int64_t(arg(argc, argv, "--batch", 4));
+  const int steps = int(arg(argc, argv, "--steps", 5));
+  const int warmup = int(arg(argc, argv, "--warmup", 1));
+  if (opt_value(argc, argv, "--threads")) set_num_threads(int(arg(argc, argv, "--threads", 2)));
+  const bool per_layer = flag(argc, argv, "--layers");
+  const bool root = comm.rank() == 0;
+
+  models::CosmoFlowOptions mo;
+  mo.input_size = size;
+  mo.dropout_seed = uint64_t(comm.rank());
+  nn::Model model = models::cosmoflow(mo);
+  model.init(1);
+  auto params = model.parameters();
+  dist::GradientSynchronizer sync(comm, params, {});
+  sync.attach(model);
+  optim::SGDOptions so;
+  so.lr = 1e-4;
+  so.momentum = 0.9;
+  optim::SGD sgd(params, so);
+  nn::MSELoss loss;
+
+  // FLOPs actually computed per step (see the header comment).
+  double flops = 0;
+  {
+    Shape in{batch, mo.in_channels, size, size, size};
+    std::map<int, Shape> shapes;
+    const auto& nodes = model.nodes();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      Shape s{batch};
+      s.insert(s.end(), nodes[i].sample_shape.begin(), nodes[i].sample_shape.end());
+      shapes[int(i)] = s;
+      if (!nodes[i].layer) continue;
+      std::vector<Shape> ins;
+      for (int j : nodes[i].inputs) ins.push_back(shapes[j]);
+      const double f = nodes[i].layer->forward_flops(ins);
+      const bool has_params = !nodes[i].layer->parameters().empty();
+      const bool data_grad = nodes[i].layer->input_needs_grad(0);
+      flops += double(batch) * (f + (has_params ? f * (data_grad ? 2.0 : 1.0) : f));  // f is per sample
+    }
+  }
+
+  Tensor x = random_channels_last({batch, mo.in_channels, size, size, size}, 11 + uint64_t(comm.rank()));
+  Tensor y = Tensor::zeros({batch, mo.outputs});
+  std::map<std::string, std::pair<double, double>> layer_time;  // node -> (forward, backward), summed
+  double t_fwd = 0, t_bwd = 0, t_wait = 0, t_opt = 0, t_step = 0;
+  for (int s = 0; s < warmup + steps; ++s) {
+    const bool timed = s >= warmup;
+    if (timed && per_layer)
+      model.set_layer_timer([&](const std::string& n, bool bwd, double sec) {
+        (bwd ? layer_time[n].second : layer_time[n].first) += sec;
+      });
+    comm.barrier();
+    const double t0 = now_seconds();
+    model.zero_grad();
+    loss.forward(model.forward(x), y);
+    const double t1 = now_seconds();
+    model.backward(loss.backward());
+    const double t2 = now_seconds();
+    sync.wait();
+    const double t3 = now_seconds();
+    sgd.step();
+    const double t4 = now_seconds();
+    if (timed) {
+      t_fwd += t1 - t0;
+      t_bwd += t2 - t1;
+      t_wait += t3 - t2;
+      t_opt += t4 - t3;
+      t_step += t4 - t0;
+    }
+  }
+  model.set_layer_timer({});
+  t_fwd /= steps, t_bwd /= steps, t_wait /= steps, t_opt /= steps, t_step /= steps;
+
+  // Ceilings, measured after the steps so the step runs on a cool, uncontended cache.
+  const double fma_peak = bench::measure_fma_peak();
+  double conv_rate = 0;
+  {
+    nn::Layer& conv5 = model.layer("conv" + std::to_string(mo.conv_layers));
+    const int64_t cin = mo.base_filters << (mo.conv_layers - 2), edge = size >> (mo.conv_layers - 1);
+    Tensor x5 = random_channels_last({batch, cin, edge, edge, edge}, 3);
+    const double f5 = double(batch) * conv5.forward_flops({x5.shape()});  // per sample x batch
+    conv5.set_training(false);
+    for (int r = 0; r < 6; ++r) {
+      const double t0 = now_seconds();
+      conv5.forward(x5);
+      const double t = now_seconds() - t0;
+      if (r > 0) conv_rate = std::max(conv_rate, f5 / t);
+    }
+    conv5.set_training(true);
+  }
+  const double peak = std::max(fma_peak, conv_rate);
+  const double floor_s = flops / peak;
+  const double sps = double(batch) * comm.size() / t_step;
+
+  if (root) {
+    std::printf("# CosmoFlow-%lld step, batch %lld per rank, %d rank(s) x %d thread(s), %d timed steps after %d "
+                "warm-up\n",
+                (long long)size, (long long)batch, comm.size(), num_threads(), steps, warmup);
+    std::printf("peak: FMA loop %.1f GFLOP/s, conv%d forward %.1f GFLOP/s -> %.1f GFLOP/s\n", fma_peak * 1e-9,
+                mo.conv_layers, conv_rate * 1e-9, peak * 1e-9);
+    std::printf("step %.3f s = forward %.3f + backward %.3f + allreduce wait %.4f + optimizer %.4f\n", t_step, t_fwd,
+                t_bwd, t_wait, t_opt);
+    std::printf("computed %.1f GFLOP per step -> %.1f GFLOP/s; floor %.3f s\n", flops * 1e-9, flops / t_step * 1e-9,
+                floor_s);
+    if (per_layer) {
+      std::printf("%-12s %10s %10s\n", "layer", "fwd_ms", "bwd_ms");
+      for (const auto& n : model.nodes())
+        if (n.layer && layer_time.count(n.name))
+          std::printf("%-12s %10.2f %10.2f\n", n.name.c_str(), layer_time[n.name].first / steps * 1e3,
+                      layer_time[n.name].second / steps * 1e3);
+    }
+    std::printf("samples_per_s=%.3f floor_pct=%.1f\n", sps, 100.0 * floor_s / t_step);
+  }
+  return 0;
+}

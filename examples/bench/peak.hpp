@@ -1,0 +1,66 @@
+// The machine ceilings the benchmarks compare against, measured in the same run:
+// FP32 FLOP/s of an FMA loop on all threads, and streaming memory bandwidth.
+#pragma once
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "halo/util/timer.hpp"
+
+namespace halo::bench {
+
+/// 16 independent 512-bit FMA chains: enough in flight to fill both FMA pipes.
+__attribute__((target("avx512f"))) inline float fma_chains(int64_t iters) {
+  __m512 acc[16];
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_ps(float(j) * 1e-3f);
+  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
+  __m512 s = acc[0];
+  for (int j = 1; j < 16; ++j) s = _mm512_add_ps(s, acc[j]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float total = 0;
+  for (float v : lanes) total += v;
+  return total;
+}
+
+/// Best of `runs` short runs: FP32 FLOP/s of the FMA loop on every OpenMP thread at once.
+inline double measure_fma_peak(int runs = 5) {
+  const int64_t iters = 10'000'000;
+  double best = 0;
+  volatile float sink = 0;
+  for (int r = 0; r < runs; ++r) {
+    double t0 = now_seconds();
+    float part = 0;
+#pragma omp parallel reduction(+ : part)
+    part += fma_chains(iters);
+    double t = now_seconds() - t0;
+    sink = sink + part;
+    best = std::max(best, double(omp_get_max_threads()) * double(iters) * 16 * 16 * 2 / t);
+  }
+  return best;
+}
+
+/// Best of `runs`: bytes/s of a triad a[i] = b[i] + s*c[i] over 3 x 64 MiB on all threads
+/// (counting 3 x 4 bytes per element: two reads and one write; pages touched beforehand).
+inline double measure_stream_bandwidth(int runs = 5) {
+  const int64_t n = int64_t(16) << 20;
+  std::vector<float> a(size_t(n), 0.f), b(size_t(n), 1.f), c(size_t(n), 2.f);
+  double best = 0;
+  for (int r = 0; r < runs; ++r) {
+    double t0 = now_seconds();
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) a[size_t(i)] = b[size_t(i)] + 0.5f * c[size_t(i)];
+    double t = now_seconds() - t0;
+    best = std::max(best, 12.0 * double(n) / t);
+  }
+  volatile float sink = a[size_t(n / 2)];
+  (void)sink;
+  return best;
+}
+
+}  // namespace halo::bench

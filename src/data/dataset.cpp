@@ -23,8 +23,9 @@ constexpr size_t kMaxOpenFiles = 16;
 
 template <class T>
 void transform_typed(const T* raw, float* x, int64_t A, int64_t C, int64_t B, Transform tf,
-                     const std::vector<float>& mn, const std::vector<float>& mx) {
-  // out[c][a][b] = f_c(raw[a][c][b]); per-channel affine map for minmax.
+                     const std::vector<float>& mn, const std::vector<float>& mx, bool channels_last) {
+  // out[c][a][b] = f_c(raw[a][c][b]), or out[a][b][c] with channels_last; per-channel
+  // affine map for minmax.
   std::vector<float> scale(size_t(C), 1.f), shift(size_t(C), 0.f);
   if (tf == Transform::minmax) {
     for (int64_t c = 0; c < C; ++c) {
@@ -45,7 +46,15 @@ void transform_typed(const T* raw, float* x, int64_t A, int64_t C, int64_t B, Tr
       for (int64_t v = 0; v < kN; ++v) lut[size_t(v)] = float(std::log1p(double(v - kOff)));
     }
     const float* L = lut.data();
-    if (B == 1) {
+    if (channels_last && B == 1) {
+      // stored order is delivered order: one streaming table lookup
+      const int64_t n = A * C;
+      for (int64_t k = 0; k < n; ++k) x[k] = L[int64_t(raw[k]) + kOff];
+    } else if (channels_last) {
+      for (int64_t a = 0; a < A; ++a)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t b = 0; b < B; ++b) x[(a * B + b) * C + c] = L[int64_t(raw[(a * C + c) * B + b]) + kOff];
+    } else if (B == 1) {
       // blocks of voxels small enough for L1, then one channel at a time: contiguous stores
       // the compiler turns into vector gathers from the table
       constexpr int64_t kBlock = 2048;
@@ -69,7 +78,13 @@ void transform_typed(const T* raw, float* x, int64_t A, int64_t C, int64_t B, Tr
     if (tf == Transform::log1p) return std::log1p(float(v));
     return float(v) * scale[size_t(c)] + shift[size_t(c)];
   };
-  if (B == 1) {
+  if (channels_last) {
+    for (int64_t a = 0; a < A; ++a)
+      for (int64_t c = 0; c < C; ++c) {
+        const T* src = raw + (a * C + c) * B;
+        for (int64_t b = 0; b < B; ++b) x[(a * B + b) * C + c] = f(src[b], c);
+      }
+  } else if (B == 1) {
     for (int64_t a = 0; a < A; ++a)
       for (int64_t c = 0; c < C; ++c) x[c * A + a] = f(raw[a * C + c], c);
   } else {
@@ -267,37 +282,42 @@ void H5Dataset::read_raw(int64_t i, void* raw, void* y) const {
   }
 }
 
-void H5Dataset::transform(const void* raw, float* x) const {
+void H5Dataset::transform(const void* raw, float* x, bool channels_last) const {
   int64_t A = 1, C = 1, B = 1;
   for (size_t k = 0; k < stored_shape_.size(); ++k) {
     if (int(k) < channel_axis_ || channel_axis_ < 0) A *= stored_shape_[k];
     else if (int(k) == channel_axis_) C = stored_shape_[k];
     else B *= stored_shape_[k];
   }
-  if (channel_axis_ < 0) std::swap(A, B);  // no channel axis: a plain copy
+  if (channel_axis_ < 0) {  // no channel axis: a plain copy, whatever the format
+    std::swap(A, B);
+    channels_last = false;
+  }
   Transform tf = layout_.transform;
   switch (stored_type_) {
-    case RawType::i8: return transform_typed(static_cast<const int8_t*>(raw), x, A, C, B, tf, min_, max_);
-    case RawType::u8: return transform_typed(static_cast<const uint8_t*>(raw), x, A, C, B, tf, min_, max_);
-    case RawType::i16: return transform_typed(static_cast<const int16_t*>(raw), x, A, C, B, tf, min_, max_);
-    case RawType::u16: return transform_typed(static_cast<const uint16_t*>(raw), x, A, C, B, tf, min_, max_);
-    case RawType::i32: return transform_typed(static_cast<const int32_t*>(raw), x, A, C, B, tf, min_, max_);
-    case RawType::u32: return transform_typed(static_cast<const uint32_t*>(raw), x, A, C, B, tf, min_, max_);
-    case RawType::i64: return transform_typed(static_cast<const int64_t*>(raw), x, A, C, B, tf, min_, max_);
-    case RawType::f32: return transform_typed(static_cast<const float*>(raw), x, A, C, B, tf, min_, max_);
-    case RawType::f64: return transform_typed(static_cast<const double*>(raw), x, A, C, B, tf, min_, max_);
+    case RawType::i8: return transform_typed(static_cast<const int8_t*>(raw), x, A, C, B, tf, min_, max_, channels_last);
+    case RawType::u8: return transform_typed(static_cast<const uint8_t*>(raw), x, A, C, B, tf, min_, max_, channels_last);
+    case RawType::i16: return transform_typed(static_cast<const int16_t*>(raw), x, A, C, B, tf, min_, max_, channels_last);
+    case RawType::u16: return transform_typed(static_cast<const uint16_t*>(raw), x, A, C, B, tf, min_, max_, channels_last);
+    case RawType::i32: return transform_typed(static_cast<const int32_t*>(raw), x, A, C, B, tf, min_, max_, channels_last);
+    case RawType::u32: return transform_typed(static_cast<const uint32_t*>(raw), x, A, C, B, tf, min_, max_, channels_last);
+    case RawType::i64: return transform_typed(static_cast<const int64_t*>(raw), x, A, C, B, tf, min_, max_, channels_last);
+    case RawType::f32: return transform_typed(static_cast<const float*>(raw), x, A, C, B, tf, min_, max_, channels_last);
+    case RawType::f64: return transform_typed(static_cast<const double*>(raw), x, A, C, B, tf, min_, max_, channels_last);
   }
 }
 
-void H5Dataset::read(int64_t i, float* x, void* y, ReadScratch& scratch) const {
-  // float32 stored channels-first without a transform is what is delivered: read in place
-  if (stored_type_ == RawType::f32 && layout_.transform == Transform::none && channel_axis_ <= 0) {
+void H5Dataset::read(int64_t i, float* x, void* y, ReadScratch& scratch, bool channels_last) const {
+  // float32 stored in the delivered axis order without a transform: read in place
+  const int last_axis = int(stored_shape_.size()) - 1;
+  const bool same_order = channel_axis_ < 0 || (channels_last ? channel_axis_ == last_axis : channel_axis_ == 0);
+  if (stored_type_ == RawType::f32 && layout_.transform == Transform::none && same_order) {
     read_raw(i, x, y);
     return;
   }
   if (scratch.raw.size() < stored_bytes()) scratch.raw.resize(stored_bytes());
   read_raw(i, scratch.raw.data(), y);
-  transform(scratch.raw.data(), x);
+  transform(scratch.raw.data(), x, channels_last);
 }
 
 }  // namespace halo::data

@@ -54,7 +54,8 @@ DataLoader::DataLoader(std::shared_ptr<const H5Dataset> dataset, LoaderOptions o
   slots_.resize(size_t(opt_.prefetch + 1));
   for (auto& s : slots_) {
     // touched once here so steady-state batches never page-fault
-    s.x_full = Tensor::zeros(xs, DType::f32);
+    s.x_full = Tensor::zeros(xs, DType::f32, Device::cpu(), channels_last() ? MemoryFormat::channels_last
+                                                                             : MemoryFormat::contiguous);
     s.y_full = Tensor::zeros(ys, ds_->label_dtype());
   }
 }
@@ -109,7 +110,9 @@ void DataLoader::stage() {
     float* xp = opt_.staging == Staging::memory ? stage_x_.data() + k * size_t(xn) : x.data();
     void* yp = opt_.staging == Staging::memory ? static_cast<void*>(stage_y_.data() + k * yb) : y.data();
     try {
-      ds_->read(i, xp, yp, scratch);
+      // memory staging keeps the delivered format (batches are then plain copies); the
+      // packed staging file is channel-first, as its axes attribute says
+      ds_->read(i, xp, yp, scratch, opt_.staging == Staging::memory && channels_last());
     } catch (const Error& e) {
       throw IOError(str("rank ", rank_, ": staging: ", e.what()));
     }
@@ -134,7 +137,7 @@ void DataLoader::read_sample(int64_t i, float* x, void* y, ReadScratch& scratch)
     int64_t row = stage_row_.at(size_t(i));
     HALO_CHECK(row >= 0, "rank ", rank_, ": sample ", i, " was not staged on this rank");
     if (stage_ds_) {
-      stage_ds_->read(row, x, y, scratch);
+      stage_ds_->read(row, x, y, scratch, channels_last());
     } else {
       const size_t xn = size_t(numel(ds_->sample_shape())), yb = ds_->label_bytes();
       std::memcpy(x, stage_x_.data() + size_t(row) * xn, xn * sizeof(float));
@@ -142,7 +145,12 @@ void DataLoader::read_sample(int64_t i, float* x, void* y, ReadScratch& scratch)
     }
     return;
   }
-  ds_->read(i, x, y, scratch);
+  ds_->read(i, x, y, scratch, channels_last());
+}
+
+bool DataLoader::channels_last() const {
+  if (ds_->sample_shape().size() < 2) return false;
+  return opt_.memory_format ? *opt_.memory_format == MemoryFormat::channels_last : ds_->channels_stored_last();
 }
 
 void DataLoader::fill(Slot& s, int64_t b, ReadScratch& scratch) {

@@ -144,6 +144,44 @@ TEST_CASE("h5py files: the loader delivers every sample once, in batches") {
   CHECK(seen == std::vector<int>{1, 1, 1});
 }
 
+TEST_CASE("h5py files: channels-last delivery holds the same logical values for every layout") {
+  struct Case {
+    std::vector<std::string> files;
+    Layout layout;
+  };
+  std::vector<Case> cases;
+  cases.push_back({list_files(fx("mlperf")), cosmoflow_mlperf()});
+  cases.push_back({list_files(fx("lbann")), cosmoflow_lbann()});
+  auto deepcam_files = list_files(fx("deepcam"));
+  cases.push_back({deepcam_files, detect_layout(deepcam_files[0])});
+  cases.push_back({{fx("packed/shard-0.h5")}, detect_layout(fx("packed/shard-0.h5"))});
+  for (const auto& c : cases) {
+    auto ds = std::make_shared<H5Dataset>(c.files, c.layout);
+    INFO("layout " << ds->layout().format);
+    LoaderOptions o;
+    o.batch_size = 2;
+    o.shard.shuffle = false;
+    o.memory_format = MemoryFormat::contiguous;
+    DataLoader plain(ds, o);
+    o.memory_format = MemoryFormat::channels_last;
+    DataLoader cl(ds, o);
+    plain.start_epoch(0);
+    cl.start_epoch(0);
+    int batches = 0;
+    while (const Batch* a = plain.next()) {
+      const Batch* b = cl.next();
+      REQUIRE(b != nullptr);
+      CHECK(a->x.is_contiguous());
+      CHECK(b->x.is_channels_last());
+      CHECK_FALSE(b->x.is_contiguous());
+      CHECK(a->samples == b->samples);
+      CHECK(a->x.to_vector<float>() == b->x.to_vector<float>());
+      ++batches;
+    }
+    CHECK(batches > 0);
+  }
+}
+
 TEST_CASE("h5py files: bad files give errors naming the file and the dataset") {
   std::string good = fx("mlperf/cosmo_0.h5");
   SECTION("wrong shape") {

@@ -43,6 +43,11 @@ class H5Dataset {
 
   /// Delivered sample: (C, spatial...) float32.
   const Shape& sample_shape() const { return sample_shape_; }
+  /// True when the stored axes end with the channel axis (DHWC, HWC): channels-last is
+  /// then the order in which samples can be delivered without a transpose.
+  bool channels_stored_last() const {
+    return channel_axis_ >= 0 && channel_axis_ == int(stored_shape_.size()) - 1 && stored_shape_.size() > 1;
+  }
   /// Delivered label: (L,) float32 for vectors, (spatial...) int32 for masks.
   const Shape& label_shape() const { return label_shape_; }
   DType label_dtype() const { return layout_.label_kind == LabelKind::mask ? DType::i32 : DType::f32; }
@@ -57,11 +62,13 @@ class H5Dataset {
   const std::vector<float>& norm_max() const { return max_; }
 
   /// Reads sample i: `x` gets numel(sample_shape()) floats, `y` the label (float or int32).
-  void read(int64_t i, float* x, void* y, ReadScratch& scratch) const;
+  /// The floats are in the logical (C, spatial...) order, or with `channels_last` in
+  /// (spatial..., C) order — the stored order of DHWC / HWC files, so no transpose is needed.
+  void read(int64_t i, float* x, void* y, ReadScratch& scratch, bool channels_last = false) const;
   /// Reads the stored values of sample i untransformed (stored_bytes()) and its label.
   void read_raw(int64_t i, void* raw, void* y) const;
   /// Applies the layout's transform and axis order to stored values.
-  void transform(const void* raw, float* x) const;
+  void transform(const void* raw, float* x, bool channels_last = false) const;
 
   /// Closes cached file handles (they are reopened on demand).
   void close_files() const;

@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -43,6 +44,12 @@ struct LoaderOptions {
   std::string stage_dir;  ///< Staging::directory: node-local path (created)
   bool drop_last_batch = false;
   MPI_Comm comm = MPI_COMM_WORLD;  ///< rank and size; without MPI initialised: rank 0 of 1
+  /// Memory format of delivered batches with spatial axes (the logical shape is always
+  /// (N, C, spatial...)). Unset: the stored order, so the loader never transposes —
+  /// channels-last for the MLPerf CosmoFlow (DHWC) and DeepCAM (HWC) files, contiguous for
+  /// channel-first files (LBANN). Set it to channels_last to move the transpose of
+  /// channel-first files onto the I/O threads (the CPU convolutions want channels-last).
+  std::optional<MemoryFormat> memory_format;
 };
 
 struct Batch {
@@ -94,6 +101,8 @@ class DataLoader {
   void worker();
   void fill(Slot& s, int64_t b, ReadScratch& scratch);
   void read_sample(int64_t i, float* x, void* y, ReadScratch& scratch);
+  /// Batches are delivered channels-last (the option, for samples with spatial axes).
+  bool channels_last() const;
 
   std::shared_ptr<const H5Dataset> ds_;
   LoaderOptions opt_;

@@ -46,3 +46,4 @@
 #include "halo/train/progress.hpp"
 
 #include "halo/models/cosmoflow.hpp"
+#include "halo/models/deeplabv3.hpp"

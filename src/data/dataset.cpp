@@ -214,7 +214,9 @@ H5Dataset::OpenFile& H5Dataset::open(int32_t file) const {
   return ref;
 }
 
-void H5Dataset::read_raw(int64_t i, void* raw, void* y) const {
+void H5Dataset::read_raw(int64_t i, void* raw, void* y) const { read_rows(i, 0, 0, raw, y, true); }
+
+void H5Dataset::read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void* y, bool last) const {
   const SampleRef& s = ref(i);
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   OpenFile& of = open(s.file);
@@ -251,6 +253,10 @@ void H5Dataset::read_raw(int64_t i, void* raw, void* y) const {
       count[k + off] = hsize_t(layout_.subvolume);
     }
   }
+  if (rows > 0) {  // a slab of the first stored axis
+    start[off] += hsize_t(row0);
+    count[off] = hsize_t(rows);
+  }
   {
     H5Id fspace{H5Dget_space(of.data.get()), H5Sclose};
     H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
@@ -258,7 +264,18 @@ void H5Dataset::read_raw(int64_t i, void* raw, void* y) const {
     herr_t rc = H5Dread(of.data.get(), native_type(stored_type_), mspace.get(), fspace.get(), H5P_DEFAULT, raw);
     HALO_CHECK_T(IOError, rc >= 0, where(s.file, layout_.data), ": read of sample ", i, " failed (file truncated or corrupt?)");
   }
-  // label
+  if (y != nullptr) read_label(i, y);
+  // one-sample files are not revisited within an epoch: close them after their last read
+  if (last && !layout_.packed && layout_.subvolume == 0) {
+    open_.erase(s.file);
+    open_order_.erase(std::remove(open_order_.begin(), open_order_.end(), s.file), open_order_.end());
+  }
+}
+
+void H5Dataset::read_label(int64_t i, void* y) const {
+  const SampleRef& s = ref(i);
+  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+  OpenFile& of = open(s.file);
   hid_t ltype = layout_.label_kind == LabelKind::mask ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT;
   herr_t rc;
   if (layout_.packed) {
@@ -275,19 +292,15 @@ void H5Dataset::read_raw(int64_t i, void* raw, void* y) const {
   }
   HALO_CHECK_T(IOError, rc >= 0, where(s.file, layout_.label), ": read of sample ", i,
                " failed (file truncated or corrupt?)");
-  // one-sample files are not revisited within an epoch: close them now
-  if (!layout_.packed && layout_.subvolume == 0) {
-    open_.erase(s.file);
-    open_order_.erase(std::remove(open_order_.begin(), open_order_.end(), s.file), open_order_.end());
-  }
 }
 
-void H5Dataset::transform(const void* raw, float* x, bool channels_last) const {
+void H5Dataset::transform(const void* raw, float* x, bool channels_last, int64_t rows) const {
   int64_t A = 1, C = 1, B = 1;
   for (size_t k = 0; k < stored_shape_.size(); ++k) {
-    if (int(k) < channel_axis_ || channel_axis_ < 0) A *= stored_shape_[k];
-    else if (int(k) == channel_axis_) C = stored_shape_[k];
-    else B *= stored_shape_[k];
+    const int64_t n = (k == 0 && rows > 0) ? rows : stored_shape_[k];
+    if (int(k) < channel_axis_ || channel_axis_ < 0) A *= n;
+    else if (int(k) == channel_axis_) C = n;
+    else B *= n;
   }
   if (channel_axis_ < 0) {  // no channel axis: a plain copy, whatever the format
     std::swap(A, B);
@@ -313,6 +326,23 @@ void H5Dataset::read(int64_t i, float* x, void* y, ReadScratch& scratch, bool ch
   const bool same_order = channel_axis_ < 0 || (channels_last ? channel_axis_ == last_axis : channel_axis_ == 0);
   if (stored_type_ == RawType::f32 && layout_.transform == Transform::none && same_order) {
     read_raw(i, x, y);
+    return;
+  }
+  const int64_t first = stored_shape_.empty() ? 1 : stored_shape_[0];
+  if (same_order && channel_axis_ != 0 && first > 1) {
+    // Slabs of the first axis small enough for L2: each is converted right after its read,
+    // while still in cache, so the stored bytes never make a round trip through DRAM. The
+    // HDF5 lock is held per slab, so another reader thread converts while this one reads.
+    constexpr size_t kSlabBytes = size_t(256) << 10;
+    const size_t row_bytes = stored_bytes() / size_t(first);
+    const int64_t rows = std::max<int64_t>(1, int64_t(kSlabBytes / std::max<size_t>(row_bytes, 1)));
+    const int64_t row_floats = int64_t(numel(sample_shape_)) / first;
+    if (scratch.raw.size() < size_t(rows) * row_bytes) scratch.raw.resize(size_t(rows) * row_bytes);
+    for (int64_t r0 = 0; r0 < first; r0 += rows) {
+      const int64_t n = std::min(rows, first - r0);
+      read_rows(i, r0, n, scratch.raw.data(), r0 == 0 ? y : nullptr, r0 + n >= first);
+      transform(scratch.raw.data(), x + r0 * row_floats, channels_last, n);
+    }
     return;
   }
   if (scratch.raw.size() < stored_bytes()) scratch.raw.resize(stored_bytes());

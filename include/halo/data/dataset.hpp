@@ -67,8 +67,10 @@ class H5Dataset {
   void read(int64_t i, float* x, void* y, ReadScratch& scratch, bool channels_last = false) const;
   /// Reads the stored values of sample i untransformed (stored_bytes()) and its label.
   void read_raw(int64_t i, void* raw, void* y) const;
-  /// Applies the layout's transform and axis order to stored values.
-  void transform(const void* raw, float* x, bool channels_last = false) const;
+  /// Applies the layout's transform and axis order to stored values. `rows` > 0 limits it
+  /// to that many entries of the first stored axis (a slab; only when the delivered order
+  /// is the stored order and the first axis is not the channel axis).
+  void transform(const void* raw, float* x, bool channels_last = false, int64_t rows = 0) const;
 
   /// Closes cached file handles (they are reopened on demand).
   void close_files() const;
@@ -76,6 +78,10 @@ class H5Dataset {
  private:
   struct OpenFile;
   OpenFile& open(int32_t file) const;  // with hdf5_mutex() held
+  // Reads entries [row0, row0 + rows) of the first stored axis of sample i (rows = 0: all)
+  // into `raw`, and the label into `y` unless null; `last` closes a one-sample file.
+  void read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void* y, bool last) const;
+  void read_label(int64_t i, void* y) const;
   std::string where(int32_t file, const std::string& dset) const;
 
   std::vector<std::string> files_;

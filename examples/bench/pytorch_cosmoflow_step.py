@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One CosmoFlow-128 training step in PyTorch eager mode, timed: the bar for Halo's GPU step.
+"""One CosmoFlow-128 training step in PyTorch eager mode, timed: the bar for Halo's step.
 
 The model is the MLPerf HPC CosmoFlow network: five 3x3x3 convolutions (32, 64, 128, 256,
 512 filters, 'same' padding), each followed by leaky ReLU (slope 0.3) and 2x2x2 max
@@ -8,6 +8,8 @@ momentum. Input volumes are 4 x 128^3. Data are random tensors already on the GP
 number measures the step alone (forward, backward, optimizer), not loading.
 
     python3 pytorch_cosmoflow_step.py --batch 8 --precision f32 bf16
+    python3 pytorch_cosmoflow_step.py --device cpu --threads 2 --batch 4 --precision f32 \
+        --steps 2 --repeats 3 --warmup 1
 
 prints one line per precision: samples/s, ms per step and TFLOP/s of the convolutions
 (about 69 GFLOP forward per sample, three times that for the step).
@@ -39,7 +41,8 @@ def cosmoflow(batchnorm: bool, dropout: float) -> nn.Module:
 
 
 def run(precision: str, args) -> dict:
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
     torch.manual_seed(0)
     model = cosmoflow(args.batchnorm, args.dropout).to(dev)
     fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
@@ -54,22 +57,23 @@ def run(precision: str, args) -> dict:
     def step(i):
         x, y = xs[i % 2], ys[i % 2]
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
             out = model(x)
         loss = loss_fn(out.float(), y)
         loss.backward()
         opt.step()
         return loss
 
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     for i in range(args.warmup):
         step(i)
-    torch.cuda.synchronize()
+    sync()
     times = []
     for r in range(args.repeats):
         t0 = time.perf_counter()
         for i in range(args.steps):
             loss = step(i)
-        torch.cuda.synchronize()
+        sync()
         times.append((time.perf_counter() - t0) / args.steps)
     assert torch.isfinite(loss).item(), "loss is not finite"
     times.sort()
@@ -77,7 +81,7 @@ def run(precision: str, args) -> dict:
     return {"precision": precision, "batch": args.batch, "ms_per_step": t * 1e3,
             "samples_per_s": args.batch / t,
             "conv_tflops": 3 * CONV_FORWARD_GFLOP_PER_SAMPLE * args.batch / t / 1e3,
-            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")}
 
 
 def main():
@@ -92,10 +96,16 @@ def main():
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--batchnorm", action="store_true")
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--device", default="cuda", help="cuda, or cpu (threads: --threads)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     args = p.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True  # one algorithm search per shape, as Halo does
+    where = (torch.cuda.get_device_name() if args.device == "cuda"
+             else f"CPU, {torch.get_num_threads()} threads, oneDNN {torch.backends.mkldnn.is_available()}")
     print(f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
-          f"{torch.cuda.get_device_name()}, channels_last_3d={args.channels_last}, batchnorm={args.batchnorm}")
+          f"{where}, channels_last_3d={args.channels_last}, batchnorm={args.batchnorm}")
     for prec in args.precision:
         torch.backends.cudnn.allow_tf32 = prec == "tf32"
         torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
@@ -103,8 +113,9 @@ def main():
         print(f"cosmoflow-128 {r['precision']:5s} batch {r['batch']:3d}: {r['samples_per_s']:8.2f} samples/s "
               f"{r['ms_per_step']:8.2f} ms/step  conv {r['conv_tflops']:6.1f} TFLOP/s  "
               f"peak {r['peak_mem_gib']:.1f} GiB", flush=True)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
 
 
 if __name__ == "__main__":

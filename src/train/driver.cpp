@@ -100,6 +100,8 @@ Device Driver::cpu_device(const std::string& model) {
 
 std::shared_ptr<data::H5Dataset> Driver::open_dataset(const std::string& dir) {
   const std::string format = cfg_.get_string("data.format", "auto");
+  HALO_CHECK_T(IOError, std::filesystem::exists(dir), "no data at '", dir, "': generate a data set with `",
+               spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
   auto files = data::list_files(dir);
   HALO_CHECK_T(IOError, !files.empty(), "no HDF5 files in '", dir, "': generate a data set with `",
                spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");

@@ -1,0 +1,121 @@
+// What every training driver (halo-cosmoflow, halo-deepcam, your own) does around its model:
+// the command line, the configuration, the communicator and logging, the data loaders from
+// the `data.*` keys, the trainer options from `training.*`, `checkpoint.*`, `output.*` and
+// `dist.*`, resume, and the final check for unknown keys. A driver then reads
+//
+//   int main(int argc, char** argv) {
+//     return train::run_driver(argc, argv, spec, [](train::Driver& d) {
+//       train::DriverData data = d.open_data();
+//       nn::Model model = ...;                      // from d.config()'s model.* keys
+//       ...optimizer, loss, metric...
+//       train::TrainerOptions to = d.trainer_options();
+//       if (!d.finish_config(to)) return 0;        // --print-config
+//       train::Trainer(d.comm(), model, opt, loss, *data.train_loader, data.val_loader.get(),
+//                      std::make_unique<MyMetric>(), to).fit();
+//       return 0;
+//     });
+//   }
+//
+// docs/configuration.md documents the shared keys once for every driver.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "halo/data/dataset.hpp"
+#include "halo/data/loader.hpp"
+#include "halo/dist/communicator.hpp"
+#include "halo/tensor/device.hpp"
+#include "halo/train/trainer.hpp"
+#include "halo/util/config.hpp"
+
+namespace halo::train {
+
+/// What distinguishes one driver's command line and defaults.
+struct DriverSpec {
+  std::string program = "halo-train";  ///< names the driver in usage, errors and log lines
+  std::string summary;                 ///< one line under the usage line
+  std::string run_name = "train";      ///< TrainerOptions::name
+  std::string default_train = "data/train";
+  std::string default_validation = "data/validation";
+  /// The halo-data command (without --out) that makes a data set this driver reads, named
+  /// in the error when a data directory holds no files.
+  std::string generate_command = "halo-data generate";
+  int64_t default_batch_size = 8;  ///< global
+  int default_epochs = 4;
+};
+
+/// The command line as parsed (before any configuration is read).
+struct DriverArgs {
+  std::string config_file;
+  std::vector<std::string> overrides;  ///< "key=value", in order
+  bool resume = false;
+  bool print_config = false;
+  bool help = false;
+};
+
+/// Parses --config FILE, --resume, --stop-after-steps N, --print-config, --help and
+/// key=value overrides; throws ConfigError (with the usage) on anything else.
+DriverArgs parse_driver_args(int argc, char** argv, const DriverSpec& spec);
+std::string driver_usage(const DriverSpec& spec);
+
+/// The training and validation data of a run.
+struct DriverData {
+  std::shared_ptr<data::H5Dataset> train;
+  std::unique_ptr<data::DataLoader> train_loader;
+  std::unique_ptr<data::DataLoader> val_loader;  ///< null when data.validation is empty
+  std::string train_dir, val_dir;
+  data::LoaderOptions options;  ///< the training loader's (per-rank batch size)
+  int64_t global_batch = 0;
+};
+
+class Driver {
+ public:
+  /// Loads the configuration and the overrides, creates the communicator (dist.stall_timeout_s)
+  /// and sets the log level (output.log_level) and rank prefix. Collective.
+  Driver(DriverSpec spec, const DriverArgs& args);
+
+  Config& config() { return cfg_; }
+  const dist::Communicator& comm() const { return comm_; }
+  const DriverSpec& spec() const { return spec_; }
+  uint64_t seed() const { return seed_; }  ///< training.seed
+  bool resume() const { return args_.resume; }
+
+  /// training.device; throws ConfigError unless it is the CPU, naming `model` (for drivers
+  /// whose model has no CUDA kernels for every layer yet).
+  Device cpu_device(const std::string& model);
+
+  /// The data.* keys: loaders over data.train and data.validation (sharded over the ranks,
+  /// validation unshuffled and unstaged). data.batch_size is global and must be a multiple
+  /// of the number of ranks.
+  DriverData open_data();
+  /// An H5Dataset over the HDF5 files of `dir` (data.format); IOError naming the directory
+  /// and the halo-data command that generates one when it holds none.
+  std::shared_ptr<data::H5Dataset> open_dataset(const std::string& dir);
+
+  /// TrainerOptions from training.*, checkpoint.*, output.*, dist.* and
+  /// optimizer.clip_grad_norm, with --resume applied and the checkpoint and metrics
+  /// directories created (rank 0). Task-specific fields (the target metric) stay unset.
+  TrainerOptions trainer_options(const Device& device = Device::cpu());
+
+  /// Rejects unknown keys (ConfigError listing them), stores the configuration text in the
+  /// checkpoints, and handles --print-config: returns false when the driver should exit now.
+  /// Call it after every key was read.
+  bool finish_config(TrainerOptions& options);
+
+ private:
+  DriverSpec spec_;
+  DriverArgs args_;
+  Config cfg_;
+  dist::Communicator comm_;
+  uint64_t seed_ = 0;
+};
+
+/// The whole main(): an MPI session, the command line, a Driver, then `body`; --help prints
+/// the usage. An exception is logged and ends the whole job with MPI_Abort, so one rank's
+/// failure never leaves the others waiting in a collective.
+int run_driver(int argc, char** argv, const DriverSpec& spec, const std::function<int(Driver&)>& body);
+
+}  // namespace halo::train

@@ -232,6 +232,26 @@ TEST_CASE("oneDNN conv matches the reference (f32)", "[conv][onednn]") {
   }
 }
 
+// The DeepLabv3+ shapes, which run on oneDNN's 2D (nhwc) kernels: depthwise 3x3 at stride 1
+// and 2 and at dilation 2, pointwise 1x1, dilated 3x3 (ASPP) and the stride-2 transposed 3x3.
+TEST_CASE("oneDNN 2D depthwise, pointwise and transposed convs match the reference (f32)", "[conv][onednn]") {
+  ops::ConvEpilogue relu{A::relu, 0}, none{};
+  for (bool cl : {true, false}) {
+    compare_with_reference({2, 32, 9, 11}, 32, 32, 3, ops::ConvParams::uniform(2, 1, 1, 1, 32), none,
+                           ops::ConvBackend::onednn, cl, 600);
+    compare_with_reference({1, 32, 10, 12}, 32, 32, 3, ops::ConvParams::uniform(2, 2, 1, 1, 32), none,
+                           ops::ConvBackend::onednn, cl, 610);
+    compare_with_reference({1, 48, 8, 9}, 48, 48, 3, ops::ConvParams::uniform(2, 1, 2, 2, 48), none,
+                           ops::ConvBackend::onednn, cl, 620);
+    compare_with_reference({2, 32, 7, 9}, 32, 48, 1, ops::ConvParams::uniform(2), relu, ops::ConvBackend::onednn,
+                           cl, 630);
+    compare_with_reference({1, 32, 9, 10}, 32, 16, 3, ops::ConvParams::uniform(2, 1, 3, 3), none,
+                           ops::ConvBackend::onednn, cl, 640);
+    compare_with_reference({1, 32, 5, 7}, 32, 16, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), none,
+                           ops::ConvBackend::onednn, cl, 650);
+  }
+}
+
 TEST_CASE("oneDNN conv on blocked activation formats matches the reference (f32)", "[conv][onednn]") {
   ops::set_conv_onednn_layout(ops::OnednnLayout::blocked);
   for (bool cl : {true, false}) {

@@ -3,6 +3,7 @@
 //
 //   halo-bench-deepcam [--height 768] [--width 1152] [--batch 1] [--steps 2] [--warmup 1]
 //                      [--middle 16] [--threads T] [--layers]   (per-layer-type table)
+//                      [--nodes]    (also every layer: forward and backward ms, floor ms)
 //
 // One step = zero_grad, forward, WeightedCrossEntropy loss at full resolution, backward,
 // LAMB step, on one rank (the allreduce is measured by halo-bench-allreduce). The first
@@ -33,6 +34,7 @@
 #include "halo/nn/conv.hpp"
 #include "halo/nn/losses.hpp"
 #include "halo/optim/lamb.hpp"
+#include "halo/tensor/allocator.hpp"
 #include "halo/util/random.hpp"
 #include "halo/util/threads.hpp"
 #include "halo/util/timer.hpp"
@@ -116,7 +118,8 @@ int main(int argc, char** argv) {
   const int steps = std::max(1, int(arg(argc, argv, "--steps", 2)));
   const int warmup = std::max(0, int(arg(argc, argv, "--warmup", 1)));
   if (opt_value(argc, argv, "--threads")) set_num_threads(int(arg(argc, argv, "--threads", 2)));
-  const bool per_layer = flag(argc, argv, "--layers");
+  const bool per_node = flag(argc, argv, "--nodes");
+  const bool per_layer = flag(argc, argv, "--layers") || per_node;
 
   models::DeepLabV3PlusOptions mo;
   mo.height = height;
@@ -146,6 +149,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::pair<double, double>> layer_time;  // node -> (forward, backward), summed
   double t_fwd = 0, t_loss = 0, t_bwd = 0, t_opt = 0, t_step = 0;
   Usage u0;
+  AllocatorStats a0;
   for (int s = 0; s < warmup + steps; ++s) {
     const bool timed = s >= warmup;
     if (timed && s == warmup) {
@@ -154,7 +158,9 @@ int main(int argc, char** argv) {
           (bwd ? layer_time[n].second : layer_time[n].first) += sec;
         });
       u0 = usage_now();
+      a0 = allocator_for(Device::cpu()).stats();
     }
+    if (std::getenv("HALO_DEBUG_ALLOC")) std::fprintf(stderr, "STEP %d\n", s);
     const double t0 = now_seconds();
     model.zero_grad();
     Tensor logits = model.forward(x);
@@ -177,6 +183,7 @@ int main(int argc, char** argv) {
     }
   }
   const Usage u1 = usage_now();
+  const AllocatorStats a1 = allocator_for(Device::cpu()).stats();
   model.set_layer_timer({});
   t_fwd /= steps, t_loss /= steps, t_bwd /= steps, t_opt /= steps, t_step /= steps;
 
@@ -234,7 +241,11 @@ int main(int argc, char** argv) {
       total.flops += fl.flops, total.bytes += fl.bytes, total.seconds += fl.seconds;
       count_of_kind[kind]++;
       if (layer_time.count(nodes[i].name)) {
-        const double t = (layer_time[nodes[i].name].first + layer_time[nodes[i].name].second) / steps;
+        const auto& lt = layer_time[nodes[i].name];
+        const double t = (lt.first + lt.second) / steps;
+        if (per_node)
+          std::printf("node %-28s %-24s fwd %8.2f bwd %8.2f floor %8.2f ms\n", nodes[i].name.c_str(), kind.c_str(),
+                      lt.first / steps * 1e3, lt.second / steps * 1e3, fl.seconds * 1e3);
         time_of_kind[kind] += t;
         layers_time += t;
       }
@@ -262,6 +273,10 @@ int main(int argc, char** argv) {
   std::printf("per timed step: sys %.2f s, user %.2f s, minor faults %ld, major faults %ld; max RSS %ld MiB\n",
               (u1.sys - u0.sys) / steps, (u1.user - u0.user) / steps, (u1.minflt - u0.minflt) / steps,
               (u1.majflt - u0.majflt) / steps, max_rss_mib());
+  std::printf("caching allocator per timed step: %.1f system allocations, %.0f cache hits; %.2f GB in use at the "
+              "peak, %.2f GB cached now\n",
+              double(a1.system_allocations - a0.system_allocations) / steps, double(a1.cache_hits - a0.cache_hits) / steps,
+              double(a1.peak_bytes_in_use) * 1e-9, double(a1.bytes_cached) * 1e-9);
   std::printf("layers: %.1f GFLOP, %.2f GB minimum traffic per step; floor %.3f s (layers %.3f + loss %.4f + "
               "LAMB %.4f)\n",
               total.flops * 1e-9, total.bytes * 1e-9, floor_s, total.seconds, loss_floor.seconds, opt_floor.seconds);

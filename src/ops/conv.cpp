@@ -169,8 +169,17 @@ OnednnLayout g_onednn_layout = OnednnLayout::automatic;
 /// 15-35% faster on oneDNN's blocked formats even with the reorders of its input and output
 /// gradient; forward and backward-weights are as fast or faster on channels-last. Blocked
 /// formats group 16 channels, so they only pay when the channel counts fill the blocks.
+///
+/// 2D (DeepLabv3+ shapes, docs/performance.md): backward-data pays on blocked formats only at
+/// stride 1 (at stride 2, which is also the forward of every stride-2 transposed convolution,
+/// channels-last runs 2x faster), and the weight gradient of 3x3 kernels runs 1.4-1.6x faster
+/// blocked (the transposed decoder layers' most of all); 1x1 kernels gain nothing from it.
 bool prefer_blocked(const kc::ConvGeometry& g, int pass) {
-  return pass == 1 && g.G == 1 && g.Cin % 16 == 0 && g.Cout % 16 == 0;
+  if (g.G != 1 || g.Cin % 16 != 0 || g.Cout % 16 != 0) return false;
+  if (g.spatial_dims == 3) return pass == 1;
+  const bool unit_stride = g.stride[1] == 1 && g.stride[2] == 1;
+  const bool spatial_kernel = g.k[1] > 1 || g.k[2] > 1;
+  return (pass == 1 && unit_stride) || (pass == 2 && spatial_kernel);
 }
 
 }  // namespace

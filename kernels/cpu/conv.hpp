@@ -54,4 +54,14 @@ void conv_first_layer_backward_weights(const ConvGeometry& g, const Tensor& x, c
                                        const Tensor& gb, const Tensor& act_output = Tensor(),
                                        const ops::ConvEpilogue& epi = {});
 
+// ---- own depthwise kernels (groups = channels), 2D, f32 channels-last, any kernel, stride,
+// padding, dilation; outputs overwritten (kernels/cpu/conv_depthwise.cpp) ----
+bool depthwise_supported(const ConvGeometry& g);
+void conv_depthwise_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias,
+                            const ops::ConvEpilogue& e, const Tensor& y);
+void conv_depthwise_backward_data(const ConvGeometry& g, const Tensor& gy, const Tensor& w, const Tensor& gx);
+/// Overwrites gw (contiguous) and gb (if defined).
+void conv_depthwise_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& gy, const Tensor& gw,
+                                     const Tensor& gb);
+
 }  // namespace halo::kernels::cpu

@@ -26,6 +26,7 @@ const char* name(ConvBackend b) {
     case ConvBackend::reference: return "reference";
     case ConvBackend::onednn: return "onednn";
     case ConvBackend::first_layer: return "first_layer";
+    case ConvBackend::depthwise: return "depthwise";
   }
   return "?";
 }
@@ -215,12 +216,21 @@ ConvPlan::ConvPlan(const Shape& input, const Shape& weight, const ConvParams& p,
     case ConvBackend::automatic:
       if (dtype == DType::f32 && !p.transposed && kc::first_layer_supported(g))
         backend_ = ConvBackend::first_layer;
+      else if (dtype == DType::f32 && !p.transposed && kc::depthwise_supported(g) && (g.dil[1] > 1 || g.dil[2] > 1))
+        backend_ = ConvBackend::depthwise;
       else
         backend_ = fast_ok ? ConvBackend::onednn : ConvBackend::reference;
       break;
     case ConvBackend::reference: backend_ = backend; break;
     case ConvBackend::onednn:
       HALO_CHECK_T(Error, fast_ok, who_, ": the oneDNN convolution needs f32 and a build with HALO_ENABLE_ONEDNN");
+      backend_ = backend;
+      break;
+    case ConvBackend::depthwise:
+      HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::depthwise_supported(g), who_,
+                   ": the depthwise kernel needs f32, a 2D convolution (not transposed) and groups equal to the "
+                   "input and output channels; got input ",
+                   to_string(input), " weight ", to_string(weight), " (", p.str(), ")");
       backend_ = backend;
       break;
     case ConvBackend::first_layer:
@@ -491,6 +501,10 @@ Tensor conv_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tens
     kc::conv_first_layer_forward(g, xcl, wc, b, plan.epilogue(), y);
     return y;
   }
+  if (plan.backend() == ConvBackend::depthwise) {
+    kc::conv_depthwise_forward(g, xcl, wc, b, plan.epilogue(), y);
+    return y;
+  }
 #if HALO_ENABLE_ONEDNN
   if (!p.transposed) {
     kc::conv_onednn_forward(plan.state[0], g, xcl, wc, b, plan.epilogue(), y, plan.blocked(0));
@@ -526,6 +540,10 @@ Tensor conv_backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w)
   const Tensor gycl = channels_last(grad_y);
   if (plan.backend() == ConvBackend::first_layer) {
     kc::conv_first_layer_backward_data(g, gycl, wc, gx);
+    return gx;
+  }
+  if (plan.backend() == ConvBackend::depthwise) {
+    kc::conv_depthwise_backward_data(g, gycl, wc, gx);
     return gx;
   }
 #if HALO_ENABLE_ONEDNN
@@ -594,6 +612,8 @@ void backward_weights_impl(ConvPlan& plan, const Tensor& x, const Tensor& grad_y
   } else if (plan.backend() == ConvBackend::first_layer) {
     kc::conv_first_layer_backward_weights(g, channels_last(x), channels_last(grad_y), gw, gb, act_output,
                                           plan.epilogue());
+  } else if (plan.backend() == ConvBackend::depthwise) {
+    kc::conv_depthwise_backward_weights(g, channels_last(x), channels_last(grad_y), gw, gb);
   } else {
 #if HALO_ENABLE_ONEDNN
     if (!p.transposed)

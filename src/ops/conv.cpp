@@ -509,7 +509,10 @@ Tensor conv_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tens
   if (!p.transposed) {
     kc::conv_onednn_forward(plan.state[0], g, xcl, wc, b, plan.epilogue(), y, plan.blocked(0));
   } else {
-    kc::conv_onednn_backward_data(plan.state[0], g, xcl, wc, y, plan.blocked(1));
+    if (kc::subpixel_supported(g))
+      kc::conv_subpixel_transposed_forward(plan.state[0], g, xcl, wc, y);
+    else
+      kc::conv_onednn_backward_data(plan.state[0], g, xcl, wc, y, plan.blocked(1));
     epilogue_inplace<float>(y, b, plan.epilogue());
   }
   return y;
@@ -619,6 +622,8 @@ void backward_weights_impl(ConvPlan& plan, const Tensor& x, const Tensor& grad_y
     if (!p.transposed)
       kc::conv_onednn_backward_weights(plan.state[2], g, channels_last(x), channels_last(grad_y), gw, gb,
                                        plan.blocked(2));
+    else if (kc::subpixel_supported(g))
+      kc::conv_subpixel_transposed_backward_weights(plan.state[2], g, channels_last(x), channels_last(grad_y), gw);
     else
       kc::conv_onednn_backward_weights(plan.state[2], g, channels_last(grad_y), channels_last(x), gw, Tensor(),
                                        plan.blocked(2));

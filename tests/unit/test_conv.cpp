@@ -278,6 +278,12 @@ TEST_CASE("oneDNN 2D depthwise, pointwise and transposed convs match the referen
                            ops::ConvBackend::onednn, cl, 640);
     compare_with_reference({1, 32, 5, 7}, 32, 16, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), none,
                            ops::ConvBackend::onednn, cl, 650);
+    // the decoder's stride-2 transposed 3x3 (run as four stride-1 phase convolutions), with
+    // a fused activation and bias, 2 samples, more output than input channels
+    compare_with_reference({2, 16, 4, 6}, 16, 32, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), relu,
+                           ops::ConvBackend::onednn, cl, 660);
+    compare_with_reference({1, 16, 3, 5}, 16, 3, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), none,
+                           ops::ConvBackend::onednn, cl, 670);
   }
 }
 

@@ -24,8 +24,12 @@ void bn_grad_input_ref(const Tensor& dy, const Tensor& x, const double* k, const
 // ---- fast f32 kernels on channels-last tensors (rows of C), OpenMP ----
 
 void bn_channel_sums_cl(const Tensor& x, double* sum, double* sumsq);
-void bn_affine_cl(const Tensor& x, const double* scale, const double* shift, Tensor& y);
-void bn_grad_sums_cl(const Tensor& dy, const Tensor& x, const double* mean, double* sum_dy, double* sum_dy_xmu);
-void bn_grad_input_cl(const Tensor& dy, const Tensor& x, const double* k, const double* p, const double* q, Tensor& dx);
+// `relu`: y = max(affine, 0). `relu_y` (the fused layer's output, same layout, or null):
+// dy counts only where relu_y > 0.
+void bn_affine_cl(const Tensor& x, const double* scale, const double* shift, Tensor& y, bool relu = false);
+void bn_grad_sums_cl(const Tensor& dy, const Tensor& x, const double* mean, double* sum_dy, double* sum_dy_xmu,
+                     const float* relu_y = nullptr);
+void bn_grad_input_cl(const Tensor& dy, const Tensor& x, const double* k, const double* p, const double* q, Tensor& dx,
+                      const float* relu_y = nullptr);
 
 }  // namespace halo::kernels::cpu

@@ -41,6 +41,17 @@ void conv_onednn_backward_data(StateSlot& state, const ConvGeometry& g, const Te
 void conv_onednn_backward_weights(StateSlot& state, const ConvGeometry& g, const Tensor& x, const Tensor& gy,
                                   const Tensor& gw, const Tensor& gb, bool blocked);
 
+// ---- stride-2 transposed 3x3 as four stride-1 phase convolutions on oneDNN
+// (kernels/cpu/conv_subpixel_onednn.cpp). `g` is the direct problem of the transposed layer
+// (as for the other kernels): large grid in, small grid out. Outputs overwritten. ----
+bool subpixel_supported(const ConvGeometry& g);
+/// y (the layer's output, channels-last) from x (its input, channels-last) and w (Cin, Cout, 3, 3).
+void conv_subpixel_transposed_forward(StateSlot& state, const ConvGeometry& g, const Tensor& x, const Tensor& w,
+                                      const Tensor& y);
+/// gw (Cin, Cout, 3, 3) from the layer's input x and output gradient gy (channels-last).
+void conv_subpixel_transposed_backward_weights(StateSlot& state, const ConvGeometry& g, const Tensor& x,
+                                               const Tensor& gy, const Tensor& gw);
+
 // ---- own AVX-512 kernel for few input channels and 32 output channels (the first
 // CosmoFlow layer): 3x3x3, stride 1, dilation 1, padding 1, groups 1, channels-last f32 ----
 bool first_layer_supported(const ConvGeometry& g);
@@ -53,5 +64,15 @@ void conv_first_layer_backward_data(const ConvGeometry& g, const Tensor& gy, con
 void conv_first_layer_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& gy, const Tensor& gw,
                                        const Tensor& gb, const Tensor& act_output = Tensor(),
                                        const ops::ConvEpilogue& epi = {});
+
+// ---- own depthwise kernels (groups = channels), 2D, f32 channels-last, any kernel, stride,
+// padding, dilation; outputs overwritten (kernels/cpu/conv_depthwise.cpp) ----
+bool depthwise_supported(const ConvGeometry& g);
+void conv_depthwise_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias,
+                            const ops::ConvEpilogue& e, const Tensor& y);
+void conv_depthwise_backward_data(const ConvGeometry& g, const Tensor& gy, const Tensor& w, const Tensor& gx);
+/// Overwrites gw (contiguous) and gb (if defined).
+void conv_depthwise_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& gy, const Tensor& gw,
+                                     const Tensor& gb);
 
 }  // namespace halo::kernels::cpu

@@ -30,16 +30,22 @@ struct Dims {
 };
 
 Dims dims_of(const ConvGeometry& g) {
+  // 2D problems get 2D descriptors: oneDNN's fastest kernels (1x1, depthwise) are written
+  // for nhwc and fall back to far slower ones on a 3D problem of depth 1.
+  const int first = g.spatial_dims == 2 ? 1 : 0;
   Dims d;
-  d.src = {g.N, g.Cin, g.in[0], g.in[1], g.in[2]};
-  d.dst = {g.N, g.Cout, g.out[0], g.out[1], g.out[2]};
+  d.src = {g.N, g.Cin};
+  d.dst = {g.N, g.Cout};
   d.grouped = g.G > 1;
   if (d.grouped)
-    d.wei = {g.G, g.Cout / g.G, g.Cin / g.G, g.k[0], g.k[1], g.k[2]};
+    d.wei = {g.G, g.Cout / g.G, g.Cin / g.G};
   else
-    d.wei = {g.Cout, g.Cin, g.k[0], g.k[1], g.k[2]};
+    d.wei = {g.Cout, g.Cin};
   d.bias = {g.Cout};
-  for (int i = 0; i < 3; ++i) {
+  for (int i = first; i < 3; ++i) {
+    d.src.push_back(g.in[i]);
+    d.dst.push_back(g.out[i]);
+    d.wei.push_back(g.k[i]);
     d.strides.push_back(g.stride[i]);
     d.dilates.push_back(g.dil[i] - 1);  // oneDNN counts the gaps
     d.pad_l.push_back(g.pad[i]);
@@ -49,9 +55,15 @@ Dims dims_of(const ConvGeometry& g) {
   return d;
 }
 
-memory::desc act_md(const memory::dims& dims) { return memory::desc(dims, dt::f32, tag::ndhwc); }
+memory::desc act_md(const memory::dims& dims) {
+  return memory::desc(dims, dt::f32, dims.size() == 4 ? tag::nhwc : tag::ndhwc);
+}
 memory::desc act_md_for(const memory::dims& dims, bool blocked);
-memory::desc user_wei_md(const Dims& d) { return memory::desc(d.wei, dt::f32, d.grouped ? tag::goidhw : tag::oidhw); }
+memory::desc user_wei_md(const Dims& d) {
+  const bool two_d = d.src.size() == 4;
+  const tag t = d.grouped ? (two_d ? tag::goihw : tag::goidhw) : (two_d ? tag::oihw : tag::oidhw);
+  return memory::desc(d.wei, dt::f32, t);
+}
 memory::desc any_wei_md(const Dims& d) { return memory::desc(d.wei, dt::f32, tag::any); }
 
 dnnl::primitive_attr scratch_attr() {

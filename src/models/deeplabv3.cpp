@@ -48,8 +48,13 @@ class Builder {
     return m_.add(std::make_shared<nn::BatchNorm2d>(channels, o_.bn_eps, o_.bn_momentum), from, name);
   }
   int relu(int from, const std::string& name) { return m_.add(std::make_shared<nn::ReLU>(), from, name); }
+  /// BatchNorm then ReLU as one fused layer named "<prefix>.bn" (parameters "<prefix>.bn/weight"
+  /// as in the reference): one pass over the tensor instead of two forward, two instead of
+  /// three backward.
   int bn_relu(int from, int64_t channels, const std::string& prefix) {
-    return relu(bn(from, channels, prefix + ".bn"), prefix + ".relu");
+    auto layer = std::make_shared<nn::BatchNorm2d>(channels, o_.bn_eps, o_.bn_momentum);
+    layer->set_fused_relu(true);
+    return m_.add(layer, from, prefix + ".bn");
   }
   /// Depthwise 3x3 (same padding at any dilation) then pointwise 1x1, no biases.
   int separable(int from, int64_t in, int64_t out, const std::string& name, int64_t stride = 1,
@@ -83,8 +88,7 @@ class Builder {
     for (size_t i = 0; i < steps.size(); ++i) {
       const std::string sep = name + ".sep" + std::to_string(i + 1);
       x = separable(x, steps[i].in, steps[i].out, sep, 1, s.dilation);
-      x = bn(x, steps[i].out, sep + ".bn");
-      if (i + 1 < steps.size()) x = relu(x, sep + ".relu");
+      x = i + 1 < steps.size() ? bn_relu(x, steps[i].out, sep) : bn(x, steps[i].out, sep + ".bn");
     }
     if (s.stride != 1)
       x = separable(x, planes, planes, name + ".down", s.stride);

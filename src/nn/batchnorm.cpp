@@ -48,22 +48,24 @@ Tensor BatchNormNd::forward(const std::vector<Tensor>& inputs) {
                  : ops::batchnorm_forward_eval(x, weight().value, bias().value, running_mean(), running_var(), cfg_,
                                                &saved_, describe());
   saved_input_ = x;
+  if (cfg_.relu) saved_output_ = y;
   return y;
 }
 
 std::vector<Tensor> BatchNormNd::backward(const Tensor& grad_output) {
   HALO_CHECK(saved_input_.defined(), describe(), ": backward without a forward");
   ops::BatchNormGrads g = ops::batchnorm_backward(grad_output, saved_input_, weight().value, saved_,
-                                                  input_needs_grad(0), reducer_, describe());
+                                                  input_needs_grad(0), reducer_, describe(), saved_output_);
   accumulate(weight().grad, g.dweight, describe());
   accumulate(bias().grad, g.dbias, describe());
   saved_input_ = Tensor();
+  saved_output_ = Tensor();
   return {g.dx};
 }
 
 double BatchNormNd::forward_flops(const std::vector<Shape>& inputs) const {
   const Shape y = output_shape(inputs);
-  return 4.0 * double(numel(y) / std::max<int64_t>(1, y[0]));
+  return (cfg_.relu ? 5.0 : 4.0) * double(numel(y) / std::max<int64_t>(1, y[0]));
 }
 
 void BatchNormNd::init_parameters(uint64_t) {

@@ -44,16 +44,33 @@ std::vector<double> read_channels(const Tensor& t, int64_t C, double fallback) {
 
 // y = x * scale[c] + shift[c] in x's memory format.
 Tensor apply_affine(const Tensor& x, const Checked& k, const std::vector<double>& scale, const std::vector<double>& shift,
-                    const std::string& who) {
+                    bool relu, const std::string& who) {
   if (k.channels_last) {
     Tensor y = Tensor::empty_like(x);
-    kernels::cpu::bn_affine_cl(x, scale.data(), shift.data(), y);
+    kernels::cpu::bn_affine_cl(x, scale.data(), shift.data(), y, relu);
     return y;
   }
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
-  HALO_DISPATCH_FLOAT(x.dtype(), who, [&] { kernels::cpu::bn_affine_ref<T>(xc, scale.data(), shift.data(), y); });
+  HALO_DISPATCH_FLOAT(x.dtype(), who, [&] {
+    kernels::cpu::bn_affine_ref<T>(xc, scale.data(), shift.data(), y);
+    if (relu)
+      for (T *p = y.data<T>(), *end = p + y.numel(); p != end; ++p) *p = *p > T(0) ? *p : T(0);
+  });
   return y.to_memory_format(x.memory_format());
+}
+
+// dy with zeros where the fused ReLU's output is not positive, contiguous (reference path).
+Tensor relu_masked(const Tensor& dy, const Tensor& y, const std::string& who) {
+  Tensor g = dy.contiguous().clone();
+  const Tensor yc = y.contiguous();
+  HALO_DISPATCH_FLOAT(dy.dtype(), who, [&] {
+    const T* yp = yc.data<T>();
+    T* gp = g.data<T>();
+    for (int64_t i = 0; i < g.numel(); ++i)
+      if (!(yp[i] > T(0))) gp[i] = T(0);
+  });
+  return g;
 }
 
 // Fills scale/shift from the statistics and the affine parameters.
@@ -125,7 +142,7 @@ Tensor batchnorm_forward_train(const Tensor& x, const Tensor& weight, const Tens
 
   std::vector<double> scale, shift;
   affine_from_stats(weight, bias, s, C, scale, shift, who);
-  Tensor y = apply_affine(x, k, scale, shift, who);
+  Tensor y = apply_affine(x, k, scale, shift, cfg.relu, who);
   if (saved) *saved = std::move(s);
   return y;
 }
@@ -151,13 +168,14 @@ Tensor batchnorm_forward_eval(const Tensor& x, const Tensor& weight, const Tenso
   for (double& v : s.invstd) v = 1.0 / std::sqrt(v + cfg.eps);
   std::vector<double> scale, shift;
   affine_from_stats(weight, bias, s, C, scale, shift, who);
-  Tensor y = apply_affine(x, k, scale, shift, who);
+  Tensor y = apply_affine(x, k, scale, shift, cfg.relu, who);
   if (saved) *saved = std::move(s);
   return y;
 }
 
 BatchNormGrads batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const BatchNormSaved& saved,
-                                  bool need_dx, const StatsReducer& reducer, const std::string& who) {
+                                  bool need_dx, const StatsReducer& reducer, const std::string& who,
+                                  const Tensor& relu_output) {
   const Checked k = check_input(x, who);
   const int64_t C = k.C;
   HALO_CHECK_SHAPE(dy.defined() && dy.shape() == x.shape() && dy.dtype() == x.dtype(), who, ": output gradient ",
@@ -167,13 +185,19 @@ BatchNormGrads batchnorm_backward(const Tensor& dy, const Tensor& x, const Tenso
                    ": backward without a matching forward (saved statistics for ", saved.mean.size(),
                    " channels, input ", x.str(), ")");
 
-  // Kernels get both tensors in one layout: dy follows x's.
-  const bool cl = k.channels_last && dy.is_channels_last();
+  const bool relu = relu_output.defined();
+  HALO_CHECK_SHAPE(!relu || (relu_output.shape() == x.shape() && relu_output.dtype() == x.dtype()), who,
+                   ": fused ReLU output ", relu_output.defined() ? relu_output.str() : std::string(),
+                   " does not match input ", x.str());
+
+  // Kernels get all tensors in one layout: dy and the ReLU output follow x's.
+  const bool cl = k.channels_last && dy.is_channels_last() && (!relu || relu_output.strides() == x.strides());
   const Tensor xc = cl ? x : x.contiguous();
-  const Tensor gc = cl ? dy : dy.contiguous();
+  const Tensor gc = cl ? dy : relu ? relu_masked(dy, relu_output, who) : dy.contiguous();
+  const float* mask = cl && relu ? relu_output.data<float>() : nullptr;
   std::vector<double> sums(size_t(2 * C), 0.0);  // [sum(dy) (C), sum(dy * (x - mean)) (C)]
   if (cl) {
-    kernels::cpu::bn_grad_sums_cl(gc, xc, saved.mean.data(), sums.data(), sums.data() + C);
+    kernels::cpu::bn_grad_sums_cl(gc, xc, saved.mean.data(), sums.data(), sums.data() + C, mask);
   } else {
     HALO_DISPATCH_FLOAT(x.dtype(), who, [&] {
       kernels::cpu::bn_grad_sums_ref<T>(gc, xc, saved.mean.data(), sums.data(), sums.data() + C);
@@ -208,7 +232,7 @@ BatchNormGrads batchnorm_backward(const Tensor& dy, const Tensor& x, const Tenso
   }
   if (cl) {
     out.dx = Tensor::empty_like(x);
-    kernels::cpu::bn_grad_input_cl(gc, xc, kk.data(), p.data(), q.data(), out.dx);
+    kernels::cpu::bn_grad_input_cl(gc, xc, kk.data(), p.data(), q.data(), out.dx, mask);
   } else {
     Tensor dx = Tensor::empty(x.shape(), x.dtype());
     HALO_DISPATCH_FLOAT(x.dtype(), who, [&] {

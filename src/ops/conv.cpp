@@ -26,6 +26,7 @@ const char* name(ConvBackend b) {
     case ConvBackend::reference: return "reference";
     case ConvBackend::onednn: return "onednn";
     case ConvBackend::first_layer: return "first_layer";
+    case ConvBackend::depthwise: return "depthwise";
   }
   return "?";
 }
@@ -169,8 +170,17 @@ OnednnLayout g_onednn_layout = OnednnLayout::automatic;
 /// 15-35% faster on oneDNN's blocked formats even with the reorders of its input and output
 /// gradient; forward and backward-weights are as fast or faster on channels-last. Blocked
 /// formats group 16 channels, so they only pay when the channel counts fill the blocks.
+///
+/// 2D (DeepLabv3+ shapes, docs/performance.md): backward-data pays on blocked formats only at
+/// stride 1 (at stride 2, which is also the forward of every stride-2 transposed convolution,
+/// channels-last runs 2x faster), and the weight gradient of 3x3 kernels runs 1.4-1.6x faster
+/// blocked (the transposed decoder layers' most of all); 1x1 kernels gain nothing from it.
 bool prefer_blocked(const kc::ConvGeometry& g, int pass) {
-  return pass == 1 && g.G == 1 && g.Cin % 16 == 0 && g.Cout % 16 == 0;
+  if (g.G != 1 || g.Cin % 16 != 0 || g.Cout % 16 != 0) return false;
+  if (g.spatial_dims == 3) return pass == 1;
+  const bool unit_stride = g.stride[1] == 1 && g.stride[2] == 1;
+  const bool spatial_kernel = g.k[1] > 1 || g.k[2] > 1;
+  return (pass == 1 && unit_stride) || (pass == 2 && spatial_kernel);
 }
 
 }  // namespace
@@ -206,12 +216,21 @@ ConvPlan::ConvPlan(const Shape& input, const Shape& weight, const ConvParams& p,
     case ConvBackend::automatic:
       if (dtype == DType::f32 && !p.transposed && kc::first_layer_supported(g))
         backend_ = ConvBackend::first_layer;
+      else if (dtype == DType::f32 && !p.transposed && kc::depthwise_supported(g) && (g.dil[1] > 1 || g.dil[2] > 1))
+        backend_ = ConvBackend::depthwise;
       else
         backend_ = fast_ok ? ConvBackend::onednn : ConvBackend::reference;
       break;
     case ConvBackend::reference: backend_ = backend; break;
     case ConvBackend::onednn:
       HALO_CHECK_T(Error, fast_ok, who_, ": the oneDNN convolution needs f32 and a build with HALO_ENABLE_ONEDNN");
+      backend_ = backend;
+      break;
+    case ConvBackend::depthwise:
+      HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::depthwise_supported(g), who_,
+                   ": the depthwise kernel needs f32, a 2D convolution (not transposed) and groups equal to the "
+                   "input and output channels; got input ",
+                   to_string(input), " weight ", to_string(weight), " (", p.str(), ")");
       backend_ = backend;
       break;
     case ConvBackend::first_layer:
@@ -482,11 +501,18 @@ Tensor conv_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tens
     kc::conv_first_layer_forward(g, xcl, wc, b, plan.epilogue(), y);
     return y;
   }
+  if (plan.backend() == ConvBackend::depthwise) {
+    kc::conv_depthwise_forward(g, xcl, wc, b, plan.epilogue(), y);
+    return y;
+  }
 #if HALO_ENABLE_ONEDNN
   if (!p.transposed) {
     kc::conv_onednn_forward(plan.state[0], g, xcl, wc, b, plan.epilogue(), y, plan.blocked(0));
   } else {
-    kc::conv_onednn_backward_data(plan.state[0], g, xcl, wc, y, plan.blocked(1));
+    if (kc::subpixel_supported(g))
+      kc::conv_subpixel_transposed_forward(plan.state[0], g, xcl, wc, y);
+    else
+      kc::conv_onednn_backward_data(plan.state[0], g, xcl, wc, y, plan.blocked(1));
     epilogue_inplace<float>(y, b, plan.epilogue());
   }
   return y;
@@ -517,6 +543,10 @@ Tensor conv_backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w)
   const Tensor gycl = channels_last(grad_y);
   if (plan.backend() == ConvBackend::first_layer) {
     kc::conv_first_layer_backward_data(g, gycl, wc, gx);
+    return gx;
+  }
+  if (plan.backend() == ConvBackend::depthwise) {
+    kc::conv_depthwise_backward_data(g, gycl, wc, gx);
     return gx;
   }
 #if HALO_ENABLE_ONEDNN
@@ -585,11 +615,15 @@ void backward_weights_impl(ConvPlan& plan, const Tensor& x, const Tensor& grad_y
   } else if (plan.backend() == ConvBackend::first_layer) {
     kc::conv_first_layer_backward_weights(g, channels_last(x), channels_last(grad_y), gw, gb, act_output,
                                           plan.epilogue());
+  } else if (plan.backend() == ConvBackend::depthwise) {
+    kc::conv_depthwise_backward_weights(g, channels_last(x), channels_last(grad_y), gw, gb);
   } else {
 #if HALO_ENABLE_ONEDNN
     if (!p.transposed)
       kc::conv_onednn_backward_weights(plan.state[2], g, channels_last(x), channels_last(grad_y), gw, gb,
                                        plan.blocked(2));
+    else if (kc::subpixel_supported(g))
+      kc::conv_subpixel_transposed_backward_weights(plan.state[2], g, channels_last(x), channels_last(grad_y), gw);
     else
       kc::conv_onednn_backward_weights(plan.state[2], g, channels_last(grad_y), channels_last(x), gw, Tensor(),
                                        plan.blocked(2));

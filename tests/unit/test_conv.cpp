@@ -213,6 +213,35 @@ void compare_with_reference(const Shape& xs, int64_t cin, int64_t cout, int64_t 
 
 }  // namespace
 
+TEST_CASE("own depthwise kernel matches the reference (f32)", "[conv][depthwise]") {
+  ops::ConvEpilogue relu{A::relu, 0}, leaky{A::leaky_relu, 0.2}, none{};
+  for (bool cl : {true, false}) {
+    // dilation 2 "same" (the DeepLabv3+ exit flow), stride 2, dilation with stride, 5x5,
+    // padding larger than the dilated reach, a channel count that fills no vector evenly
+    compare_with_reference({2, 24, 9, 11}, 24, 24, 3, ops::ConvParams::uniform(2, 1, 2, 2, 24), none,
+                           ops::ConvBackend::depthwise, cl, 700);
+    compare_with_reference({1, 19, 10, 13}, 19, 19, 3, ops::ConvParams::uniform(2, 2, 1, 1, 19), relu,
+                           ops::ConvBackend::depthwise, cl, 710);
+    compare_with_reference({2, 16, 11, 9}, 16, 16, 3, ops::ConvParams::uniform(2, 2, 3, 3, 16), leaky,
+                           ops::ConvBackend::depthwise, cl, 720);
+    compare_with_reference({1, 8, 8, 7}, 8, 8, 5, ops::ConvParams::uniform(2, 1, 2, 1, 8), none,
+                           ops::ConvBackend::depthwise, cl, 730);
+    compare_with_reference({1, 8, 6, 7}, 8, 8, 3, ops::ConvParams::uniform(2, 1, 4, 2, 8), none,
+                           ops::ConvBackend::depthwise, cl, 740);
+  }
+  // Chosen automatically for dilated depthwise f32 convolutions only.
+  auto pick = [](const ops::ConvParams& p, int64_t c, DType dt) {
+    return ops::ConvPlan({1, c, 8, 8}, ops::conv_weight_shape(c, c, {3, 3}, p), p, dt, Device::cpu()).backend();
+  };
+  CHECK(pick(ops::ConvParams::uniform(2, 1, 2, 2, 32), 32, DType::f32) == ops::ConvBackend::depthwise);
+  CHECK(pick(ops::ConvParams::uniform(2, 1, 2, 2, 32), 32, DType::f64) == ops::ConvBackend::reference);
+  CHECK(pick(ops::ConvParams::uniform(2, 1, 2, 2, 1), 32, DType::f32) != ops::ConvBackend::depthwise);
+  CHECK(pick(ops::ConvParams::uniform(2, 1, 2, 2, 16), 32, DType::f32) != ops::ConvBackend::depthwise);
+  CHECK_THROWS_WITH(ops::ConvPlan({1, 32, 8, 8}, {32, 2, 3, 3}, ops::ConvParams::uniform(2, 1, 1, 1, 16), DType::f32,
+                                  Device::cpu(), {}, false, ops::ConvBackend::depthwise, "Conv2d 'dw'"),
+                    Catch::Contains("Conv2d 'dw'") && Catch::Contains("groups equal"));
+}
+
 #if HALO_ENABLE_ONEDNN
 TEST_CASE("oneDNN conv matches the reference (f32)", "[conv][onednn]") {
   ops::ConvEpilogue leaky{A::leaky_relu, 0.1}, relu{A::relu, 0}, none{};
@@ -229,6 +258,32 @@ TEST_CASE("oneDNN conv matches the reference (f32)", "[conv][onednn]") {
                            ops::ConvBackend::onednn, cl, 400);
     compare_with_reference({2, 6, 5, 4}, 6, 3, 2, ops::ConvParams::uniform(2, 2, 0, 1, 1, true), none,
                            ops::ConvBackend::onednn, cl, 500);
+  }
+}
+
+// The DeepLabv3+ shapes, which run on oneDNN's 2D (nhwc) kernels: depthwise 3x3 at stride 1
+// and 2 and at dilation 2, pointwise 1x1, dilated 3x3 (ASPP) and the stride-2 transposed 3x3.
+TEST_CASE("oneDNN 2D depthwise, pointwise and transposed convs match the reference (f32)", "[conv][onednn]") {
+  ops::ConvEpilogue relu{A::relu, 0}, none{};
+  for (bool cl : {true, false}) {
+    compare_with_reference({2, 32, 9, 11}, 32, 32, 3, ops::ConvParams::uniform(2, 1, 1, 1, 32), none,
+                           ops::ConvBackend::onednn, cl, 600);
+    compare_with_reference({1, 32, 10, 12}, 32, 32, 3, ops::ConvParams::uniform(2, 2, 1, 1, 32), none,
+                           ops::ConvBackend::onednn, cl, 610);
+    compare_with_reference({1, 48, 8, 9}, 48, 48, 3, ops::ConvParams::uniform(2, 1, 2, 2, 48), none,
+                           ops::ConvBackend::onednn, cl, 620);
+    compare_with_reference({2, 32, 7, 9}, 32, 48, 1, ops::ConvParams::uniform(2), relu, ops::ConvBackend::onednn,
+                           cl, 630);
+    compare_with_reference({1, 32, 9, 10}, 32, 16, 3, ops::ConvParams::uniform(2, 1, 3, 3), none,
+                           ops::ConvBackend::onednn, cl, 640);
+    compare_with_reference({1, 32, 5, 7}, 32, 16, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), none,
+                           ops::ConvBackend::onednn, cl, 650);
+    // the decoder's stride-2 transposed 3x3 (run as four stride-1 phase convolutions), with
+    // a fused activation and bias, 2 samples, more output than input channels
+    compare_with_reference({2, 16, 4, 6}, 16, 32, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), relu,
+                           ops::ConvBackend::onednn, cl, 660);
+    compare_with_reference({1, 16, 3, 5}, 16, 3, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), none,
+                           ops::ConvBackend::onednn, cl, 670);
   }
 }
 

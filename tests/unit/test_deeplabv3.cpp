@@ -43,7 +43,27 @@ TEST_CASE("DeepLabv3+ has the reference's resolutions and channels") {
   CHECK(node_shape(m, "block3.relu") == Shape{728, 4, 6});    // output stride 16
   CHECK(node_shape(m, "block19.relu") == Shape{728, 4, 6});   // 16 middle blocks: 4..19
   CHECK(m.find("block20.relu") < 0);
-  CHECK(node_shape(m, "exit.sep3.relu") == Shape{2048, 4, 6});
+  // BatchNorm -> ReLU pairs are one fused layer named after the BatchNorm (parameter names
+  // as in the reference); the ReLUs after residual adds stay separate layers.
+  CHECK(node_shape(m, "exit.sep3.bn") == Shape{2048, 4, 6});
+  CHECK(m.find("exit.sep3.relu") < 0);
+  CHECK(m.find("block4.sep1.relu") < 0);
+  {
+    bool named = false;
+    for (auto* p : m.parameters()) named = named || p->name == "exit.sep3.bn/weight";
+    CHECK(named);
+  }
+  {
+    int fused = 0, plain = 0;
+    for (auto* bn : models::batchnorm_layers(m)) (bn->fused_relu() ? fused : plain)++;
+    CHECK(fused == 52);  // entry 2, block separables 3 + 32 + 1, exit 3, ASPP 5, decoder 6
+    CHECK(plain == 24);  // the last BatchNorm of each of the 20 blocks and their 4 skip BatchNorms
+    CHECK(dynamic_cast<nn::BatchNormNd&>(m.layer("block4.sep2.bn")).fused_relu());
+    CHECK_FALSE(dynamic_cast<nn::BatchNormNd&>(m.layer("block4.sep3.bn")).fused_relu());
+  }
+  int relus = 0;
+  for (const auto& n : m.nodes()) relus += n.layer && n.layer->type() == "ReLU";
+  CHECK(relus == 20);  // 19 block ends + the pooling branch
   CHECK(node_shape(m, "aspp.concat") == Shape{1280, 4, 6});
   CHECK(node_shape(m, "aspp.pool") == Shape{2048, 1, 1});
   CHECK(node_shape(m, "decoder.concat") == Shape{304, 16, 24});

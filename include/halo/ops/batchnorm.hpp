@@ -29,6 +29,9 @@ using StatsReducer = std::function<void(double* values, size_t n)>;
 struct BatchNormConfig {
   double eps = 1e-5;
   double momentum = 0.1;
+  /// y = max(BN(x), 0): BatchNorm and a following ReLU in one pass over the data (forward),
+  /// the ReLU's derivative taken inside the BatchNorm backward passes (give it the output).
+  bool relu = false;
 };
 
 /// What forward keeps for backward: per-channel mean and 1/sqrt(var + eps) (f64, CPU),
@@ -60,8 +63,10 @@ struct BatchNormGrads {
 
 /// Backward. With batch statistics dx includes the terms through mean and variance; the
 /// reducer (the same group as forward) sums them across ranks. dweight/dbias stay local.
+/// With `relu_output` (the output of a forward with `relu` set), dy is the gradient of the
+/// ReLU's output and counts only where that output is positive.
 BatchNormGrads batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const BatchNormSaved& saved,
                                   bool need_dx = true, const StatsReducer& reducer = {},
-                                  const std::string& who = "batchnorm");
+                                  const std::string& who = "batchnorm", const Tensor& relu_output = Tensor());
 
 }  // namespace halo::ops

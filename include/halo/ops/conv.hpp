@@ -54,7 +54,9 @@ double conv_flops(const Shape& input, const Shape& weight, const ConvParams& p);
 
 /// Which implementation a plan uses. `automatic` picks the fastest available for the
 /// dtype and shape; the others force a backend (tests compare them against the reference).
-enum class ConvBackend { automatic, reference, onednn, first_layer };
+/// depthwise: own kernels for 2D depthwise convolutions (groups = channels) in f32, chosen
+/// automatically at dilation > 1, where oneDNN's backward passes are slow.
+enum class ConvBackend { automatic, reference, onednn, first_layer, depthwise };
 const char* name(ConvBackend b);
 /// Whether this build has the own first-layer kernel (it needs AVX-512).
 bool first_layer_kernel_available();

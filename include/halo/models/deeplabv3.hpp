@@ -21,6 +21,9 @@
 // Convolutions have no bias (BatchNorm follows) except the decoder's 1x1 and the pooling
 // branch's 1x1, whose bias stands in for the reference's per-channel affine there.
 //
+// Every BatchNorm directly followed by a ReLU is one BatchNorm layer with the ReLU fused
+// (BatchNormNd::set_fused_relu: one pass forward, the ReLU's derivative inside the backward
+// passes), named "<prefix>.bn"; only ReLUs after a residual Add remain their own layers.
 // Layer names follow the reference's structure with dots ("block4.sep2.depthwise",
 // "aspp.rate6.bn"), so checkpoints read as the model reads.
 #pragma once

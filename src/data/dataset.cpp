@@ -1,5 +1,9 @@
 #include "halo/data/dataset.hpp"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -49,7 +53,23 @@ void transform_typed(const T* raw, float* x, int64_t A, int64_t C, int64_t B, Tr
     if (channels_last && B == 1) {
       // stored order is delivered order: one streaming table lookup
       const int64_t n = A * C;
-      for (int64_t k = 0; k < n; ++k) x[k] = L[int64_t(raw[k]) + kOff];
+      int64_t k = 0;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same<T, int16_t>::value) {
+        // 16 lookups per gather, written with streaming stores: the batch is not read
+        // again before the step, and skipping the read-for-ownership of every output line
+        // cuts the memory traffic of the conversion by a third.
+        for (; k < n && (reinterpret_cast<uintptr_t>(x + k) & 63) != 0; ++k) x[k] = L[int64_t(raw[k]) + kOff];
+        const __m512i off = _mm512_set1_epi32(int(kOff));
+        for (; k + 16 <= n; k += 16) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw + k));
+          const __m512i idx = _mm512_add_epi32(_mm512_maskz_cvtepi16_epi32(__mmask16(0xFFFF), v), off);
+          _mm512_stream_ps(x + k, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(0xFFFF), idx, L, 4));
+        }
+        _mm_sfence();
+      }
+#endif
+      for (; k < n; ++k) x[k] = L[int64_t(raw[k]) + kOff];
     } else if (channels_last) {
       for (int64_t a = 0; a < A; ++a)
         for (int64_t c = 0; c < C; ++c)

@@ -1,12 +1,18 @@
 // halo-bench-cosmoflow-gpu: one CosmoFlow-128 training step (forward, MSE loss, backward,
 // SGD with momentum) on one GPU, in f32 or in bf16 mixed precision.
 //
-//   halo-bench-cosmoflow-gpu [--precision f32|bf16] [--batch N] [--steps N] [--size S]
+//   halo-bench-cosmoflow-gpu [--precision f32|bf16] [--batch N] [--steps N] [--size S] [--profile 1]
 //
 // bf16: the input volume is bf16, so every activation and activation gradient is bf16;
 // parameters, their gradients and the optimizer state stay f32 (the ops cast the weights
 // per call). Prints the median step time over --steps timed steps after 3 warm-up steps
 // (the first ones choose cuDNN algorithms and fill the caching allocator), and samples/s.
+//
+// --profile 1 then runs --steps more steps with a CUDA event recorded after each phase
+// (zero_grad, every layer's forward and backward, the loss and its gradient, the optimizer
+// step) and prints the mean GPU time between consecutive events: the work each phase
+// queued, without adding any host synchronisation inside the step. A phase whose time
+// exceeds its kernels' shows the GPU waiting for the host.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -16,8 +22,11 @@
 #include "halo/cuda/runtime.hpp"
 
 #if HALO_ENABLE_CUDA
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -31,12 +40,14 @@ int main(int argc, char** argv) {
   std::string precision = "bf16";
   int64_t batch = 4, size = 128;
   int steps = 10;
+  bool profile = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--precision") precision = argv[i + 1];
     else if (a == "--batch") batch = std::atoll(argv[i + 1]);
     else if (a == "--steps") steps = std::atoi(argv[i + 1]);
     else if (a == "--size") size = std::atoll(argv[i + 1]);
+    else if (a == "--profile") profile = std::atoi(argv[i + 1]) != 0;
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -98,6 +109,56 @@ int main(int argc, char** argv) {
   std::printf("cosmoflow-%lld %s batch %lld: median step %.2f ms (min %.2f, max %.2f) = %.1f samples/s, loss %.4f\n",
               (long long)size, precision.c_str(), (long long)batch, med, ms.front(), ms.back(),
               double(batch) * 1000.0 / med, last_loss);
+  if (!profile) return 0;
+
+  // Phase profile: events recorded on the stream the ops launch on, in step order.
+  std::vector<cudaEvent_t> events;
+  std::vector<std::string> names;
+  size_t used = 0;
+  auto mark = [&](const std::string& name) {
+    if (used == events.size()) {
+      cudaEvent_t e;
+      cudaEventCreate(&e);
+      events.push_back(e);
+      names.emplace_back();
+    }
+    names[used] = name;
+    cudaEventRecord(events[used++], cuda::current_stream(0));
+  };
+  model.set_layer_timer([&](const std::string& node, bool backward, double) {
+    mark(node + (backward ? " bwd" : " fwd"));
+  });
+  std::vector<std::string> order;
+  std::map<std::string, double> total;
+  for (int s = 0; s < steps; ++s) {
+    used = 0;
+    mark("start");
+    opt.zero_grad();
+    mark("zero_grad");
+    Tensor y = model.forward(x);
+    last_loss = loss.forward(y, t);
+    mark("loss");
+    Tensor gy = loss.backward();
+    mark("loss bwd");
+    model.backward(gy);
+    opt.step();
+    mark("optimizer");
+    cuda::synchronize(0);
+    for (size_t k = 1; k < used; ++k) {
+      float e = 0.f;
+      cudaEventElapsedTime(&e, events[k - 1], events[k]);
+      if (!total.count(names[k])) order.push_back(names[k]);
+      total[names[k]] += double(e);
+    }
+  }
+  model.set_layer_timer(nullptr);
+  double sum = 0;
+  for (const auto& n : order) sum += total[n] / steps;
+  std::printf("phase profile (mean GPU ms per step over %d steps, events between phases)\n", steps);
+  for (const auto& n : order)
+    std::printf("  %-28s %8.3f ms  %5.1f%%\n", n.c_str(), total[n] / steps, 100.0 * total[n] / steps / sum);
+  std::printf("  %-28s %8.3f ms\n", "sum", sum);
+  for (auto e : events) cudaEventDestroy(e);
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "cuda/check.hpp"
 #include "cuda/ops.hpp"
@@ -26,6 +27,25 @@ inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 #define HALO_GRID_LOOP(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
+// Index arithmetic in I = int32_t wherever every flat index fits: 64-bit division and modulo
+// are emulated in software (dozens of instructions each), enough to make the index math,
+// not memory, the bottleneck of kernels over the 268 M-element activations of CosmoFlow-128.
+#define HALO_GRID_LOOP_T(I, i, n) \
+  for (I i = I(blockIdx.x) * I(blockDim.x) + I(threadIdx.x); i < (n); i += I(gridDim.x) * I(blockDim.x))
+inline bool fits_int32(int64_t n) { return n < (int64_t(1) << 31) - int64_t(kThreads) * 8192; }
+
+// Calls the body with I = int32_t when `small`, else int64_t.
+#define HALO_INDEX_TYPE(small, ...) \
+  do {                              \
+    if (small) {                    \
+      using I = int32_t;            \
+      __VA_ARGS__;                  \
+    } else {                        \
+      using I = int64_t;            \
+      __VA_ARGS__;                  \
+    }                               \
+  } while (0)
+
 // Calls f.template operator()<T>() with T = bf16_t or float.
 #define HALO_BF16_OR_F32(flag, ...) \
   do {                              \
@@ -39,13 +59,14 @@ inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
   } while (0)
 
 // ---- strided copy ----
-template <class D, class S>
-__global__ void strided_copy_kernel(D* dst, const S* src, StridedDesc d, int64_t n, bool accumulate) {
-  HALO_GRID_LOOP(i, n) {
-    int64_t rest = i, od = 0, os = 0;
+template <class D, class S, class I>
+__global__ void strided_copy_kernel(D* dst, const S* src, StridedDesc d, I n, bool accumulate) {
+  HALO_GRID_LOOP_T(I, i, n) {
+    I rest = i;
+    int64_t od = 0, os = 0;
     for (int k = d.nd - 1; k >= 0; --k) {
-      const int64_t idx = rest % d.shape[k];
-      rest /= d.shape[k];
+      const I idx = rest % I(d.shape[k]);
+      rest /= I(d.shape[k]);
       od += idx * d.dst_stride[k];
       os += idx * d.src_stride[k];
     }
@@ -64,46 +85,105 @@ __device__ __forceinline__ float activate(float v, float slope) {
   return v;
 }
 
-template <ops::Activation A, class T>
-__global__ void bias_act_kernel(T* y, const float* bias, int64_t n, int64_t C, int64_t inner, float slope) {
-  HALO_GRID_LOOP(i, n) {
+template <ops::Activation A, class T, class I>
+__global__ void bias_act_kernel(T* y, const float* bias, I n, I C, I inner, float slope) {
+  HALO_GRID_LOOP_T(I, i, n) {
     float v = ld(y, i);
     if (bias) v += bias[(i / inner) % C];
     st(y, i, activate<A>(v, slope));
   }
 }
 
-// Per-block partial sums in shared memory (C floats), then one atomic per channel and block.
+// Channels-last with C a multiple of the vector width: 16-byte loads and stores, and one
+// modulo per vector. The vector's channels are c0 .. c0 + W - 1 (W divides C).
+template <ops::Activation A, class T>
+__global__ void bias_act_vec_kernel(T* y, const float* __restrict__ bias, int32_t nvec, int32_t C, float slope) {
+  constexpr int W = 16 / sizeof(T);
+  uint4* yv = reinterpret_cast<uint4*>(y);
+  HALO_GRID_LOOP_T(int32_t, v, nvec) {
+    uint4 raw = yv[v];
+    T* e = reinterpret_cast<T*>(&raw);
+    const int32_t c0 = (v * W) % C;
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      float x = ld(e, j);
+      if (bias) x += bias[c0 + j];
+      st(e, j, activate<A>(x, slope));
+    }
+    yv[v] = raw;
+  }
+}
+
+// Channels-last (rows, C) column sums: threadIdx.x walks the channels (a warp reads 32
+// neighbouring values of a row), threadIdx.y and the grid's y walk the rows; each thread
+// sums in a register, the block adds its 8 partial rows in shared memory and issues one
+// global atomic per channel.
+constexpr int kSumRows = 8;
 template <class T>
-__global__ void channel_sums_kernel(const T* g, int64_t n, int64_t C, int64_t inner, float* out) {
-  extern __shared__ float part[];
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) part[c] = 0.f;
+__global__ void column_sums_kernel(const T* g, int64_t rows, int C, float* out) {
+  __shared__ float part[kSumRows][33];
+  const int c = int(blockIdx.x) * 32 + int(threadIdx.x);
+  float acc = 0.f;
+  if (c < C)
+    for (int64_t r = int64_t(blockIdx.y) * kSumRows + threadIdx.y; r < rows; r += int64_t(gridDim.y) * kSumRows)
+      acc += ld(g, r * C + c);
+  part[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
-  HALO_GRID_LOOP(i, n) atomicAdd(&part[(i / inner) % C], ld(g, i));
+  if (threadIdx.y == 0 && c < C) {
+    float s = 0.f;
+    for (int k = 0; k < kSumRows; ++k) s += part[k][threadIdx.x];
+    atomicAdd(&out[c], s);
+  }
+}
+
+__device__ __forceinline__ float block_sum_f(float v) {
+  __shared__ float warp_sums[kThreads / 32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  __syncthreads();  // warp_sums may still be read by a previous call
+  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32] = v;
   __syncthreads();
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(&out[c], part[c]);
+  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.f;
+  if (threadIdx.x < 32)
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Contiguous (N, C, inner): blocks along x split one (n, c) plane, the grid's y walks the
+// planes; a block reduces its share and adds it with one atomic.
+template <class T>
+__global__ void plane_sums_kernel(const T* g, int64_t planes, int64_t C, int64_t inner, float* out) {
+  for (int64_t p = blockIdx.y; p < planes; p += gridDim.y) {
+    const T* base = g + p * inner;
+    float acc = 0.f;
+    for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < inner; i += int64_t(gridDim.x) * kThreads)
+      acc += ld(base, i);
+    acc = block_sum_f(acc);
+    if (threadIdx.x == 0) atomicAdd(&out[p % C], acc);
+  }
 }
 
 // ---- pooling ----
 // Flat thread index -> (n, c, d, h, w). With channels-last data the channel varies fastest,
 // so neighbouring threads touch neighbouring addresses (coalesced); else the width does.
-__device__ __forceinline__ void decompose(int64_t i, bool channels_inner, int64_t C, const int64_t* e, int64_t& n,
+template <class I>
+__device__ __forceinline__ void decompose(I i, bool channels_inner, int64_t C_, const int64_t* e, int64_t& n,
                                           int64_t& c, int64_t& z, int64_t& y, int64_t& x) {
+  const I C = I(C_), e0 = I(e[0]), e1 = I(e[1]), e2 = I(e[2]);
   if (channels_inner) {
     c = i % C; i /= C;
   }
-  x = i % e[2]; i /= e[2];
-  y = i % e[1]; i /= e[1];
-  z = i % e[0]; i /= e[0];
+  x = i % e2; i /= e2;
+  y = i % e1; i /= e1;
+  z = i % e0; i /= e0;
   if (!channels_inner) {
     c = i % C; i /= C;
   }
   n = i;
 }
 
-template <class T>
-__global__ void pool_fwd_kernel(const T* x, T* y, PoolDesc d, int64_t n) {
-  HALO_GRID_LOOP(i, n) {
+template <class T, class I>
+__global__ void pool_fwd_kernel(const T* x, T* y, PoolDesc d, I n) {
+  HALO_GRID_LOOP_T(I, i, n) {
     int64_t nb, c, od, oh, ow;
     decompose(i, d.xs[1] == 1, d.C, d.out, nb, c, od, oh, ow);
     const T* xb = x + nb * d.xs[0] + c * d.xs[1];
@@ -141,9 +221,9 @@ __device__ __forceinline__ void window_range(int64_t i, int64_t k, int64_t s, in
 // Gather: each input element sums the gradients of the windows covering it. For max pooling
 // a window sends its gradient to the first position holding its maximum (the CPU kernels'
 // tie rule), found by rescanning the window.
-template <class T>
-__global__ void pool_bwd_kernel(const T* dy, const T* x, T* dx, PoolDesc d, int64_t n) {
-  HALO_GRID_LOOP(i, n) {
+template <class T, class I>
+__global__ void pool_bwd_kernel(const T* dy, const T* x, T* dx, PoolDesc d, I n) {
+  HALO_GRID_LOOP_T(I, i, n) {
     int64_t nb, c, id, ih, iw;
     decompose(i, d.xs[1] == 1, d.C, d.in, nb, c, id, ih, iw);
     const T* xb = x + nb * d.xs[0] + c * d.xs[1];
@@ -198,6 +278,44 @@ __global__ void pool_bwd_kernel(const T* dy, const T* x, T* dx, PoolDesc d, int6
           if (bd == id && bh == ih && bw == iw) acc += g;
         }
     st(dx, nb * d.xs[0] + c * d.xs[1] + id * d.xs[2] + ih * d.xs[3] + iw * d.xs[4], acc);
+  }
+}
+
+// Windows that tile the input (kernel = stride, no padding, sizes divisible): every input
+// element lies in exactly one window, so one thread per window finds the maximum once and
+// writes the whole window of dx (the gradient at the first maximum, zero elsewhere; for
+// average pooling the gradient over the window volume). Same tie rule as the gather above.
+template <class T, class I>
+__global__ void pool_bwd_tiled_kernel(const T* dy, const T* x, T* dx, PoolDesc d, I n) {
+  HALO_GRID_LOOP_T(I, i, n) {
+    int64_t nb, c, od, oh, ow;
+    decompose(i, d.xs[1] == 1, d.C, d.out, nb, c, od, oh, ow);
+    const int64_t xoff = nb * d.xs[0] + c * d.xs[1];
+    const T* xb = x + xoff;
+    T* dxb = dx + xoff;
+    const float g = ld(dy, nb * d.ys[0] + c * d.ys[1] + od * d.ys[2] + oh * d.ys[3] + ow * d.ys[4]);
+    const int64_t z0 = od * d.k[0], y0 = oh * d.k[1], x0 = ow * d.k[2];
+    int64_t best_at = -1;
+    if (d.max) {
+      float best = -INFINITY;
+      for (int64_t a = 0; a < d.k[0]; ++a)
+        for (int64_t b = 0; b < d.k[1]; ++b)
+          for (int64_t e = 0; e < d.k[2]; ++e) {
+            const int64_t off = (z0 + a) * d.xs[2] + (y0 + b) * d.xs[3] + (x0 + e) * d.xs[4];
+            const float v = ld(xb, off);
+            if (best_at < 0 || v > best) {
+              best = v;
+              best_at = off;
+            }
+          }
+    }
+    const float share = d.max ? 0.f : g / float(d.k[0] * d.k[1] * d.k[2]);
+    for (int64_t a = 0; a < d.k[0]; ++a)
+      for (int64_t b = 0; b < d.k[1]; ++b)
+        for (int64_t e = 0; e < d.k[2]; ++e) {
+          const int64_t off = (z0 + a) * d.xs[2] + (y0 + b) * d.xs[3] + (x0 + e) * d.xs[4];
+          st(dxb, off, d.max ? (off == best_at ? g : 0.f) : share);
+        }
   }
 }
 
@@ -284,39 +402,72 @@ void strided_copy(void* dst, bool dst_bf16, const void* src, bool src_bf16, cons
   for (int k = 0; k < d.nd; ++k) n *= d.shape[k];
   if (n == 0) return;
   auto s = as_stream(stream);
-  HALO_BF16_OR_F32(dst_bf16, {
-    using DT = T;
-    HALO_BF16_OR_F32(src_bf16, strided_copy_kernel<<<blocks_for(n), kThreads, 0, s>>>(
-                                   static_cast<DT*>(dst), static_cast<const T*>(src), d, n, accumulate));
+  int64_t span = 1;  // largest offset reached, to pick the index type
+  for (int k = 0; k < d.nd; ++k)
+    span += (d.shape[k] - 1) * std::max(std::abs(d.dst_stride[k]), std::abs(d.src_stride[k]));
+  HALO_INDEX_TYPE(fits_int32(std::max(n, span)), {
+    using Idx = I;
+    HALO_BF16_OR_F32(dst_bf16, {
+      using DT = T;
+      HALO_BF16_OR_F32(src_bf16, strided_copy_kernel<<<blocks_for(n), kThreads, 0, s>>>(
+                                     static_cast<DT*>(dst), static_cast<const T*>(src), d, Idx(n), accumulate));
+    });
   });
   HALO_CUDA_CHECK_LAUNCH("strided_copy");
 }
+
+namespace {
+template <ops::Activation A>
+void launch_bias_act(void* y, bool bf16, const float* bias, int64_t n, int64_t C, int64_t inner, float slope,
+                     cudaStream_t s) {
+  const size_t width = bf16 ? 8 : 4;
+  const bool vec = inner == 1 && C % int64_t(width) == 0 && n % int64_t(width) == 0 && fits_int32(n) &&
+                   reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  if (vec) {
+    const int64_t nvec = n / int64_t(width);
+    HALO_BF16_OR_F32(bf16, bias_act_vec_kernel<A><<<blocks_for(nvec), kThreads, 0, s>>>(
+                               static_cast<T*>(y), bias, int32_t(nvec), int32_t(C), slope));
+    return;
+  }
+  HALO_INDEX_TYPE(fits_int32(n), HALO_BF16_OR_F32(bf16, bias_act_kernel<A><<<blocks_for(n), kThreads, 0, s>>>(
+                                                            static_cast<T*>(y), bias, I(n), I(C), I(inner), slope)));
+}
+}  // namespace
 
 void bias_activation(void* y, bool bf16, const float* bias, int64_t n, int64_t C, int64_t inner, ops::Activation a,
                      float slope, void* stream) {
   if (n == 0) return;
   auto s = as_stream(stream);
-  const unsigned b = blocks_for(n);
-  HALO_BF16_OR_F32(bf16, {
-    T* p = static_cast<T*>(y);
-    switch (a) {
-      case ops::Activation::none: bias_act_kernel<ops::Activation::none><<<b, kThreads, 0, s>>>(p, bias, n, C, inner, slope); break;
-      case ops::Activation::relu: bias_act_kernel<ops::Activation::relu><<<b, kThreads, 0, s>>>(p, bias, n, C, inner, slope); break;
-      case ops::Activation::leaky_relu: bias_act_kernel<ops::Activation::leaky_relu><<<b, kThreads, 0, s>>>(p, bias, n, C, inner, slope); break;
-      case ops::Activation::tanh: bias_act_kernel<ops::Activation::tanh><<<b, kThreads, 0, s>>>(p, bias, n, C, inner, slope); break;
-      case ops::Activation::sigmoid: bias_act_kernel<ops::Activation::sigmoid><<<b, kThreads, 0, s>>>(p, bias, n, C, inner, slope); break;
-    }
-  });
+  switch (a) {
+    case ops::Activation::none: launch_bias_act<ops::Activation::none>(y, bf16, bias, n, C, inner, slope, s); break;
+    case ops::Activation::relu: launch_bias_act<ops::Activation::relu>(y, bf16, bias, n, C, inner, slope, s); break;
+    case ops::Activation::leaky_relu: launch_bias_act<ops::Activation::leaky_relu>(y, bf16, bias, n, C, inner, slope, s); break;
+    case ops::Activation::tanh: launch_bias_act<ops::Activation::tanh>(y, bf16, bias, n, C, inner, slope, s); break;
+    case ops::Activation::sigmoid: launch_bias_act<ops::Activation::sigmoid>(y, bf16, bias, n, C, inner, slope, s); break;
+  }
   HALO_CUDA_CHECK_LAUNCH("bias_activation");
 }
 
 void channel_sums_add(const void* g, bool bf16, int64_t n, int64_t C, int64_t inner, float* out, void* stream) {
   if (n == 0) return;
   auto s = as_stream(stream);
-  // Fewer blocks than the element loops: each block pays C atomics at its end.
-  const unsigned b = unsigned(std::min<int64_t>(blocks_for(n), 1024));
-  const size_t shm = size_t(C) * sizeof(float);
-  HALO_BF16_OR_F32(bf16, channel_sums_kernel<<<b, kThreads, shm, s>>>(static_cast<const T*>(g), n, C, inner, out));
+  // About 2048 blocks in all: enough to fill the GPU, few enough that the closing atomics
+  // (one per channel and block) cost nothing next to the reads.
+  if (inner == 1) {
+    const int64_t rows = n / C;
+    const unsigned gx = unsigned((C + 31) / 32);
+    const unsigned gy = unsigned(std::max<int64_t>(1, std::min<int64_t>({(rows + kSumRows - 1) / kSumRows,
+                                                                         std::max<int64_t>(1, 2048 / gx), 65535})));
+    HALO_BF16_OR_F32(bf16, column_sums_kernel<<<dim3(gx, gy), dim3(32, kSumRows), 0, s>>>(
+                               static_cast<const T*>(g), rows, int(C), out));
+  } else {
+    const int64_t planes = n / inner;
+    const unsigned gy = unsigned(std::min<int64_t>(planes, 65535));
+    const unsigned gx = unsigned(std::max<int64_t>(
+        1, std::min<int64_t>((inner + kThreads * 8 - 1) / (kThreads * 8), std::max<int64_t>(1, 2048 / gy))));
+    HALO_BF16_OR_F32(bf16, plane_sums_kernel<<<dim3(gx, gy), kThreads, 0, s>>>(static_cast<const T*>(g), planes, C,
+                                                                               inner, out));
+  }
   HALO_CUDA_CHECK_LAUNCH("channel_sums_add");
 }
 
@@ -324,8 +475,10 @@ void pool_forward(const void* x, void* y, bool bf16, const PoolDesc& d, void* st
   const int64_t n = d.N * d.C * d.out[0] * d.out[1] * d.out[2];
   if (n == 0) return;
   auto s = as_stream(stream);
-  HALO_BF16_OR_F32(bf16, pool_fwd_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x),
-                                                                              static_cast<T*>(y), d, n));
+  const int64_t nx = d.N * d.C * d.in[0] * d.in[1] * d.in[2];
+  HALO_INDEX_TYPE(fits_int32(std::max(n, nx)),
+                  HALO_BF16_OR_F32(bf16, pool_fwd_kernel<<<blocks_for(n), kThreads, 0, s>>>(
+                                             static_cast<const T*>(x), static_cast<T*>(y), d, I(n))));
   HALO_CUDA_CHECK_LAUNCH("pool_forward");
 }
 
@@ -333,8 +486,17 @@ void pool_backward(const void* dy, const void* x, void* dx, bool bf16, const Poo
   const int64_t n = d.N * d.C * d.in[0] * d.in[1] * d.in[2];
   if (n == 0) return;
   auto s = as_stream(stream);
-  HALO_BF16_OR_F32(bf16, pool_bwd_kernel<<<blocks_for(n), kThreads, 0, s>>>(
-                             static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), d, n));
+  bool tiled = true;
+  for (int q = 0; q < 3; ++q) tiled = tiled && d.k[q] == d.s[q] && d.p[q] == 0 && d.in[q] == d.out[q] * d.k[q];
+  const int64_t ny = d.N * d.C * d.out[0] * d.out[1] * d.out[2];
+  HALO_INDEX_TYPE(fits_int32(n), {
+    if (tiled)
+      HALO_BF16_OR_F32(bf16, pool_bwd_tiled_kernel<<<blocks_for(ny), kThreads, 0, s>>>(
+                                 static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), d, I(ny)));
+    else
+      HALO_BF16_OR_F32(bf16, pool_bwd_kernel<<<blocks_for(n), kThreads, 0, s>>>(
+                                 static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx), d, I(n)));
+  });
   HALO_CUDA_CHECK_LAUNCH("pool_backward");
 }
 

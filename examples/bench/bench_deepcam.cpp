@@ -38,26 +38,16 @@
 #include "halo/util/random.hpp"
 #include "halo/util/threads.hpp"
 #include "halo/util/timer.hpp"
+#include "args.hpp"
 #include "peak.hpp"
 
 using namespace halo;
 
 namespace {
 
-const char* opt_value(int argc, char** argv, const char* name) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  return nullptr;
-}
-double arg(int argc, char** argv, const char* name, double def) {
-  const char* v = opt_value(argc, argv, name);
-  return v ? std::atof(v) : def;
-}
-bool flag(int argc, char** argv, const char* name) {
-  for (int i = 1; i < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0) return true;
-  return false;
-}
+using bench::arg;
+using bench::flag;
+using bench::opt_value;
 
 double elems(const Shape& s) {
   double n = 1;

@@ -1,7 +1,7 @@
 // halo-bench-allreduce: the gradient synchroniser against one plain MPI_Allreduce, and
 // the communication a CosmoFlow-sized training step leaves exposed.
 //
-//   mpirun -n 2 halo-bench-allreduce [--max-mib 256] [--iters 5] [--batch 4] [--gflops 150]
+//   mpirun -n 2 halo-bench-allreduce [--max-mib 256] [--iters 5] [--batch 4]
 //                                    [--steps 5] [--size 64] [--bucket-mib 25] [--poll-us 20]
 //
 // Part 1, for sizes 4 KiB .. 256 MiB of f32 gradients (split into 4 MiB parameters):

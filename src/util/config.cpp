@@ -93,14 +93,18 @@ void Config::set(const std::string& assignment) {
   chain.back()[parts.back()] = value;
 }
 
-static YAML::Node find(const YAML::Node& root, const std::string& key) {
+// The node at `key`, Undefined when absent. A key given with no value (`key:` in YAML,
+// `key=` on the command line) is a Null node: Undefined too, unless `keep_null`.
+static YAML::Node find(const YAML::Node& root, const std::string& key, bool keep_null = false) {
   // Const lookups: yaml-cpp's non-const operator[] would insert missing keys.
   std::vector<YAML::Node> chain{root};
-  for (const auto& p : split_key(key)) {
+  const auto parts = split_key(key);
+  for (size_t i = 0; i < parts.size(); ++i) {
     const YAML::Node& cur = chain.back();
     if (!cur.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
-    const YAML::Node next = cur[p];
-    if (!next.IsDefined() || next.IsNull()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node next = cur[parts[i]];
+    const bool last = i + 1 == parts.size();
+    if (!next.IsDefined() || (next.IsNull() && !(keep_null && last))) return YAML::Node(YAML::NodeType::Undefined);
     chain.push_back(next);
   }
   return chain.back();
@@ -123,7 +127,9 @@ static T as(const YAML::Node& n, const std::string& key, const std::string& src)
 
 std::string Config::get_string(const std::string& key, const std::string& fallback) const {
   impl_->used.insert(key);
-  YAML::Node n = find(impl_->root, key);
+  // An explicitly empty value is the empty string (e.g. data.validation= : no validation).
+  YAML::Node n = find(impl_->root, key, /*keep_null=*/true);
+  if (n.IsDefined() && n.IsNull()) return std::string();
   return n.IsDefined() ? as<std::string>(n, key, impl_->source) : fallback;
 }
 double Config::get_double(const std::string& key, double fallback) const {

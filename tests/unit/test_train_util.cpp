@@ -30,6 +30,16 @@ TEST_CASE("config: file values, overrides, typed getters, unused keys") {
   CHECK_THROWS_WITH(c.require_string("data.missing"), Catch::Contains("data.missing"));
 }
 
+TEST_CASE("config: a key given with no value is the empty string, not the default") {
+  Config c = Config::parse("data:\n  validation:\n  train: /scratch/train\n");
+  c.set("checkpoint.path=");
+  CHECK(c.get_string("data.validation", "data/validation") == "");
+  CHECK(c.get_string("checkpoint.path", "runs/checkpoint.h5") == "");
+  CHECK(c.get_string("data.train", "") == "/scratch/train");
+  CHECK(c.get_string("data.format", "auto") == "auto");  // absent: the default
+  CHECK(c.get_int("checkpoint.every", 3) == 3);          // numbers keep their defaults
+}
+
 TEST_CASE("checkpoint: tensors and scalars round-trip; paths are HDF5 paths") {
   const std::string path = "test_ckpt_roundtrip.h5";
   train::CheckpointData d;

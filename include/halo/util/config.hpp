@@ -24,6 +24,7 @@ class Config {
   void set(const std::string& assignment);
 
   bool has(const std::string& key) const;
+  /// A key given with no value (`key:` in YAML, `key=` as an override) reads as "".
   std::string get_string(const std::string& key, const std::string& fallback) const;
   double get_double(const std::string& key, double fallback) const;
   int64_t get_int(const std::string& key, int64_t fallback) const;

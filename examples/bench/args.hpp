@@ -1,5 +1,6 @@
 // Command-line lookups shared by the benchmarks: `--name value` options and bare flags.
 #pragma once
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -20,6 +21,16 @@ inline double arg(int argc, char** argv, const char* name, double def) {
 inline bool flag(int argc, char** argv, const char* name) {
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], name) == 0) return true;
+  return false;
+}
+
+/// Prints `usage` when --help or -h was given and returns true (the caller then exits 0).
+inline bool help(int argc, char** argv, const char* usage) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::fputs(usage, stdout);
+      return true;
+    }
   return false;
 }
 

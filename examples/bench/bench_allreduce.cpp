@@ -30,6 +30,7 @@
 #include "halo/util/random.hpp"
 #include "halo/util/threads.hpp"
 #include "halo/util/timer.hpp"
+#include "args.hpp"
 
 using namespace halo;
 
@@ -44,6 +45,7 @@ double arg(int argc, char** argv, const char* name, double def) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (halo::bench::help(argc, argv, "usage: mpirun -n N halo-bench-allreduce [--max-mib 256] [--iters 5] [--batch 4] [--steps 5] [--size 64]\n                    [--bucket-mib 25] [--poll-us 20]\n  The gradient synchroniser vs one MPI_Allreduce (4 KiB..max), then the exposed communication of a\n  CosmoFlow step. Last line: exposed_comm_pct=<x>.\n")) return 0;
   dist::MpiSession mpi(&argc, &argv);
   dist::Communicator comm;
   const int n = comm.size();

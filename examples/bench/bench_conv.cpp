@@ -30,6 +30,7 @@
 
 #if HALO_ENABLE_ONEDNN
 #include <dnnl.hpp>
+#include "args.hpp"
 #endif
 
 using namespace halo;
@@ -122,6 +123,12 @@ double blocked_time(int pass, const Shape& xs, const Shape& ws, const Shape& ys,
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* usage =
+      "usage: halo-bench-conv [--threads N] [--batch N] [--size S] [--reps R] [--layer 1-5] [--compare-blocked]\n"
+      "                       [--layout automatic|channels_last|blocked]\n"
+      "  GFLOP/s of the CosmoFlow convolutions against a peak measured in the same run.\n"
+      "  Last line: worst_pct=<x> total_pct=<y>.\n";
+  if (halo::bench::help(argc, argv, usage)) return 0;
   int threads = 2, batch = 4, size = 128, reps = 3, only = 0;
   bool blocked = false;
   for (int i = 1; i < argc; ++i) {
@@ -148,7 +155,7 @@ int main(int argc, char** argv) {
       }
     }
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--batch N] [--size S] [--reps R] [--layer 1-5] [--compare-blocked]\n       [--layout automatic|channels_last|blocked]\n", argv[0]);
+      std::fprintf(stderr, "halo-bench-conv: unknown option %s\n%s", argv[i], usage);
       return 2;
     }
   }

@@ -52,6 +52,7 @@ Tensor random_channels_last(const Shape& s, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (halo::bench::help(argc, argv, "usage: halo-bench-cosmoflow [--size 128] [--batch 4] [--steps 5] [--warmup 1] [--threads T] [--layers]\n  Samples/s of the full CosmoFlow training step and its share of the compute floor.\n  Last line: samples_per_s=<x> floor_pct=<y>.\n")) return 0;
   dist::MpiSession mpi(&argc, &argv);
   dist::Communicator comm;
   const int64_t size = int64_t(arg(argc, argv, "--size", 128));

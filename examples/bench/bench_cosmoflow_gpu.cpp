@@ -33,10 +33,12 @@
 #include "halo/models/cosmoflow.hpp"
 #include "halo/nn/losses.hpp"
 #include "halo/optim/sgd.hpp"
+#include "args.hpp"
 
 using namespace halo;
 
 int main(int argc, char** argv) {
+  if (halo::bench::help(argc, argv, "usage: halo-bench-cosmoflow-gpu [--precision f32|bf16] [--batch N] [--steps N] [--size S] [--profile 1]\n  One CosmoFlow training step on one GPU (median of --steps after 3 warm-up steps).\n")) return 0;
   std::string precision = "bf16";
   int64_t batch = 4, size = 128;
   int steps = 10;

@@ -20,6 +20,7 @@
 
 #include "../../kernels/cuda/conv.hpp"
 #include "../../kernels/cuda/elementwise.hpp"
+#include "args.hpp"
 
 using namespace halo;
 
@@ -49,6 +50,7 @@ float median_ms(const std::function<void()>& f, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (halo::bench::help(argc, argv, "usage: halo-bench-cudnn-conv [batch ...]   (default: 4 8)\n  The cuDNN ceiling for the five CosmoFlow-128 convolutions on one GPU.\n")) return 0;
   if (!cuda::available()) {
     std::fprintf(stderr, "halo-bench-cudnn-conv: no CUDA GPU visible\n");
     return 77;

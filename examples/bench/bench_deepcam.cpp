@@ -102,6 +102,7 @@ long max_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (halo::bench::help(argc, argv, "usage: halo-bench-deepcam [--height 768] [--width 1152] [--batch 1] [--steps 2] [--warmup 2] [--middle 16]\n                          [--threads T] [--layers] [--nodes]\n  Samples/s of the full DeepCAM (DeepLabv3+) training step and its share of the roofline floor.\n  Last line: samples_per_s=<x> floor_pct=<y>.\n")) return 0;
   const int64_t height = int64_t(arg(argc, argv, "--height", 768));
   const int64_t width = int64_t(arg(argc, argv, "--width", 1152));
   const int64_t batch = int64_t(arg(argc, argv, "--batch", 1));

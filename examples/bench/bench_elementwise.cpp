@@ -7,6 +7,7 @@
 #include "halo/ops/elementwise.hpp"
 #include "halo/ops/matmul.hpp"
 #include "halo/util/threads.hpp"
+#include "args.hpp"
 
 using namespace halo;
 
@@ -23,6 +24,7 @@ double best_seconds(int repeats, F f) {
 }
 
 int main(int argc, char** argv) {
+  if (halo::bench::help(argc, argv, "usage: halo-bench-elementwise [elements=33554432] [gemm_size=1024] [repeats=10]\n  GB/s of the element-wise kernels and GFLOP/s of GEMM.\n")) return 0;
   const int64_t n = argc > 1 ? std::atoll(argv[1]) : (int64_t(1) << 25);
   const int64_t m = argc > 2 ? std::atoll(argv[2]) : 1024;
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 10;

@@ -27,6 +27,7 @@
 #include "halo/data/synthetic.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/timer.hpp"
+#include "args.hpp"
 
 using namespace halo;
 using namespace halo::data;
@@ -195,6 +196,7 @@ static void run(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+  if (halo::bench::help(argc, argv, "usage: [mpiexec -n N] halo-bench-loader [--format cosmoflow-mlperf] [--samples 16] [--size 128] [--batch 4]\n                         [--threads 2] [--prefetch 4] [--reps 3] [--driver posix|mpio] [--dir DIR]\n  The loader vs a plain sequential read of the same bytes, cold and warm page cache.\n  Last line: loader_vs_raw_pct=<x>.\n")) return 0;
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int rc = 0;

@@ -12,10 +12,12 @@
 #include "halo/optim/lars.hpp"
 #include "halo/optim/sgd.hpp"
 #include "halo/util/threads.hpp"
+#include "args.hpp"
 
 using namespace halo;
 
 int main(int argc, char** argv) {
+  if (halo::bench::help(argc, argv, "usage: halo-bench-optim [millions of elements = 8] [steps = 20]\n  Optimizer step time on one large f32 parameter and the memory traffic it implies.\n")) return 0;
   const int64_t n = int64_t((argc > 1 ? std::atof(argv[1]) : 8.0) * 1e6);
   const int steps = argc > 2 ? std::atoi(argv[2]) : 20;
   nn::Parameter p;

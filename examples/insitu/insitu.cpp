@@ -41,6 +41,12 @@ Settings parse(int argc, char** argv) {
   Settings s;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: halo-insitu [--steps N] [--grid N] [--batch N] [--horizon N] [--lr X] [--require-drop F]\n"
+          "  A Kokkos heat-equation solver feeds a network that learns to predict its fields, in process.\n");
+      std::exit(0);
+    }
     auto value = [&]() -> const char* {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "halo-insitu: %s needs a value\n", a.c_str());
@@ -56,7 +62,7 @@ Settings parse(int argc, char** argv) {
     else if (a == "--lr") s.lr = std::atof(value());
     else if (a == "--require-drop") s.require_drop = std::atof(value());
     else {
-      std::fprintf(stderr, "halo-insitu: unknown option %s (see the top of examples/insitu/insitu.cpp)\n", a.c_str());
+      std::fprintf(stderr, "halo-insitu: unknown option %s (--help lists them)\n", a.c_str());
       std::exit(2);
     }
   }

@@ -2,6 +2,7 @@
 // per-sample files into shards. `halo-data --help` lists the commands; docs/data-formats.md
 // describes every layout.
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -23,7 +24,7 @@ namespace {
 const char* kUsage =
     "usage: halo-data COMMAND [options]\n"
     "  generate --format F --out DIR [--samples N] [--size EDGE] [--height H --width W]\n"
-    "           [--per-shard K] [--seed S]\n"
+    "           [--per-shard K] [--seed S]     (defaults: 8 samples, edge 128, 768x1152)\n"
     "      F: cosmoflow-mlperf, cosmoflow-lbann, cosmoflow-raw, deepcam, packed-cosmoflow, packed-deepcam\n"
     "  inspect FILE... [--json] [--format F] [--subvolume EDGE] [--stats STATS.h5]\n"
     "      format, sample count, shapes, dtypes, per-channel min/max/mean/std after the format's\n"
@@ -40,14 +41,29 @@ struct Args {
     auto it = opt.find(k);
     return it == opt.end() ? d : it->second;
   }
-  int64_t num(const std::string& k, int64_t d) const { return has(k) ? std::stoll(get(k)) : d; }
+  int64_t num(const std::string& k, int64_t d) const {
+    if (!has(k)) return d;
+    const std::string v = get(k);
+    size_t used = 0;
+    int64_t n = 0;
+    try {
+      n = std::stoll(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    HALO_CHECK_T(ConfigError, used == v.size() && !v.empty(), "option --", k, " needs an integer (got '", v, "')");
+    return n;
+  }
 };
 
 Args parse(int argc, char** argv, int first) {
   Args a;
   for (int i = first; i < argc; ++i) {
     std::string s = argv[i];
-    if (s == "--json") {
+    if (s == "--help" || s == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (s == "--json") {
       a.opt["json"] = "1";
     } else if (s.rfind("--", 0) == 0) {
       HALO_CHECK_T(ConfigError, i + 1 < argc, "option ", s, " needs a value");
@@ -83,7 +99,7 @@ int cmd_generate(const Args& a) {
 }
 
 int cmd_inspect(const Args& a) {
-  HALO_CHECK_T(ConfigError, !a.files.empty(), "inspect: no files given");
+  HALO_CHECK_T(ConfigError, !a.files.empty(), "no files given");
   nlohmann::json all = nlohmann::json::array();
   for (const auto& f : a.files) {
     FileReport r = inspect_file(f, layout_for(a, f));
@@ -139,7 +155,7 @@ int cmd_pack(const Args& a) {
 }
 
 int cmd_verify(const Args& a) {
-  HALO_CHECK_T(ConfigError, !a.files.empty(), "verify: no files given");
+  HALO_CHECK_T(ConfigError, !a.files.empty(), "no files given");
   int64_t nbad = 0, nfiles = 0;
   for (const auto& f : a.files) {
     std::vector<BadSample> bad;
@@ -169,6 +185,15 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     Args a = parse(argc, argv, 2);
+    static const std::map<std::string, std::vector<std::string>> known{
+        {"generate", {"format", "out", "samples", "size", "height", "width", "per-shard", "seed"}},
+        {"inspect", {"json", "format", "subvolume", "stats"}},
+        {"pack", {"out", "per-shard", "format", "subvolume", "stats"}},
+        {"verify", {"format", "subvolume", "stats"}}};
+    if (auto k = known.find(cmd); k != known.end())
+      for (const auto& [name, value] : a.opt)
+        HALO_CHECK_T(ConfigError, std::find(k->second.begin(), k->second.end(), name) != k->second.end(),
+                     "unknown option --", name, " (halo-data --help lists the options of each command)");
     if (cmd == "generate") return cmd_generate(a);
     if (cmd == "inspect") return cmd_inspect(a);
     if (cmd == "pack") return cmd_pack(a);

@@ -1,5 +1,7 @@
 #include "halo/data/h5.hpp"
 
+#include <filesystem>
+
 #include <mpi.h>
 
 #include "halo/util/error.hpp"
@@ -59,6 +61,8 @@ H5Id open_file(const std::string& path, Driver driver) {
 #else
   HALO_CHECK_T(IOError, driver != Driver::mpio, "file ", path, ": HDF5 was built without MPI-IO support");
 #endif
+  HALO_CHECK_T(IOError, !std::filesystem::is_directory(path), "file ", path,
+               ": is a directory, not an HDF5 file (pass the files in it, e.g. DIR/*.h5)");
   htri_t is_h5 = H5Fis_hdf5(path.c_str());
   HALO_CHECK_T(IOError, is_h5 > 0, "file ", path,
                is_h5 == 0 ? ": not an HDF5 file (truncated or another format?)"

@@ -87,6 +87,10 @@ int run(train::Driver& d) {
   HALO_CHECK_T(ConfigError, train_ds->sample_shape() == expected, "the samples in '", data.train_dir, "' are ",
                to_string(train_ds->sample_shape()), " but model.input_size=", mo.input_size, " expects ",
                to_string(expected), ": set model.input_size to the data's edge");
+  HALO_CHECK_T(ConfigError, mo.conv_layers >= 1 && mo.input_size % (int64_t(1) << mo.conv_layers) == 0,
+               "model.input_size=", mo.input_size, " (the edge of the samples in '", data.train_dir,
+               "') must be a multiple of 2^model.conv_layers = 2^", mo.conv_layers,
+               ": every convolution block halves it; use fewer model.conv_layers for small volumes");
   nn::Model model = models::cosmoflow(mo);
   const std::string init = cfg.get_string("model.init", "glorot");
   HALO_CHECK_T(ConfigError, init == "glorot" || init == "kaiming", "model.init must be glorot or kaiming (got '",

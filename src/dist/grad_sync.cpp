@@ -171,6 +171,7 @@ bool GradientSynchronizer::communicates_now() const {
 }
 
 void GradientSynchronizer::mark_ready(const std::vector<nn::Parameter*>& ready) {
+  int limit = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (micro_ % opt_.accumulation_steps != opt_.accumulation_steps - 1) return;  // accumulating only
@@ -189,8 +190,9 @@ void GradientSynchronizer::mark_ready(const std::vector<nn::Parameter*>& ready) 
       }
     }
     while (launch_limit_ < int(buckets_.size()) && buckets_[size_t(launch_limit_)]->ready) ++launch_limit_;
+    limit = launch_limit_;
   }
-  if (dev_) launch_device(launch_limit_);  // only this thread changes it on the device path
+  if (dev_) launch_device(limit);  // NCCL calls are queued by the thread running backward
   else if (use_thread_) cv_.notify_one();
   else progress_step();
 }

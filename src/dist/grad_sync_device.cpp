@@ -6,6 +6,8 @@
 #if HALO_HAS_NCCL
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "cuda/check.hpp"
 #include "cuda/nccl_pack.hpp"
 #include "halo/cuda/runtime.hpp"
@@ -23,7 +25,7 @@ struct DeviceGradSync::Impl {
   std::vector<void*> wire;            // per bucket, device memory
   std::vector<cudaEvent_t> ready;     // per bucket: its gradients are written (compute stream)
   std::vector<cudaEvent_t> done;      // per bucket: averaged gradients are back (comm stream)
-  std::vector<double> started;        // host time of each launch, for the stall timeout
+  std::vector<double> started;        // host time of each launch
 };
 
 DeviceGradSync::DeviceGradSync(std::shared_ptr<NcclCommunicator> nccl, int device, std::vector<DeviceBucket> buckets)
@@ -106,8 +108,12 @@ void DeviceGradSync::launch(int bi, double scale) {
 void DeviceGradSync::finish(int count, const std::function<void(int)>& on_done) {
   Impl& s = *impl_;
   cuda::DeviceGuard g(s.device);
+  // A bucket launched early waits behind the rest of backward on the compute stream: the
+  // stall clock starts when the host starts waiting, not at the launch, so a long backward
+  // is not mistaken for a hung collective.
+  const double waiting_since = now_seconds();
   for (int b = 0; b < count; ++b) {
-    s.nccl->wait_event(s.done[size_t(b)], s.buckets[size_t(b)].what, s.started[size_t(b)]);
+    s.nccl->wait_event(s.done[size_t(b)], s.buckets[size_t(b)].what, std::max(s.started[size_t(b)], waiting_since));
     on_done(b);
   }
   // The comm stream is in order: its last event covers every bucket. Queue the wait even

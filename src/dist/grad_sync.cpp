@@ -4,6 +4,8 @@
 #include <climits>
 #include <cstring>
 
+#include "grad_sync_device.hpp"
+#include "halo/dist/nccl.hpp"
 #include "halo/nn/model.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/timer.hpp"
@@ -98,15 +100,39 @@ GradientSynchronizer::GradientSynchronizer(Communicator comm, std::vector<nn::Pa
     index_of_[p] = int(k);
     bucket_of_[k] = int(buckets_.size()) - 1;
   }
+  // Where the parameters live decides the path: all on the CPU (MPI) or all on one GPU (NCCL).
+  const Device where = params_.empty() ? Device::cpu() : params_.front()->value.device();
+  for (const nn::Parameter* p : params_)
+    HALO_CHECK_T(DistError, p->value.device() == where, "GradientSynchronizer: parameter '", p->name, "' is on ",
+                 p->value.device().str(), " but '", params_.front()->name, "' on ", where.str(),
+                 "; move the whole model to one device (Model::to) before building the synchroniser");
   for (auto& b : buckets_) {
     HALO_CHECK_T(DistError, b->elements <= size_t(INT_MAX), "GradientSynchronizer: a bucket of ", b->elements,
                  " elements exceeds one MPI call; split the parameter");
-    b->wire.assign(b->elements * (b->compressed ? 2 : size_of(b->dtype)), 0);
+    if (!where.is_cuda()) b->wire.assign(b->elements * (b->compressed ? 2 : size_of(b->dtype)), 0);
     b->pending = int(b->params.size());
+  }
+  if (where.is_cuda()) {
+    std::vector<detail::DeviceBucket> device_buckets;
+    for (auto& b : buckets_) {
+      detail::DeviceBucket d;
+      for (int k : b->params) d.params.push_back(params_[size_t(k)]);
+      d.offsets = b->offsets;
+      d.elements = b->elements;
+      d.dtype = b->dtype;
+      d.compressed = b->compressed;
+      d.what = "gradient allreduce " + infos_[size_t(b->index)].describe();
+      device_buckets.push_back(std::move(d));
+    }
+    if (!opt_.nccl) opt_.nccl = std::make_shared<NcclCommunicator>(comm_, where.index);
+    HALO_CHECK_T(DistError, opt_.nccl->device() == where.index, "GradientSynchronizer: the parameters are on ",
+                 where.str(), " but GradSyncOptions::nccl runs on cuda:", opt_.nccl->device());
+    dev_ = std::make_unique<detail::DeviceGradSync>(opt_.nccl, where.index, std::move(device_buckets));
   }
   if (opt_.compress_bf16) MPI_Op_create(&bf16_sum, 1, &bf16_sum_);
 
-  use_thread_ = opt_.progress_thread && comm_.thread_multiple();
+  // The device path needs no progress thread: NCCL progresses on the GPU.
+  use_thread_ = !dev_ && opt_.progress_thread && comm_.thread_multiple();
   if (use_thread_) thread_ = std::thread([this] { progress_loop(); });
 }
 
@@ -145,6 +171,7 @@ bool GradientSynchronizer::communicates_now() const {
 }
 
 void GradientSynchronizer::mark_ready(const std::vector<nn::Parameter*>& ready) {
+  int limit = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (micro_ % opt_.accumulation_steps != opt_.accumulation_steps - 1) return;  // accumulating only
@@ -163,8 +190,10 @@ void GradientSynchronizer::mark_ready(const std::vector<nn::Parameter*>& ready) 
       }
     }
     while (launch_limit_ < int(buckets_.size()) && buckets_[size_t(launch_limit_)]->ready) ++launch_limit_;
+    limit = launch_limit_;
   }
-  if (use_thread_) cv_.notify_one();
+  if (dev_) launch_device(limit);  // NCCL calls are queued by the thread running backward
+  else if (use_thread_) cv_.notify_one();
   else progress_step();
 }
 
@@ -306,6 +335,7 @@ bool GradientSynchronizer::wait() {
     }
   launch_limit_ = int(buckets_.size());
   int total = int(buckets_.size());
+  if (dev_) return wait_device(lock);
   if (use_thread_) {
     waiting_.store(true);
     cv_.notify_one();
@@ -324,6 +354,32 @@ bool GradientSynchronizer::wait() {
     lock.lock();
   }
   // The progress thread has nothing in flight now; posted_ belongs to it but is idle.
+  posted_ = 0;
+  reset_pass_locked();
+  ++micro_;
+  return true;
+}
+
+// Device path: queues buckets [posted_, limit) on the communication stream, in order (every
+// rank issues the same NCCL calls in the same order). Runs on the thread running backward,
+// whose current stream is the one the gradients were computed on.
+void GradientSynchronizer::launch_device(int limit) {
+  const double scale = opt_.average ? 1.0 / (double(comm_.size()) * opt_.accumulation_steps) : 1.0;
+  while (posted_ < limit) {
+    Bucket& b = *buckets_[size_t(posted_)];
+    b.times.start = now_seconds();
+    dev_->launch(posted_, scale);
+    ++posted_;
+  }
+}
+
+bool GradientSynchronizer::wait_device(std::unique_lock<std::mutex>& lock) {
+  const int total = int(buckets_.size());
+  lock.unlock();
+  launch_device(total);
+  dev_->finish(total, [&](int b) { buckets_[size_t(b)]->times.end = now_seconds(); });
+  lock.lock();
+  completed_ = total;
   posted_ = 0;
   reset_pass_locked();
   ++micro_;

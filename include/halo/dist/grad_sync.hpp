@@ -13,6 +13,11 @@
 // all its gradients are ready, always in bucket order so that every rank posts the same
 // collectives in the same order. A progress thread drives MPI while backward computes;
 // without MPI_THREAD_MULTIPLE the synchroniser tests its requests at every mark_ready.
+//
+// Parameters on a GPU take the device path instead (needs NCCL, see nccl.hpp): the same
+// buckets, packed on the GPU and reduced with ncclAllReduce on a communication stream that
+// waits on an event recorded on the compute stream when backward completed the bucket;
+// wait() makes the caller's stream wait for the last bucket before the optimizer runs.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -33,6 +38,11 @@ class Model;
 
 namespace halo::dist {
 
+class NcclCommunicator;
+namespace detail {
+class DeviceGradSync;
+}
+
 struct GradSyncOptions {
   size_t bucket_bytes = size_t(25) << 20;        ///< cap of every bucket after the first
   size_t first_bucket_bytes = size_t(1) << 20;   ///< small, so the first allreduce starts early
@@ -51,6 +61,9 @@ struct GradSyncOptions {
   /// backward is computing; 0 spins (fastest transfers, but takes a core from backward).
   /// While the caller blocks in wait() the thread always spins.
   double poll_interval_us = 20.0;
+  /// Device path only: the NCCL communicator to reduce over. Null: one is created from the
+  /// Communicator on the parameters' GPU (collective). Share one between synchronisers.
+  std::shared_ptr<NcclCommunicator> nccl;
 };
 
 struct BucketInfo {
@@ -95,6 +108,8 @@ class GradientSynchronizer {
   /// Hash of the bucket layout (names, sizes, order); equal on every rank.
   uint64_t layout_hash() const;
   bool uses_progress_thread() const { return use_thread_; }
+  /// True when the parameters are on a GPU and gradients go through NCCL.
+  bool on_device() const { return dev_ != nullptr; }
   const Communicator& communicator() const { return comm_; }
 
  private:
@@ -104,6 +119,8 @@ class GradientSynchronizer {
   void post(Bucket& b);
   void finish(Bucket& b);
   void reset_pass_locked();
+  void launch_device(int limit);
+  bool wait_device(std::unique_lock<std::mutex>& lock);
 
   Communicator comm_;
   GradSyncOptions opt_;
@@ -132,6 +149,7 @@ class GradientSynchronizer {
   nn::Model* model_ = nullptr;
   int hook_id_ = -1;
   MPI_Op bf16_sum_ = MPI_OP_NULL;
+  std::unique_ptr<detail::DeviceGradSync> dev_;  // device path (parameters on a GPU)
 };
 
 }  // namespace halo::dist

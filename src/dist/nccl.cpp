@@ -34,7 +34,7 @@ std::string format_nccl_failure(const NcclFailure& f) {
   os << "; the NCCL communicator was aborted (ncclCommAbort). A rank that stopped calling collectives, a crashed "
         "peer or a network fault stops every rank: look for the first error in the job's output, rerun with "
         "NCCL_DEBUG=WARN (or INFO) to see NCCL's view, check NCCL_SOCKET_IFNAME and the interconnect";
-  if (f.error.empty()) os << ", or raise CommunicatorOptions::stall_timeout_s if this operation is legitimately slow";
+  if (f.error.empty()) os << ", or raise the limit (dist.stall_timeout_s in the drivers, CommunicatorOptions::stall_timeout_s in code) if this operation is legitimately slow";
   return os.str();
 }
 

@@ -95,7 +95,7 @@ std::string format_stall_report(const StallInfo& stall, const std::vector<RankSt
     os << "  ranks that did not answer the watchdog (dead or MPI blocked): " << format_rank_list(silent) << "\n";
   os << "  aborting the job (exit code " << kStallExitCode
      << "). A rank that skips a collective or works much longer than the others causes this; "
-        "raise the limit with CommunicatorOptions::stall_timeout_s if the wait is legitimate.\n";
+        "raise the limit (dist.stall_timeout_s in the drivers, CommunicatorOptions::stall_timeout_s in code) if the wait is legitimate.\n";
   return os.str();
 }
 

@@ -41,4 +41,17 @@ void cross_entropy(const void* logits, bool bf16, const void* labels, bool label
                    const double* weights, int64_t ignore_index, double* sums, int64_t* first_bad, void* grad,
                    float scale, void* stream);
 
+/// Upsampling of (N, C, D, H, W) with explicit strides (2-D inputs use D = 1; bilinear is
+/// 2-D only). Source coordinates as in halo/ops/upsample.hpp.
+struct UpsampleDesc {
+  int64_t N = 0, C = 0;
+  int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1};
+  int64_t xs[5] = {}, ys[5] = {};  ///< strides of N, C, D, H, W of input and output
+  bool bilinear = false;
+  bool align_corners = false;
+};
+void upsample_forward(const void* x, void* y, bool bf16, const UpsampleDesc& d, void* stream);
+/// dx (f32, input's strides, zeroed by the caller) += the gradient scattered from dy.
+void upsample_backward(const void* dy, bool bf16, float* dx, const UpsampleDesc& d, void* stream);
+
 }  // namespace halo::cuda::raw

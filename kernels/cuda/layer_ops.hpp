@@ -54,4 +54,10 @@ void upsample_forward(const void* x, void* y, bool bf16, const UpsampleDesc& d, 
 /// dx (f32, input's strides, zeroed by the caller) += the gradient scattered from dy.
 void upsample_backward(const void* dy, bool bf16, float* dx, const UpsampleDesc& d, void* stream);
 
+/// Per-sample confusion counts of the arg-max prediction (first on ties): counts holds
+/// 3 * N * K device int64 laid out [pred (N*K), label (N*K), intersection (N*K)], added to.
+/// *first_bad as in cross_entropy (flat pixel index over N * spatial).
+void confusion_counts(const void* logits, bool bf16, const void* labels, bool labels_i64, const CeDesc& d,
+                      int64_t ignore_index, int64_t* counts, int64_t* first_bad, void* stream);
+
 }  // namespace halo::cuda::raw

@@ -1,9 +1,12 @@
 #include "halo/ops/loss.hpp"
 
+#include <limits>
+
 #include "cpu/loss.hpp"
 #include "dense.hpp"
 #include "halo/config.hpp"
 #if HALO_ENABLE_CUDA
+#include "cuda/layer_ops.hpp"
 #include "cuda/ops.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
@@ -85,14 +88,49 @@ Tensor error_backward(const Tensor& p_in, const Tensor& t_in, bool squared, cons
   return g;
 }
 
+#if HALO_ENABLE_CUDA
+/// The cross-entropy on the GPU: logits f32 or bf16 (grad in the logits' dtype), labels i32 or
+/// i64 on the same device, class weights uploaded as K doubles.
+CrossEntropySums gpu_cross_entropy(const Tensor& logits_in, const Tensor& labels_in, const CrossEntropyOptions& o,
+                                   Tensor* grad, double scale) {
+  const char* what = "cross_entropy";
+  HALO_CHECK_SHAPE(labels_in.device() == logits_in.device(), what, ": labels ", labels_in.str(),
+                   " must be on the logits' device ", logits_in.device().str());
+  const int64_t K = logits_in.size(1);
+  const bool bf16 = cuda::is_bf16(logits_in, what);
+  const bool cl = logits_in.dim() >= 3 && logits_in.is_channels_last() && !logits_in.is_contiguous() &&
+                  logits_in.is_dense();
+  Tensor logits = cl ? logits_in : logits_in.contiguous();
+  Tensor labels = labels_in.contiguous();
+  cuda::raw::CeDesc d{logits.size(0), K, logits.size(0) == 0 ? 0 : logits.numel() / (logits.size(0) * K), cl};
+  if (grad) *grad = Tensor::empty_like(logits);
+  Tensor weights;
+  if (!o.class_weights.empty()) weights = Tensor::from_vector(o.class_weights, {K}).to(logits.device());
+  Tensor sums = Tensor::zeros({2}, DType::f64, logits.device());
+  const std::vector<int64_t> none{std::numeric_limits<int64_t>::max()};
+  Tensor bad = Tensor::from_vector(none, {1}).to(logits.device());
+  cuda::DeviceGuard guard(logits.device().index);
+  cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, d,
+                           weights.defined() ? weights.data<double>() : nullptr, o.ignore_index, sums.data<double>(),
+                           bad.data<int64_t>(), grad ? grad->raw_data() : nullptr, float(scale),
+                           cuda::stream_of(logits));
+  const int64_t first_bad = bad.to_vector<int64_t>()[0];
+  if (first_bad != std::numeric_limits<int64_t>::max()) {
+    const double value = labels.to(DType::f64).reshape({-1}).slice(first_bad, first_bad + 1).item();
+    throw ShapeError(str(what, ": label ", int64_t(value), " at flat position ", first_bad, " of labels ",
+                         labels_in.str(), " is outside [0, ", K, ") and is not the ignore_index ", o.ignore_index));
+  }
+  const auto s = sums.to_vector<double>();
+  return {s[0], s[1]};
+}
+#endif
+
 /// Runs the cross-entropy kernel; grad (when defined) is laid out like the returned logits.
 CrossEntropySums run_cross_entropy(const Tensor& logits_in, const Tensor& labels_in, const CrossEntropyOptions& o,
                                    Tensor* grad, double scale) {
   const char* what = "cross_entropy";
   HALO_CHECK_SHAPE(logits_in.defined() && labels_in.defined() && logits_in.dim() >= 2, what, ": logits must be (N, K",
                    ", spatial...), got ", (logits_in.defined() ? logits_in.str() : "undefined"));
-  detail::check_cpu(logits_in, what);
-  detail::check_cpu(labels_in, what);
   Shape want = logits_in.shape();
   want.erase(want.begin() + 1);
   HALO_CHECK_SHAPE(labels_in.shape() == want, what, ": labels ", labels_in.str(), " do not fit logits ",
@@ -102,6 +140,11 @@ CrossEntropySums run_cross_entropy(const Tensor& logits_in, const Tensor& labels
   const int64_t K = logits_in.size(1);
   HALO_CHECK_SHAPE(o.class_weights.empty() || int64_t(o.class_weights.size()) == K, what, ": ",
                    o.class_weights.size(), " class weights for ", K, " classes");
+#if HALO_ENABLE_CUDA
+  if (logits_in.device().is_cuda()) return gpu_cross_entropy(logits_in, labels_in, o, grad, scale);
+#endif
+  detail::check_cpu(logits_in, what);
+  detail::check_cpu(labels_in, what);
   const bool cl = logits_in.dim() >= 3 && logits_in.is_channels_last() && !logits_in.is_contiguous();
   Tensor logits = cl ? logits_in : logits_in.contiguous();
   Tensor labels = labels_in.contiguous();

@@ -2,11 +2,14 @@
 // A CUDA backend adds its branch here; nothing above changes.
 #include "halo/optim/update_rules.hpp"
 
+#include <cmath>
+
 #include "cpu/optim.hpp"
 #include "halo/config.hpp"
 #if HALO_ENABLE_CUDA
 #include "cuda/elementwise.hpp"
 #include "cuda/ops.hpp"
+#include "cuda/optim_ops.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
 #endif
@@ -89,6 +92,25 @@ double lamb_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const LambS
   check_pair(w, g, "lamb_update", "gradient");
   check_pair(w, m, "lamb_update", "exp_avg");
   check_pair(w, v, "lamb_update", "exp_avg_sq");
+#if HALO_ENABLE_CUDA
+  if (w.device().is_cuda()) {
+    // Two passes around a host sync: the trust ratio needs both norms, and the rule returns it.
+    const char* r = "lamb_update";
+    cuda::DeviceGuard guard(w.device().index);
+    Tensor sums = Tensor::zeros({2}, DType::f64, w.device());
+    const float ib1 = float(1.0 / s.bias1), ib2 = float(1.0 / s.bias2);
+    cuda::raw::lamb_moments(gpu_f32(w, r), gpu_f32(g, r), gpu_f32(m, r), gpu_f32(v, r), w.numel(), float(s.beta1),
+                            float(s.beta2), float(s.eps), float(s.weight_decay), ib1, ib2, sums.data<double>(),
+                            cuda::stream_of(w));
+    const auto n2 = sums.to_vector<double>();
+    const double wn = std::sqrt(n2[0]), un = std::sqrt(n2[1]);
+    double trust = (wn > 0 && un > 0) ? wn / un : 1.0;
+    if (s.max_trust > 0 && trust > s.max_trust) trust = s.max_trust;
+    cuda::raw::lamb_apply(gpu_f32(w, r), gpu_f32(m, r), gpu_f32(v, r), w.numel(), float(s.eps), float(s.weight_decay),
+                          ib1, ib2, float(s.lr * trust), cuda::stream_of(w));
+    return trust;
+  }
+#endif
   if (!w.device().is_cpu()) no_kernel(w, "lamb_update");
   return HALO_DISPATCH_FLOAT(w.dtype(), "lamb_update", [&] {
     return kernels::cpu::lamb_update<T>(w.data<T>(), g.data<T>(), m.data<T>(), v.data<T>(), w.numel(), s);
@@ -99,6 +121,20 @@ double lars_update(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s) {
   check_param(w, "lars_update");
   check_pair(w, g, "lars_update", "gradient");
   check_pair(w, v, "lars_update", "momentum buffer");
+#if HALO_ENABLE_CUDA
+  if (w.device().is_cuda()) {
+    const char* r = "lars_update";
+    double local = 1.0;
+    if (s.adapt) {
+      const double wn = std::sqrt(cuda::reduce_dot(w, &w)), gn = std::sqrt(cuda::reduce_dot(g, &g));
+      if (wn > 0 && gn > 0) local = s.trust_coefficient * wn / (gn + s.weight_decay * wn + s.eps);
+    }
+    cuda::DeviceGuard guard(w.device().index);
+    cuda::raw::lars_apply(gpu_f32(w, r), gpu_f32(g, r), gpu_f32(v, r), w.numel(), float(s.momentum),
+                          s.adapt ? float(s.weight_decay) : 0.f, float(s.lr * local), cuda::stream_of(w));
+    return local;
+  }
+#endif
   if (!w.device().is_cpu()) no_kernel(w, "lars_update");
   return HALO_DISPATCH_FLOAT(w.dtype(), "lars_update", [&] {
     return kernels::cpu::lars_update<T>(w.data<T>(), g.data<T>(), v.data<T>(), w.numel(), s);

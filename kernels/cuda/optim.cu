@@ -1,0 +1,97 @@
+// LAMB and LARS kernels (declared in optim_ops.hpp): grid-stride element loops; the LAMB
+// norms accumulate per thread in f64 and leave each block through one atomic per sum.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "cuda/check.hpp"
+#include "cuda/optim_ops.hpp"
+
+namespace halo::cuda::raw {
+
+namespace {
+
+constexpr int kThreads = 256;
+inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+inline unsigned blocks_for(int64_t n, int64_t cap) {
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, cap)));
+}
+
+#define HALO_GRID_LOOP(i, n) \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
+// The CPU rule's expression, in the same order, so f32 results agree to rounding.
+__device__ __forceinline__ float adam_direction(float m, float v, float ib1, float ib2, float eps) {
+  return (m * ib1) / (sqrtf(v * ib2) + eps);
+}
+
+__global__ void lamb_moments_kernel(const float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2,
+                                    float eps, float wd, float ib1, float ib2, double* sums) {
+  double w2 = 0, u2 = 0;
+  HALO_GRID_LOOP(i, n) {
+    const float mi = b1 * m[i] + (1.f - b1) * g[i];
+    const float vi = b2 * v[i] + (1.f - b2) * g[i] * g[i];
+    m[i] = mi;
+    v[i] = vi;
+    const float u = adam_direction(mi, vi, ib1, ib2, eps) + wd * w[i];
+    w2 += double(w[i]) * double(w[i]);
+    u2 += double(u) * double(u);
+  }
+  __shared__ double sw[kThreads / 32], su[kThreads / 32];
+  for (int o = 16; o > 0; o >>= 1) {
+    w2 += __shfl_down_sync(0xffffffffu, w2, o);
+    u2 += __shfl_down_sync(0xffffffffu, u2, o);
+  }
+  if ((threadIdx.x & 31) == 0) {
+    sw[threadIdx.x / 32] = w2;
+    su[threadIdx.x / 32] = u2;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double a = 0, b = 0;
+    for (int k = 0; k < kThreads / 32; ++k) {
+      a += sw[k];
+      b += su[k];
+    }
+    atomicAdd(&sums[0], a);
+    atomicAdd(&sums[1], b);
+  }
+}
+
+__global__ void lamb_apply_kernel(float* w, const float* m, const float* v, int64_t n, float eps, float wd, float ib1,
+                                  float ib2, float step) {
+  HALO_GRID_LOOP(i, n) w[i] -= step * (adam_direction(m[i], v[i], ib1, ib2, eps) + wd * w[i]);
+}
+
+__global__ void lars_apply_kernel(float* w, const float* g, float* v, int64_t n, float mu, float wd, float slr) {
+  HALO_GRID_LOOP(i, n) {
+    const float vi = mu * v[i] + slr * (g[i] + wd * w[i]);
+    v[i] = vi;
+    w[i] -= vi;
+  }
+}
+
+}  // namespace
+
+void lamb_moments(const float* w, const float* g, float* m, float* v, int64_t n, float beta1, float beta2, float eps,
+                  float wd, float ib1, float ib2, double* sums, void* stream) {
+  if (n == 0) return;
+  lamb_moments_kernel<<<blocks_for(n, 1024), kThreads, 0, as_stream(stream)>>>(w, g, m, v, n, beta1, beta2, eps, wd,
+                                                                                ib1, ib2, sums);
+  HALO_CUDA_CHECK_LAUNCH("lamb_moments");
+}
+
+void lamb_apply(float* w, const float* m, const float* v, int64_t n, float eps, float wd, float ib1, float ib2,
+                float step, void* stream) {
+  if (n == 0) return;
+  lamb_apply_kernel<<<blocks_for(n, 8192), kThreads, 0, as_stream(stream)>>>(w, m, v, n, eps, wd, ib1, ib2, step);
+  HALO_CUDA_CHECK_LAUNCH("lamb_apply");
+}
+
+void lars_apply(float* w, const float* g, float* v, int64_t n, float mu, float wd, float scaled_lr, void* stream) {
+  if (n == 0) return;
+  lars_apply_kernel<<<blocks_for(n, 8192), kThreads, 0, as_stream(stream)>>>(w, g, v, n, mu, wd, scaled_lr);
+  HALO_CUDA_CHECK_LAUNCH("lars_apply");
+}
+
+}  // namespace halo::cuda::raw

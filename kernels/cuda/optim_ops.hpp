@@ -1,0 +1,19 @@
+// Launchers of the CUDA kernels behind the layer-wise adaptive updates (LAMB, LARS); kernels
+// in optim.cu. f32 master weights and state; the per-tensor norms are f64 device reductions
+// whose two doubles come back to the host to form the trust ratio (which the rules return).
+#pragma once
+#include <cstdint>
+
+namespace halo::cuda::raw {
+
+/// LAMB pass 1: m, v updated in place; sums[0] += sum w^2, sums[1] += sum u^2 with
+/// u = (m*ib1)/(sqrt(v*ib2)+eps) + wd*w (sums: 2 device doubles).
+void lamb_moments(const float* w, const float* g, float* m, float* v, int64_t n, float beta1, float beta2, float eps,
+                  float wd, float ib1, float ib2, double* sums, void* stream);
+/// LAMB pass 2: w -= step * u (u recomputed from the updated moments).
+void lamb_apply(float* w, const float* m, const float* v, int64_t n, float eps, float wd, float ib1, float ib2,
+                float step, void* stream);
+/// LARS: v = mu*v + scaled_lr*(g + wd*w); w -= v.
+void lars_apply(float* w, const float* g, float* v, int64_t n, float mu, float wd, float scaled_lr, void* stream);
+
+}  // namespace halo::cuda::raw

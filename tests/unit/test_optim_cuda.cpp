@@ -1,0 +1,87 @@
+// LAMB, LARS and Adam/AdamW updates on the GPU against the CPU rules on random f32 tensors:
+// weights, state and the returned trust ratios over several steps.
+#include "cuda_test_util.hpp"
+#include "gpu_test_skip.hpp"
+#include "halo/optim/update_rules.hpp"
+
+using namespace halo;
+using namespace halo_cuda_test;
+
+namespace {
+struct State {
+  Tensor w, m, v;
+};
+State make_state(int64_t n, uint32_t seed) {
+  std::vector<float> v = random_tensor({n}, seed + 2, MemoryFormat::contiguous, 0.f, 0.1f).to_vector<float>();
+  for (auto& e : v) e = e * e;  // second moments are non-negative
+  return {random_tensor({n}, seed), random_tensor({n}, seed + 1, MemoryFormat::contiguous, 0.f, 0.1f),
+          Tensor::from_vector(v, {n})};
+}
+State to_gpu(const State& s) { return {s.w.to(gpu), s.m.to(gpu), s.v.to(gpu)}; }
+}  // namespace
+
+TEST_CASE("cuda LAMB update matches the CPU, trust ratio included", "[optim][gpu]") {
+  for (double max_trust : {0.0, 0.5}) {
+    for (double wd : {0.0, 0.01}) {
+      State c = make_state(5000, 80);
+      State d = to_gpu(c);
+      optim::LambStep s;
+      s.lr = 0.01;
+      s.weight_decay = wd;
+      s.max_trust = max_trust;
+      for (int step = 1; step <= 3; ++step) {
+        s.bias1 = 1 - std::pow(s.beta1, step);
+        s.bias2 = 1 - std::pow(s.beta2, step);
+        const Tensor g = random_tensor({5000}, uint32_t(90 + step));
+        const double tc = optim::lamb_update(c.w, g, c.m, c.v, s);
+        const double td = optim::lamb_update(d.w, g.to(gpu), d.m, d.v, s);
+        CHECK(td == Approx(tc).epsilon(1e-5));
+        CHECK(rel_err(d.w, c.w) < 1e-5);
+        CHECK(rel_err(d.m, c.m) < 1e-6);
+        CHECK(rel_err(d.v, c.v) < 1e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda LARS update matches the CPU, with and without adaptation", "[optim][gpu]") {
+  for (bool adapt : {true, false}) {
+    State c = make_state(3000, 100);
+    State d = to_gpu(c);
+    optim::LarsStep s;
+    s.lr = 0.5;
+    s.weight_decay = 5e-4;
+    s.trust_coefficient = 0.02;
+    s.eps = 1e-9;
+    s.adapt = adapt;
+    for (int step = 0; step < 3; ++step) {
+      const Tensor g = random_tensor({3000}, uint32_t(110 + step));
+      const double lc = optim::lars_update(c.w, g, c.m, s);
+      const double ld = optim::lars_update(d.w, g.to(gpu), d.m, s);
+      CHECK(ld == Approx(lc).epsilon(1e-6));
+      CHECK(rel_err(d.w, c.w) < 1e-5);
+      CHECK(rel_err(d.m, c.m) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("cuda Adam and AdamW updates match the CPU over several steps", "[optim][gpu]") {
+  for (bool decoupled : {false, true}) {
+    State c = make_state(4000, 120);
+    State d = to_gpu(c);
+    optim::AdamStep s;
+    s.lr = 1e-3;
+    s.weight_decay = 0.05;
+    s.decoupled = decoupled;
+    for (int step = 1; step <= 3; ++step) {
+      s.bias1 = 1 - std::pow(s.beta1, step);
+      s.bias2 = 1 - std::pow(s.beta2, step);
+      const Tensor g = random_tensor({4000}, uint32_t(130 + step));
+      optim::adam_update(c.w, g, c.m, c.v, s);
+      optim::adam_update(d.w, g.to(gpu), d.m, d.v, s);
+      CHECK(rel_err(d.w, c.w) < 1e-5);
+      CHECK(rel_err(d.m, c.m) < 1e-6);
+      CHECK(rel_err(d.v, c.v) < 1e-6);
+    }
+  }
+}

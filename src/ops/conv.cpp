@@ -202,7 +202,14 @@ ConvPlan::ConvPlan(const Shape& input, const Shape& weight, const ConvParams& p,
     // cuDNN, created lazily in state[0] by the first pass (kernels/cuda/conv_cudnn.cpp).
     HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::bf16, who_, ": a GPU convolution needs f32 or bf16 ",
                      "activations, got ", name(dtype));
-    HALO_CHECK_T(Error, !p.transposed, who_, ": transposed convolutions have no GPU kernel yet; run this layer on the cpu");
+    if (p.transposed)
+      for (int i = 0; i < p.spatial_dims; ++i)
+        // The transposed pass runs as the backward-data of the direct convolution whose input
+        // has this plan's output shape; that convolution maps back onto the input only when
+        // the extra output rows are fewer than a stride.
+        HALO_CHECK_T(ConfigError, p.output_padding[size_t(i)] < p.stride[size_t(i)], who_,
+                     ": a GPU transposed convolution needs output_padding < stride on every axis (", p.str(),
+                     "); use a larger stride or padding, or run this layer on the cpu");
     backend_ = ConvBackend::automatic;
     return;
   }
@@ -364,7 +371,11 @@ CudnnState& cudnn_state(ConvPlan& plan, MemoryFormat format = MemoryFormat::chan
   auto made = std::make_shared<CudnnState>();
   made->format = format;
   cuda::ConvParams cp;
-  cp.input = plan.input_shape();
+  // A transposed convolution is the adjoint of the direct convolution from its output to its
+  // input, with the same weight tensor (Cin, Cout/groups, k...) read as (K, C/groups, k...):
+  // its forward is that convolution's backward-data, its backward-data the forward, and its
+  // weight gradient the backward-filter with input and output gradient swapped.
+  cp.input = plan.params().transposed ? plan.output_shape() : plan.input_shape();
   cp.weight = plan.weight_shape();
   for (int i = 0; i < plan.params().spatial_dims; ++i) {
     cp.stride.push_back(int(plan.params().stride[size_t(i)]));
@@ -395,6 +406,14 @@ Tensor in_format(const Tensor& t, DType dt, MemoryFormat fmt) {
   return out;
 }
 
+/// The forward pass without its epilogue, in the state's layout (see cudnn_state).
+void direct_forward(const ConvPlan& plan, const CudnnState& st, const Tensor& x, Tensor& y) {
+  if (plan.params().transposed)
+    st.plan->backward_data(x, st.weight, y);
+  else
+    st.plan->forward(x, st.weight, y);
+}
+
 Tensor gpu_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& bias) {
   check_gpu(plan, x, plan.input_shape(), "input", false);
   check_gpu(plan, w, plan.weight_shape(), "weight", true);
@@ -407,7 +426,7 @@ Tensor gpu_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tenso
   try {
     st->weight = in_format(w, plan.dtype(), st->format);
     y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), st->format);
-    st->plan->forward(in_format(x, plan.dtype(), st->format), st->weight, y);
+    direct_forward(plan, *st, in_format(x, plan.dtype(), st->format), y);
   } catch (const Error&) {
     // cuDNN offers no channels-last algorithm for some f32 shapes (few input channels):
     // the layer then runs in the contiguous layout.
@@ -416,7 +435,7 @@ Tensor gpu_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tenso
     st = &cudnn_state(plan, MemoryFormat::contiguous);
     st->weight = in_format(w, plan.dtype(), st->format);
     y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), st->format);
-    st->plan->forward(in_format(x, plan.dtype(), st->format), st->weight, y);
+    direct_forward(plan, *st, in_format(x, plan.dtype(), st->format), y);
   }
   const Tensor b = plan.has_bias() ? bias.contiguous() : Tensor();
   if (b.defined() || plan.epilogue().activation != Activation::none) {
@@ -436,7 +455,10 @@ Tensor gpu_backward_data(ConvPlan& plan, const Tensor& gy, const Tensor& w) {
   CudnnState& st = cudnn_state(plan);
   const Tensor wc = st.weight.defined() ? st.weight : in_format(w, plan.dtype(), st.format);
   Tensor dx = Tensor::empty(plan.input_shape(), plan.dtype(), plan.device(), st.format);
-  st.plan->backward_data(in_format(gy, plan.dtype(), st.format), wc, dx);
+  if (plan.params().transposed)
+    st.plan->forward(in_format(gy, plan.dtype(), st.format), wc, dx);
+  else
+    st.plan->backward_data(in_format(gy, plan.dtype(), st.format), wc, dx);
   st.weight = Tensor();  // the weights change at the next optimizer step
   return dx;
 }
@@ -451,7 +473,10 @@ void gpu_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& gy_in, 
   // cuDNN writes the filter gradient in the plan's dtype and layout; it is then added (or
   // copied) into the parameter's gradient, converting to f32 and to its layout on the way.
   Tensor dw = Tensor::empty(plan.weight_shape(), plan.dtype(), plan.device(), st.format);
-  st.plan->backward_filter(in_format(x, plan.dtype(), st.format), gy, dw);
+  if (plan.params().transposed)
+    st.plan->backward_filter(gy, in_format(x, plan.dtype(), st.format), dw);
+  else
+    st.plan->backward_filter(in_format(x, plan.dtype(), st.format), gy, dw);
   Tensor gw = gw_in;
   HALO_CHECK_SHAPE(cuda::convert(gw, dw, accumulate), plan.who(), ": weight gradient ", gw.str(),
                    " must be f32 or bf16");

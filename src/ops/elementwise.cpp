@@ -7,8 +7,10 @@
 #if HALO_ENABLE_CUDA
 #include "cuda/elementwise.hpp"
 #include "cuda/ops.hpp"
+#include "cuda/pool_dropout.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
+#include "halo/util/random.hpp"
 #endif
 
 namespace halo::ops {
@@ -261,11 +263,21 @@ double dot(const Tensor& a_in, const Tensor& b_in) {
 Tensor dropout_mask(const Tensor& like, double p, uint64_t seed, uint64_t step) {
 #if HALO_ENABLE_CUDA
   if (on_gpu(like)) {
-    // The mask is drawn on the host (the same counter-based values as on the CPU) and copied:
-    // dropout acts on the small dense-layer activations, where this costs microseconds.
-    Tensor host = Tensor::empty_strided(like.shape(), like.strides(), DType::f32, Device::cpu());
-    Tensor m = dropout_mask(host, p, seed, step).to(like.device());
-    return cuda::cast(m, like.dtype());
+    // Drawn on the device from the CPU's counter-based generator: the same mask, bit for
+    // bit, in the same layout as the CPU branch below would give.
+    HALO_CHECK_T(ConfigError, p >= 0.0 && p < 1.0, "dropout: probability must be in [0, 1), got ", p);
+    const bool bf = cuda::is_bf16(like, "dropout");
+    cuda::raw::DropoutDesc d;
+    d.channels_last = like.dim() >= 3 && like.is_channels_last() && !like.is_contiguous();
+    d.outer = like.dim() >= 1 ? like.size(0) : 1;
+    d.channels = like.dim() >= 2 ? like.size(1) : 1;
+    d.inner = d.outer * d.channels == 0 ? 0 : like.numel() / (d.outer * d.channels);
+    Tensor mask = Tensor::empty(like.shape(), like.dtype(), like.device(),
+                                d.channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous);
+    cuda::DeviceGuard g(like.device().index);
+    cuda::raw::dropout_mask(mask.raw_data(), bf, d, CounterRng(seed, step).key(), p, float(1.0 / (1.0 - p)),
+                            cuda::stream_of(mask));
+    return mask;
   }
 #endif
   check_cpu(like, "dropout");

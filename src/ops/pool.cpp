@@ -6,6 +6,7 @@
 #include "halo/config.hpp"
 #if HALO_ENABLE_CUDA
 #include "cuda/ops.hpp"
+#include "cuda/pool_dropout.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
 #endif
@@ -79,6 +80,42 @@ Tensor gpu_pool_backward(const Tensor& dy, const Tensor& x_in, const PoolConfig&
   // The descriptor's output strides are those of dy (dy may be laid out unlike the forward output).
   cuda::raw::pool_backward(dy.raw_data(), x.raw_data(), dx.raw_data(), bf, pool_desc(x, dy, cfg),
                            cuda::stream_of(x));
+  return dx;
+}
+
+// Global average pooling of a dense (N, C, spatial...) tensor, in either layout.
+cuda::raw::GlobalPoolDesc global_pool_desc(const Shape& x, bool channels_last) {
+  cuda::raw::GlobalPoolDesc d;
+  d.N = x[0];
+  d.C = x[1];
+  for (size_t i = 2; i < x.size(); ++i) d.S *= x[i];
+  d.channels_last = channels_last;
+  return d;
+}
+
+Tensor gpu_global_avg_pool_forward(const Tensor& x_in, bool keep_dims, const std::string& who) {
+  HALO_CHECK_SHAPE(x_in.dim() >= 3, who, ": input ", x_in.str(), " should be (N, C, spatial...)");
+  const bool cl = x_in.is_channels_last() && !x_in.is_contiguous();
+  const Tensor x = cl || x_in.is_contiguous() ? x_in : x_in.contiguous();
+  const bool bf = cuda::is_bf16(x, who.c_str());
+  Shape ys = {x.size(0), x.size(1)};
+  if (keep_dims) ys.resize(x.shape().size(), 1);
+  Tensor y = Tensor::empty(ys, x.dtype(), x.device());
+  cuda::DeviceGuard g(x.device().index);
+  cuda::raw::global_avg_pool_forward(x.raw_data(), y.raw_data(), bf, global_pool_desc(x.shape(), cl),
+                                     cuda::stream_of(x));
+  return y;
+}
+
+Tensor gpu_global_avg_pool_backward(const Tensor& dy_in, const Shape& input_shape, MemoryFormat format,
+                                    const std::string& who) {
+  const Tensor dy = dy_in.contiguous();
+  const bool bf = cuda::is_bf16(dy, who.c_str());
+  Tensor dx = Tensor::empty(input_shape, dy.dtype(), dy.device(), format);
+  const bool cl = dx.is_channels_last() && !dx.is_contiguous();
+  cuda::DeviceGuard g(dy.device().index);
+  cuda::raw::global_avg_pool_backward(dy.raw_data(), dx.raw_data(), bf, global_pool_desc(input_shape, cl),
+                                      cuda::stream_of(dy));
   return dx;
 }
 #endif
@@ -160,6 +197,9 @@ Tensor pool_backward(const Tensor& dy, const Tensor& x, const PoolConfig& cfg, P
 }
 
 Tensor global_avg_pool_forward(const Tensor& x, bool keep_dims, const std::string& who) {
+#if HALO_ENABLE_CUDA
+  if (x.defined() && x.device().is_cuda()) return gpu_global_avg_pool_forward(x, keep_dims, who);
+#endif
   check_cpu_float(x, who, "input");
   HALO_CHECK_SHAPE(x.dim() >= 3, who, ": input ", x.str(), " should be (N, C, spatial...)");
   const bool cl = x.is_channels_last() && !x.is_contiguous();
@@ -172,11 +212,15 @@ Tensor global_avg_pool_forward(const Tensor& x, bool keep_dims, const std::strin
 }
 
 Tensor global_avg_pool_backward(const Tensor& dy, const Shape& input_shape, MemoryFormat format, const std::string& who) {
-  check_cpu_float(dy, who, "output gradient");
+  HALO_CHECK_SHAPE(dy.defined(), who, ": output gradient is undefined");
   HALO_CHECK_SHAPE(input_shape.size() >= 3, who, ": input shape ", to_string(input_shape),
                    " should be (N, C, spatial...)");
   HALO_CHECK_SHAPE(dy.numel() == input_shape[0] * input_shape[1] && dy.size(0) == input_shape[0], who,
                    ": output gradient ", dy.str(), " does not fit input ", to_string(input_shape));
+#if HALO_ENABLE_CUDA
+  if (dy.device().is_cuda()) return gpu_global_avg_pool_backward(dy, input_shape, format, who);
+#endif
+  check_cpu_float(dy, who, "output gradient");
   const Tensor dyc = dy.contiguous();
   Tensor dx = Tensor::empty(input_shape, dy.dtype(), Device::cpu(), format);
   HALO_DISPATCH_FLOAT(dy.dtype(), who, [&] { kernels::cpu::global_avg_pool_backward<T>(dyc.data<T>(), dx); });

@@ -7,6 +7,7 @@
 
 #include "cuda_test_util.hpp"
 #include "gpu_test_skip.hpp"
+#include "halo/nn/conv.hpp"
 #include "halo/ops/conv.hpp"
 
 using namespace halo;
@@ -86,7 +87,9 @@ TEST_CASE("cuda transposed convolutions match the CPU reference in both layouts,
       {{2, 8, 4, 3, 5}, {8, 3, 2, 3, 2}, {1, 1, 1}, {0, 1, 0}, {0, 0, 0}, {2, 1, 2}, 2, none, false},
       // 3-D per-axis stride, padding and output_padding.
       {{1, 4, 3, 4, 5}, {4, 6, 3, 2, 3}, {3, 2, 1}, {1, 0, 1}, {2, 1, 0}, {1, 1, 1}, 1, relu, true},
-      // 2-D DeepLabv3+-style 4x4 stride-2 upsampling.
+      // 2-D DeepLabv3+ decoder: 3x3, stride 2, padding 1, output_padding 1 doubles H and W.
+      {{2, 16, 6, 5}, {16, 8, 3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, 1, none, false},
+      // 2-D 4x4 stride-2 upsampling.
       {{2, 16, 5, 6}, {16, 8, 4, 4}, {2, 2}, {1, 1}, {0, 0}, {1, 1}, 1, relu, true},
       // 2-D stride 3 with output_padding 2, grouped.
       {{2, 8, 4, 5}, {8, 2, 3, 3}, {3, 3}, {2, 1}, {2, 1}, {1, 1}, 4, none, true},
@@ -118,4 +121,30 @@ TEST_CASE("cuda transposed convolution names the layer when output_padding has n
   ops::ConvPlan ok({1, 4, 5, 5}, {4, 4, 3, 3}, p, DType::f32, gpu);
   const Tensor y = ops::conv_forward(ok, random_tensor({1, 4, 5, 5}, 3).to(gpu), random_tensor({4, 4, 3, 3}, 4).to(gpu));
   CHECK(y.shape() == Shape{1, 4, 9, 9});
+}
+
+TEST_CASE("cuda ConvTranspose2d layer of the DeepLabv3+ decoder gives the CPU's output and gradients") {
+  nn::ConvOptions o;
+  o.stride = 2;
+  o.padding = 1;
+  o.output_padding = 1;
+  o.bias = true;
+  nn::ConvTranspose2d layer(16, 8, 3, o);
+  layer.init_parameters(11);
+  layer.set_training(true);
+  // Non-zero bias, so its gradient and the forward's bias add are both exercised.
+  layer.parameters().at(1).value.copy_(random_tensor({8}, 12));
+  const Tensor x = random_tensor({2, 16, 6, 7}, 13, MemoryFormat::channels_last);
+  const Tensor gy = random_tensor({2, 8, 12, 14}, 14, MemoryFormat::channels_last);
+  const Tensor y_ref = layer.forward(x);
+  const Tensor gx_ref = layer.backward(gy).at(0);
+  const Tensor gw_ref = layer.parameters().at(0).grad.clone(), gb_ref = layer.parameters().at(1).grad.clone();
+  for (auto& p : layer.parameters()) p.grad.zero_();
+  layer.to(gpu);
+  const Tensor y = layer.forward(x.to(gpu));
+  CHECK(y.device() == gpu);
+  CHECK(rel_err(y, y_ref) < 1e-5);
+  CHECK(rel_err(layer.backward(gy.to(gpu)).at(0), gx_ref) < 1e-5);
+  CHECK(rel_err(layer.parameters().at(0).grad, gw_ref) < 1e-5);
+  CHECK(rel_err(layer.parameters().at(1).grad, gb_ref) < 1e-5);
 }

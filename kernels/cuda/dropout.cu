@@ -8,16 +8,12 @@
 #include <algorithm>
 
 #include "cuda/check.hpp"
+#include "cuda/device_access.cuh"
 #include "cuda/pool_dropout.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
-
-using bf16_t = __nv_bfloat16;
-
-__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void st(bf16_t* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
 // halo::mix64 (SplitMix64 finaliser), the same constants and steps.
 __device__ __forceinline__ uint64_t mix64(uint64_t x) {

@@ -8,20 +8,12 @@
 #include <algorithm>
 
 #include "cuda/check.hpp"
+#include "cuda/device_access.cuh"
 #include "cuda/pool_dropout.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
-
-using bf16_t = __nv_bfloat16;
-
-__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const bf16_t* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void st(bf16_t* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
-
-inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
 constexpr int kRowThreads = 256;
 constexpr int kLanes = 32, kRows = 8;

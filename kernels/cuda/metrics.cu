@@ -8,15 +8,12 @@
 #include <algorithm>
 
 #include "cuda/check.hpp"
+#include "cuda/device_access.cuh"
 #include "cuda/layer_ops.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
-
-using bf16_t = __nv_bfloat16;
-__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const bf16_t* p, int64_t i) { return __bfloat162float(p[i]); }
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxSharedClasses = 1024;  // 3 * 1024 counters = 12 KiB of shared memory

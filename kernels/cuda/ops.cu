@@ -7,22 +7,15 @@
 #include <cstdlib>
 
 #include "cuda/check.hpp"
+#include "cuda/device_access.cuh"
 #include "cuda/ops.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
 
-using bf16_t = __nv_bfloat16;
-
-__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const bf16_t* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void st(bf16_t* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
-
 constexpr int kThreads = 256;
 inline unsigned blocks_for(int64_t n) { return unsigned(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 8192))); }
-inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
 #define HALO_GRID_LOOP(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cuda/check.hpp"
+#include "cuda/device_access.cuh"
 #include "cuda/optim_ops.hpp"
 
 namespace halo::cuda::raw {
@@ -12,7 +13,6 @@ namespace halo::cuda::raw {
 namespace {
 
 constexpr int kThreads = 256;
-inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 inline unsigned blocks_for(int64_t n, int64_t cap) {
   return unsigned(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, cap)));
 }

@@ -8,18 +8,12 @@
 #include <algorithm>
 
 #include "cuda/check.hpp"
+#include "cuda/device_access.cuh"
 #include "cuda/layer_ops.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
-
-using bf16_t = __nv_bfloat16;
-
-__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const bf16_t* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void st(bf16_t* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
 constexpr int kThreads = 256;
 

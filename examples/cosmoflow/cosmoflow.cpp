@@ -66,7 +66,7 @@ int run(train::Driver& d) {
   Config& cfg = d.config();
   const dist::Communicator& comm = d.comm();
   const uint64_t seed = d.seed();
-  const Device device = d.cpu_device("CosmoFlow");
+  const Device device = d.device("CosmoFlow");
 
   // ---- data ----
   train::DriverData data = d.open_data();

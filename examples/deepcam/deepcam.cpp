@@ -155,7 +155,7 @@ optim::Schedule make_schedule(Config& cfg, int64_t total_steps) {
 int run(train::Driver& d) {
   Config& cfg = d.config();
   const dist::Communicator& comm = d.comm();
-  const Device device = d.cpu_device("DeepCAM");
+  const Device device = d.device("DeepCAM");
 
   // ---- data: (16, H, W) climate fields, (H, W) class masks ----
   train::DriverData data = d.open_data();

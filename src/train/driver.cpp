@@ -1,5 +1,9 @@
 #include "halo/train/driver.hpp"
 
+#include <unistd.h>
+
+#include "halo/config.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -87,14 +91,23 @@ Driver::Driver(DriverSpec spec, const DriverArgs& args)
   seed_ = uint64_t(cfg_.get_int("training.seed", 0));
 }
 
-Device Driver::cpu_device(const std::string& model) {
+Device Driver::device(const std::string& model) {
   const std::string name = cfg_.get_string("training.device", "cpu");
-  const Device device = Device::parse(name);
-  HALO_CHECK_T(ConfigError, device.is_cpu(), "training.device=", name, ": ", model,
-               " training on CUDA devices is not available yet",
-               cuda::available() ? " (this build has CUDA, but not every layer of the model has a CUDA kernel)"
-                                 : " (this build has no CUDA support)",
-               "; use training.device=cpu");
+  Device device = Device::parse(name);
+  if (device.is_cpu()) return device;
+  char host[256] = "?";
+  ::gethostname(host, sizeof host - 1);
+  const int gpus = cuda::device_count();
+  HALO_CHECK_T(ConfigError, gpus > 0, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
+               HALO_ENABLE_CUDA ? " sees no CUDA GPU (check CUDA_VISIBLE_DEVICES and the launcher's GPU binding, "
+                                  "e.g. srun --gpus-per-task=1)"
+                                : " runs a build of Halo without CUDA (configure with -DHALO_ENABLE_CUDA=ON)",
+               "; or use training.device=cpu");
+  if (name == "cuda" || name == "gpu") device = Device::cuda(comm_.local_rank() % gpus);
+  HALO_CHECK_T(ConfigError, device.index < gpus, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
+               " sees only ", gpus, " GPU(s)");
+  log::info(model, ": rank ", comm_.rank(), " (node-local ", comm_.local_rank(), ") on ", host, " trains on ",
+            device.str());
   return device;
 }
 

@@ -83,9 +83,11 @@ class Driver {
   uint64_t seed() const { return seed_; }  ///< training.seed
   bool resume() const { return args_.resume; }
 
-  /// training.device; throws ConfigError unless it is the CPU, naming `model` (for drivers
-  /// whose model has no CUDA kernels for every layer yet).
-  Device cpu_device(const std::string& model);
+  /// training.device: `cpu`, `cuda` (the GPU of index node-local rank % visible GPUs, so
+  /// one rank per GPU works whether or not the launcher restricts each rank's view) or
+  /// `cuda:N`. Throws ConfigError naming the rank and host when the build has no CUDA or
+  /// the rank sees no GPU. `model` names the network in the log line.
+  Device device(const std::string& model);
 
   /// The data.* keys: loaders over data.train and data.validation (sharded over the ranks,
   /// validation unshuffled and unstaged). data.batch_size is global and must be a multiple

@@ -31,6 +31,7 @@
 #if HALO_ENABLE_ONEDNN
 #include <dnnl.hpp>
 #include "args.hpp"
+#include "cudnn_conv_bench.hpp"
 #endif
 
 using namespace halo;
@@ -126,9 +127,16 @@ int main(int argc, char** argv) {
   const char* usage =
       "usage: halo-bench-conv [--threads N] [--batch N] [--size S] [--reps R] [--layer 1-5] [--compare-blocked]\n"
       "                       [--layout automatic|channels_last|blocked]\n"
+      "       halo-bench-conv --device cuda [batch ...]   (per layer and pass on one GPU, f32/TF32/bf16;\n"
+      "                       the same as halo-bench-cudnn-conv)\n"
       "  GFLOP/s of the CosmoFlow convolutions against a peak measured in the same run.\n"
       "  Last line: worst_pct=<x> total_pct=<y>.\n";
   if (halo::bench::help(argc, argv, usage)) return 0;
+  if (argc > 2 && std::strcmp(argv[1], "--device") == 0 && std::strcmp(argv[2], "cpu") != 0) {
+    std::vector<char*> rest{argv[0]};
+    for (int i = 3; i < argc; ++i) rest.push_back(argv[i]);
+    return halo::bench::cudnn_conv_main(int(rest.size()), rest.data());
+  }
   int threads = 2, batch = 4, size = 128, reps = 3, only = 0;
   bool blocked = false;
   for (int i = 1; i < argc; ++i) {

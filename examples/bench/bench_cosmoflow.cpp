@@ -3,6 +3,8 @@
 //
 //   halo-bench-cosmoflow [--size 128] [--batch 4] [--steps 5] [--warmup 1] [--threads T]
 //                        [--layers]   (per-layer forward/backward table)
+//   halo-bench-cosmoflow --device cuda [--precision f32|bf16] ...   (the GPU step, as
+//                        halo-bench-cosmoflow-gpu; cosmoflow_gpu_step.hpp)
 //
 // One step = zero_grad, forward, MSE loss, backward with the gradient synchroniser on the
 // model's grad-ready hooks (a real allreduce even on one rank), wait, SGD momentum step.
@@ -31,6 +33,7 @@
 #include "halo/util/threads.hpp"
 #include "halo/util/timer.hpp"
 #include "args.hpp"
+#include "cosmoflow_gpu_step.hpp"
 #include "peak.hpp"
 
 using namespace halo;
@@ -52,7 +55,22 @@ Tensor random_channels_last(const Shape& s, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (halo::bench::help(argc, argv, "usage: halo-bench-cosmoflow [--size 128] [--batch 4] [--steps 5] [--warmup 1] [--threads T] [--layers]\n  Samples/s of the full CosmoFlow training step and its share of the compute floor.\n  Last line: samples_per_s=<x> floor_pct=<y>.\n")) return 0;
+  if (halo::bench::help(argc, argv, "usage: halo-bench-cosmoflow [--size 128] [--batch 4] [--steps 5] [--warmup 1] [--threads T] [--layers]\n"
+      "       halo-bench-cosmoflow --device cuda [--precision f32|bf16] [--batch 4] [--steps 10] [--size 128] [--profile 1]\n"
+      "  Samples/s of the full CosmoFlow training step and its share of the compute floor (CPU), or the\n"
+      "  step on one GPU (the same as halo-bench-cosmoflow-gpu). Last line (CPU): samples_per_s=<x> floor_pct=<y>.\n")) return 0;
+  if (const char* dev = opt_value(argc, argv, "--device"); dev && std::strcmp(dev, "cpu") != 0) {
+    // The GPU step: everything but --device goes to the GPU benchmark.
+    std::vector<char*> rest{argv[0]};
+    for (int i = 1; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--device") == 0) {
+        ++i;
+        continue;
+      }
+      rest.push_back(argv[i]);
+    }
+    return bench::cosmoflow_gpu_main(int(rest.size()), rest.data());
+  }
   dist::MpiSession mpi(&argc, &argv);
   dist::Communicator comm;
   const int64_t size = int64_t(arg(argc, argv, "--size", 128));

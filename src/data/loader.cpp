@@ -1,5 +1,7 @@
 #include "halo/data/loader.hpp"
 
+#include "halo/cuda/runtime.hpp"
+
 #include <cstring>
 #include <filesystem>
 
@@ -52,10 +54,21 @@ DataLoader::DataLoader(std::shared_ptr<const H5Dataset> dataset, LoaderOptions o
   for (auto d : ds_->sample_shape()) xs.push_back(d);
   for (auto d : ds_->label_shape()) ys.push_back(d);
   slots_.resize(size_t(opt_.prefetch + 1));
+  const MemoryFormat fmt = channels_last() ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  const bool pin = opt_.pin_memory && cuda::available();
   for (auto& s : slots_) {
     // touched once here so steady-state batches never page-fault
-    s.x_full = Tensor::zeros(xs, DType::f32, Device::cpu(), channels_last() ? MemoryFormat::channels_last
-                                                                             : MemoryFormat::contiguous);
+#if HALO_ENABLE_CUDA
+    if (pin) {
+      s.x_full = cuda::pinned_empty(xs, DType::f32, fmt);
+      s.x_full.zero_();
+      s.y_full = cuda::pinned_empty(ys, ds_->label_dtype());
+      s.y_full.zero_();
+      continue;
+    }
+#endif
+    (void)pin;
+    s.x_full = Tensor::zeros(xs, DType::f32, Device::cpu(), fmt);
     s.y_full = Tensor::zeros(ys, ds_->label_dtype());
   }
 }

@@ -108,6 +108,7 @@ Device Driver::device(const std::string& model) {
                " sees only ", gpus, " GPU(s)");
   log::info(model, ": rank ", comm_.rank(), " (node-local ", comm_.local_rank(), ") on ", host, " trains on ",
             device.str());
+  device_ = device;
   return device;
 }
 
@@ -141,6 +142,7 @@ DriverData Driver::open_data() {
   // A staged shard is fixed per rank, so only its order can change between epochs.
   lopt.shard.local_shuffle = lopt.staging != data::Staging::none;
   lopt.comm = comm_.comm();
+  lopt.pin_memory = device_.is_cuda();  // batches copied to a GPU by DMA
 
   d.train = open_dataset(d.train_dir);
   d.train_loader = std::make_unique<data::DataLoader>(d.train, lopt);

@@ -50,6 +50,10 @@ struct LoaderOptions {
   /// channel-first files (LBANN). Set it to channels_last to move the transpose of
   /// channel-first files onto the I/O threads (the CPU convolutions want channels-last).
   std::optional<MemoryFormat> memory_format;
+  /// Batches in page-locked host memory (CUDA builds with a visible GPU; ignored otherwise),
+  /// so their copies to a GPU run by DMA at full link speed. The drivers set it when they
+  /// train on a GPU.
+  bool pin_memory = false;
 };
 
 struct Batch {

@@ -87,6 +87,7 @@ class Driver {
   /// one rank per GPU works whether or not the launcher restricts each rank's view) or
   /// `cuda:N`. Throws ConfigError naming the rank and host when the build has no CUDA or
   /// the rank sees no GPU. `model` names the network in the log line.
+  /// Call it before open_data(), which then allocates batches in pinned memory for a GPU.
   Device device(const std::string& model);
 
   /// The data.* keys: loaders over data.train and data.validation (sharded over the ranks,
@@ -112,6 +113,7 @@ class Driver {
   DriverArgs args_;
   Config cfg_;
   dist::Communicator comm_;
+  Device device_ = Device::cpu();  // from device(); open_data() pins batches for a GPU
   uint64_t seed_ = 0;
 };
 

@@ -62,6 +62,7 @@ struct Trainer::Impl {
   std::unique_ptr<ValidationMetric> metric;
   TrainerOptions o;
   std::unique_ptr<dist::GradientSynchronizer> sync;
+  std::unique_ptr<optim::DynamicLossScaler> scaler;  // when o.loss_scaling
 
   int epochs_done = 0;
   int64_t step_in_epoch = 0;
@@ -122,6 +123,7 @@ Trainer::Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& op
                  " has no validation sample (", val->dataset().size(), " samples over ", I.comm.size(),
                  " ranks): every rank needs at least one; use more validation samples or fewer ranks");
   }
+  if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);
   if (!I.o.resume_from.empty()) {
     dist::check_same_model(I.comm, model);
     load_state(load_checkpoint(I.o.resume_from));
@@ -152,6 +154,8 @@ CheckpointData Trainer::checkpoint_state() const {
   d.integers["step_in_epoch"] = I.step_in_epoch;
   d.integers["global_step"] = I.global_step;
   d.integers["ranks"] = I.comm.size();
+  if (I.scaler)
+    for (auto& [k, t] : I.scaler->state()) d.tensors[k] = t;  // "loss_scaler/..."
   d.strings["optimizer_type"] = I.opt.type();
   for (auto& [k, v] : I.o.checkpoint_strings) d.strings[k] = v;
   return d;
@@ -192,6 +196,14 @@ void Trainer::load_state(const CheckpointData& d) {
     throw ConfigError("checkpoint '" + path + "' holds " + type->second + " state but the optimizer is " +
                       I.opt.type());
   I.opt.load_state(state);
+  if (I.scaler) {
+    optim::StateDict scaler_state;
+    for (const auto& [k, t] : d.tensors)
+      if (k.rfind("loss_scaler/", 0) == 0) scaler_state[k] = t;
+    HALO_CHECK_T(IOError, !scaler_state.empty(), "checkpoint '", path,
+                 "' holds no loss scaler state: it was written without loss scaling");
+    I.scaler->load_state(scaler_state);
+  }
   for (auto& [name, layer] : dropout_layers(I.model)) layer->set_step(uint64_t(integer(kDropout + name)));
   I.epochs_done = int(integer("epoch"));
   I.step_in_epoch = integer("step_in_epoch");
@@ -284,18 +296,23 @@ FitResult Trainer::fit() {
       I.model.zero_grad();
       Tensor pred = I.model.forward(x);
       const double l = I.loss.forward(pred, y);
-      I.model.backward(I.loss.backward());
+      I.model.backward(I.scaler ? I.scaler->scale_loss_grad(I.loss.backward()) : I.loss.backward());
       const double t2 = now_seconds();
       const bool ready = I.sync->wait();
       const double t3 = now_seconds();
       if (ready) {
-        bool finite = true;
-        if (I.o.clip_grad_norm > 0) finite = std::isfinite(optim::clip_grad_norm(params, I.o.clip_grad_norm));
-        // Every rank holds the same averaged gradients, so all take the same decision.
+        // Every rank holds the same averaged gradients, so all take the same decisions.
+        const bool in_range = !I.scaler || I.scaler->unscale();
+        bool finite = in_range;
+        if (finite && I.o.clip_grad_norm > 0) finite = std::isfinite(optim::clip_grad_norm(params, I.o.clip_grad_norm));
         if (finite)
           I.opt.step();
-        else
+        else if (in_range)
           log::warn(I.o.name, ": non-finite gradient norm at step ", I.global_step + 1, "; step skipped");
+        else
+          log::debug(I.o.name, ": gradients overflowed at loss scale ", I.scaler->scale(), " (step ",
+                     I.global_step + 1, " skipped; the scale backs off)");
+        if (I.scaler) I.scaler->update(!in_range);
       }
       const double t4 = now_seconds();
       times.add("compute", (t2 - t1) + (t4 - t3));

@@ -21,7 +21,7 @@ def load(path):
 
 
 def state(ckpt):
-    keep = ("model/", "buffers/", "optimizer/", "meta/dropout_step/")
+    keep = ("model/", "buffers/", "optimizer/", "meta/dropout_step/", "loss_scaler/")
     scalars = ("meta/global_step", "meta/epoch", "meta/step_in_epoch")
     return {k: v for k, v in ckpt.items() if k.startswith(keep) or k in scalars}
 

@@ -78,6 +78,18 @@ struct Trainer::Impl {
 
   bool rank0() const { return comm.rank() == 0; }
 
+  // Buffers that each rank updates from its own shard (BatchNorm running statistics without a
+  // synchronising reducer) drift apart across ranks. Before validating and before writing a
+  // checkpoint every rank takes rank 0's, so all ranks validate with the statistics the
+  // checkpoint holds, and a resumed run (which loads rank 0's everywhere) validates exactly
+  // as an uninterrupted one. Collective; the buffers are small.
+  void sync_buffers() {
+    if (comm.size() < 2) return;
+    std::vector<Tensor*> bufs;
+    for (auto* b : model.buffers()) bufs.push_back(&b->value);
+    if (!bufs.empty()) dist::broadcast_tensors(comm, bufs, 0);
+  }
+
   Tensor prepare_input(const Tensor& x) const {
     Tensor t = x;
     if (o.input_format == MemoryFormat::channels_last && t.dim() >= 4 && !t.is_channels_last())
@@ -93,6 +105,7 @@ struct Trainer::Impl {
     if (o.checkpoint_path.empty()) return;
     double partial[2] = {epoch_loss_sum, epoch_loss_count};
     comm.allreduce_sum(partial, 2, "checkpoint epoch loss");
+    sync_buffers();
     Stopwatch sw;
     if (rank0()) {
       CheckpointData d = self.checkpoint_state();
@@ -223,6 +236,7 @@ void Trainer::load_state(const CheckpointData& d) {
 std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss) {
   auto& I = *impl_;
   HALO_CHECK_T(ConfigError, I.val != nullptr, I.o.name, ": validate() without a validation loader");
+  I.sync_buffers();
   I.model.eval();
   dist::MetricReducer sums;
   I.val->start_epoch(epoch);

@@ -315,3 +315,30 @@ TEST_CASE("first-layer kernel matches the reference (f32)", "[conv][first_layer]
   ops::ConvPlan plan({4, 4, 16, 16, 16}, {32, 4, 3, 3, 3}, p, DType::f32, Device::cpu(), {}, true);
   CHECK(plan.backend() == ops::ConvBackend::first_layer);
 }
+
+TEST_CASE("strided 1x1 convolution on a large grid with few channels matches the reference, repeatedly") {
+  // DeepLabv3+'s skip convolutions at 96x144 (4 -> 8 channels, stride 2, 48x72 grid): oneDNN's
+  // nhwc 1x1 kernel corrupted memory here; the outputs of every step stay alive, as a training
+  // loop keeps them, so an out-of-bounds write would hit live data or the allocator.
+  nn::ConvOptions fast, ref;
+  fast.stride = ref.stride = 2;
+  fast.bias = ref.bias = false;
+  ref.backend = ops::ConvBackend::reference;
+  nn::Conv2d a(4, 8, 1, fast), b(4, 8, 1, ref);
+  a.init_parameters(1);
+  b.weight().value.copy_(a.weight().value);
+  Tensor x = random_tensor({2, 4, 48, 72}, 3, DType::f32).to_memory_format(MemoryFormat::channels_last);
+  std::vector<Tensor> kept;
+  for (int step = 0; step < 4; ++step) {
+    a.weight().grad = Tensor::zeros_like(a.weight().value);
+    b.weight().grad = Tensor::zeros_like(b.weight().value);
+    Tensor ya = a.forward(x), yb = b.forward(x);
+    CHECK(max_abs_diff(ya, yb) < 1e-5);
+    Tensor g = random_tensor(ya.shape(), 10 + uint64_t(step), DType::f32);
+    Tensor dxa = a.backward(g)[0], dxb = b.backward(g)[0];
+    CHECK(max_abs_diff(dxa, dxb) < 1e-5);
+    CHECK(max_abs_diff(a.weight().grad, b.weight().grad) < 1e-3);
+    kept.push_back(ya);
+    kept.push_back(dxa);
+  }
+}

@@ -1,4 +1,4 @@
-#include "device_batches.hpp"
+#include "halo/train/device_batches.hpp"
 
 #include "halo/config.hpp"
 #include "halo/util/error.hpp"
@@ -10,7 +10,7 @@
 #include "halo/cuda/runtime.hpp"
 #endif
 
-namespace halo::train::detail {
+namespace halo::train {
 
 #if HALO_ENABLE_CUDA
 
@@ -106,4 +106,4 @@ const DeviceBatch* DeviceBatchQueue::next() { return nullptr; }
 
 DeviceBatchQueue::~DeviceBatchQueue() = default;
 
-}  // namespace halo::train::detail
+}  // namespace halo::train

@@ -103,8 +103,13 @@ Driver::Driver(DriverSpec spec, const DriverArgs& args)
 Device Driver::device(const std::string& model) {
   const std::string name = cfg_.get_string("training.device", "cpu");
   Device device = Device::parse(name);
-  if (device.is_cpu()) return device;
   const std::string host = host_name();
+  const std::string backend = cfg_.get_string("dist.backend", "auto");
+  // A wrong dist.backend fails here rather than after the data is open.
+  if (device.is_cpu()) {
+    resolve_grad_backend(backend, device, dist::nccl_available(), str("rank ", comm_.rank(), " on ", host));
+    return device;
+  }
   const int gpus = cuda::device_count();
   HALO_CHECK_T(ConfigError, gpus > 0, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
                HALO_ENABLE_CUDA ? " sees no CUDA GPU (check CUDA_VISIBLE_DEVICES and the launcher's GPU binding, "
@@ -114,9 +119,8 @@ Device Driver::device(const std::string& model) {
   if (name == "cuda" || name == "gpu") device = Device::cuda(comm_.local_rank() % gpus);
   HALO_CHECK_T(ConfigError, device.index < gpus, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
                " sees only ", gpus, " GPU(s)");
-  // A build without NCCL, or dist.backend=mpi, fails here rather than after the data is open.
-  resolve_grad_backend(cfg_.get_string("dist.backend", "auto"), device, dist::nccl_available(),
-                       str("rank ", comm_.rank(), " on ", host));
+  // A build without NCCL, or dist.backend=mpi, fails here too.
+  resolve_grad_backend(backend, device, dist::nccl_available(), str("rank ", comm_.rank(), " on ", host));
   log::info(model, ": rank ", comm_.rank(), " (node-local ", comm_.local_rank(), ") on ", host, " trains on ",
             device.str());
   device_ = device;

@@ -6,7 +6,7 @@
 #include "halo/dist/model_sync.hpp"
 #include "halo/nn/dropout.hpp"
 #include "halo/optim/clip.hpp"
-#include "device_batches.hpp"
+#include "halo/train/device_batches.hpp"
 #include "halo/train/device_support.hpp"
 #include "halo/train/metrics_log.hpp"
 #include "halo/train/progress.hpp"
@@ -282,15 +282,15 @@ FitResult Trainer::fit() {
     int64_t running_n = 0;
 
     // On a GPU the next batch is copied to the device while the current step runs.
-    std::unique_ptr<detail::DeviceBatchQueue> on_device;
-    if (I.o.device.is_cuda()) on_device = std::make_unique<detail::DeviceBatchQueue>(I.train, I.o.device);
+    std::unique_ptr<DeviceBatchQueue> on_device;
+    if (I.o.device.is_cuda()) on_device = std::make_unique<DeviceBatchQueue>(I.train, I.o.device);
 
     for (;;) {
       const double t0 = now_seconds();
       Tensor x, y;
       int64_t batch_size = 0;
       if (on_device) {
-        const detail::DeviceBatch* db = on_device->next();
+        const DeviceBatch* db = on_device->next();
         if (db) {
           x = I.prepare_input(db->x);  // already in the loader's layout: no work unless it differs
           y = db->y;

@@ -5,7 +5,14 @@
 // batch's host buffer back to the loader (whose buffer stays valid until the following
 // next()), by which time the copy has normally long finished.
 //
-// Internal to the trainer (src/train); the CPU path never creates one.
+// The trainer uses one per epoch when TrainerOptions::device is a GPU; a loop of your own can
+// too:
+//
+//   train::DeviceBatchQueue q(loader, Device::cuda(0));   // after loader.start_epoch(e)
+//   while (const train::DeviceBatch* b = q.next()) step(b->x, b->y);
+//
+// The loader should have LoaderOptions::pin_memory set: from pageable memory the copies
+// still come out right but do not overlap compute.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,7 +21,7 @@
 #include "halo/tensor/device.hpp"
 #include "halo/tensor/tensor.hpp"
 
-namespace halo::train::detail {
+namespace halo::train {
 
 struct DeviceBatch {
   Tensor x, y;
@@ -39,4 +46,4 @@ class DeviceBatchQueue {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace halo::train::detail
+}  // namespace halo::train

@@ -180,6 +180,10 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   to.stop_after_steps = cfg_.get_int("training.stop_after_steps", -1);
   to.validate_every = int(cfg_.get_int("training.validate_every", 1));
   to.clip_grad_norm = cfg_.get_double("optimizer.clip_grad_norm", 0);
+  to.loss_scaling = cfg_.get_bool("training.loss_scaling", false);
+  to.loss_scaler.init_scale = cfg_.get_double("training.loss_scale_init", 65536.0);
+  to.loss_scaler.max_scale = cfg_.get_double("training.loss_scale_max", 16777216.0);
+  to.loss_scaler.growth_interval = int(cfg_.get_int("training.loss_scale_growth_interval", 2000));
   to.checkpoint_path = cfg_.get_string("checkpoint.path", "");
   to.checkpoint_every_epochs = int(cfg_.get_int("checkpoint.every_epochs", 1));
   to.checkpoint_every_minutes = cfg_.get_double("checkpoint.every_minutes", 0);

@@ -64,6 +64,7 @@ struct Trainer::Impl {
   std::unique_ptr<ValidationMetric> metric;
   TrainerOptions o;
   std::unique_ptr<dist::GradientSynchronizer> sync;
+  std::unique_ptr<optim::DynamicLossScaler> scaler;  // when o.loss_scaling
 
   int epochs_done = 0;
   int64_t step_in_epoch = 0;
@@ -78,6 +79,18 @@ struct Trainer::Impl {
       : comm(std::move(c)), model(m), opt(op), loss(l), train(t), val(v), metric(std::move(mt)), o(std::move(opts)) {}
 
   bool rank0() const { return comm.rank() == 0; }
+
+  // Buffers that each rank updates from its own shard (BatchNorm running statistics without a
+  // synchronising reducer) drift apart across ranks. Before validating and before writing a
+  // checkpoint every rank takes rank 0's, so all ranks validate with the statistics the
+  // checkpoint holds, and a resumed run (which loads rank 0's everywhere) validates exactly
+  // as an uninterrupted one. Collective; the buffers are small.
+  void sync_buffers() {
+    if (comm.size() < 2) return;
+    std::vector<Tensor*> bufs;
+    for (auto* b : model.buffers()) bufs.push_back(&b->value);
+    if (!bufs.empty()) dist::broadcast_tensors(comm, bufs, 0);
+  }
 
   Tensor prepare_input(const Tensor& x) const {
     Tensor t = x;
@@ -94,6 +107,7 @@ struct Trainer::Impl {
     if (o.checkpoint_path.empty()) return;
     double partial[2] = {epoch_loss_sum, epoch_loss_count};
     comm.allreduce_sum(partial, 2, "checkpoint epoch loss");
+    sync_buffers();
     Stopwatch sw;
     if (rank0()) {
       CheckpointData d = self.checkpoint_state();
@@ -130,6 +144,7 @@ Trainer::Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& op
                  " has no validation sample (", val->dataset().size(), " samples over ", I.comm.size(),
                  " ranks): every rank needs at least one; use more validation samples or fewer ranks");
   }
+  if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);
   if (!I.o.resume_from.empty()) {
     dist::check_same_model(I.comm, model);
     load_state(load_checkpoint(I.o.resume_from));
@@ -160,6 +175,8 @@ CheckpointData Trainer::checkpoint_state() const {
   d.integers["step_in_epoch"] = I.step_in_epoch;
   d.integers["global_step"] = I.global_step;
   d.integers["ranks"] = I.comm.size();
+  if (I.scaler)
+    for (auto& [k, t] : I.scaler->state()) d.tensors[k] = t;  // "loss_scaler/..."
   d.strings["optimizer_type"] = I.opt.type();
   for (auto& [k, v] : I.o.checkpoint_strings) d.strings[k] = v;
   return d;
@@ -200,6 +217,14 @@ void Trainer::load_state(const CheckpointData& d) {
     throw ConfigError("checkpoint '" + path + "' holds " + type->second + " state but the optimizer is " +
                       I.opt.type());
   I.opt.load_state(state);
+  if (I.scaler) {
+    optim::StateDict scaler_state;
+    for (const auto& [k, t] : d.tensors)
+      if (k.rfind("loss_scaler/", 0) == 0) scaler_state[k] = t;
+    HALO_CHECK_T(IOError, !scaler_state.empty(), "checkpoint '", path,
+                 "' holds no loss scaler state: it was written without loss scaling");
+    I.scaler->load_state(scaler_state);
+  }
   for (auto& [name, layer] : dropout_layers(I.model)) layer->set_step(uint64_t(integer(kDropout + name)));
   I.epochs_done = int(integer("epoch"));
   I.step_in_epoch = integer("step_in_epoch");
@@ -219,6 +244,7 @@ void Trainer::load_state(const CheckpointData& d) {
 std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss) {
   auto& I = *impl_;
   HALO_CHECK_T(ConfigError, I.val != nullptr, I.o.name, ": validate() without a validation loader");
+  I.sync_buffers();
   I.model.eval();
   dist::MetricReducer sums;
   I.val->start_epoch(epoch);
@@ -307,18 +333,23 @@ FitResult Trainer::fit() {
       I.model.zero_grad();
       Tensor pred = I.model.forward(x);
       const double l = I.loss.forward(pred, y);
-      I.model.backward(I.loss.backward());
+      I.model.backward(I.scaler ? I.scaler->scale_loss_grad(I.loss.backward()) : I.loss.backward());
       const double t2 = now_seconds();
       const bool ready = I.sync->wait();
       const double t3 = now_seconds();
       if (ready) {
-        bool finite = true;
-        if (I.o.clip_grad_norm > 0) finite = std::isfinite(optim::clip_grad_norm(params, I.o.clip_grad_norm));
-        // Every rank holds the same averaged gradients, so all take the same decision.
+        // Every rank holds the same averaged gradients, so all take the same decisions.
+        const bool in_range = !I.scaler || I.scaler->unscale();
+        bool finite = in_range;
+        if (finite && I.o.clip_grad_norm > 0) finite = std::isfinite(optim::clip_grad_norm(params, I.o.clip_grad_norm));
         if (finite)
           I.opt.step();
-        else
+        else if (in_range)
           log::warn(I.o.name, ": non-finite gradient norm at step ", I.global_step + 1, "; step skipped");
+        else
+          log::debug(I.o.name, ": gradients overflowed at loss scale ", I.scaler->scale(), " (step ",
+                     I.global_step + 1, " skipped; the scale backs off)");
+        if (I.scaler) I.scaler->update(!in_range);
       }
       const double t4 = now_seconds();
       times.add("compute", (t2 - t1) + (t4 - t3));

@@ -10,18 +10,17 @@ import h5py
 import numpy as np
 
 
-def load(path):
+def load(path, first_param):
     out = {}
     with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
         # Parameters open by their model names, as paths.
-        assert "model/conv1/weight" in f, f"{path}: no model/conv1/weight"
-        assert f["model/conv1/weight"].ndim == 5
+        assert f"model/{first_param}" in f, f"{path}: no model/{first_param}"
     return out
 
 
 def state(ckpt):
-    keep = ("model/", "buffers/", "optimizer/", "meta/dropout_step/")
+    keep = ("model/", "buffers/", "optimizer/", "meta/dropout_step/", "loss_scaler/")
     scalars = ("meta/global_step", "meta/epoch", "meta/step_in_epoch")
     return {k: v for k, v in ckpt.items() if k.startswith(keep) or k in scalars}
 
@@ -32,16 +31,19 @@ def main():
     ap.add_argument("b")
     ap.add_argument("--differs")
     ap.add_argument("--metrics", nargs=2)
+    ap.add_argument("--param", default="conv1/weight", help="a parameter that must open by its name")
+    ap.add_argument("--no-dropout", action="store_true", help="the model has no Dropout layer")
     args = ap.parse_args()
-    a, b = state(load(args.a)), state(load(args.b))
+    a, b = state(load(args.a, args.param)), state(load(args.b, args.param))
     assert a.keys() == b.keys(), f"different entries: {sorted(a.keys() ^ b.keys())}"
     assert any(k.startswith("optimizer/") for k in a), "no optimizer state saved"
-    assert any(k.startswith("meta/dropout_step/") for k in a), "no Dropout positions saved"
+    if not args.no_dropout:
+        assert any(k.startswith("meta/dropout_step/") for k in a), "no Dropout positions saved"
     bad = [k for k in a if np.asarray(a[k]).tobytes() != np.asarray(b[k]).tobytes()]
     assert not bad, f"{len(bad)} entries differ, e.g. {bad[:5]}"
     print(f"{len(a)} entries bit-identical (global step {a['meta/global_step']})")
     if args.differs:
-        c = state(load(args.differs))
+        c = state(load(args.differs, args.param))
         same = [k for k in a if k.startswith("model/") and np.asarray(a[k]).tobytes() == np.asarray(c[k]).tobytes()]
         assert len(same) < sum(k.startswith("model/") for k in a), "the interrupted checkpoint equals the final one"
     if args.metrics:
@@ -49,9 +51,11 @@ def main():
         for p in args.metrics:
             with open(p) as f:
                 last.append(json.loads(f.read().splitlines()[-1]))
-        for k in ("epoch", "step", "train_loss", "train_samples", "val_loss", "val_mae"):
-            assert last[0][k] == last[1][k], f"last epoch's {k}: {last[0][k]} vs {last[1][k]}"
-        print(f"last epoch's metrics agree: val_mae {last[0]['val_mae']}")
+        keys = ["epoch", "step", "train_loss", "train_samples"]
+        keys += sorted(k for k in last[0] if k.startswith("val_") and k != "val_seconds")  # loss and the metric
+        for k in keys:
+            assert last[0][k] == last[1][k], f"last epoch's {k}: {last[0].get(k)} vs {last[1].get(k)}"
+        print(f"last epoch's metrics agree: {', '.join(k + ' ' + str(last[0][k]) for k in keys[4:])}")
 
 
 if __name__ == "__main__":

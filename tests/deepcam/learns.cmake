@@ -4,7 +4,7 @@ include(${SRC}/common.cmake)
 set(d ${WORK}/${NAME})
 file(REMOVE_RECURSE ${d})
 file(MAKE_DIRECTORY ${d})
-run_driver(${NAME} training.epochs=20 data.batch_size=8 optimizer.name=lamb optimizer.lr=0.004
+run_driver(${NAME} checkpoint.path= training.epochs=20 data.batch_size=8 optimizer.name=lamb optimizer.lr=0.004
            optimizer.warmup_steps=32 optimizer.schedule=multistep optimizer.milestones=[256]
            loss.class_weights=auto model.batchnorm_group_size=0 output.metrics=${d}/metrics.jsonl)
 run_python(${SRC}/check_learning.py ${d}/metrics.jsonl)

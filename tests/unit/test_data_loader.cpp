@@ -24,6 +24,18 @@ std::string tmpdir(const std::string& name) {
   return p.string();
 }
 
+/// Five generated 12x16 DeepCAM fields in DIR/in, opened as a dataset.
+std::shared_ptr<H5Dataset> small_deepcam(const std::string& dir) {
+  GenerateOptions g;
+  g.format = "deepcam";
+  g.out_dir = dir + "/in";
+  g.samples = 5;
+  g.height = 12;
+  g.width = 16;
+  generate(g);
+  return std::make_shared<H5Dataset>(list_files(g.out_dir), deepcam());
+}
+
 std::vector<int64_t> epoch_samples(DataLoader& dl, int64_t epoch) {
   dl.start_epoch(epoch);
   std::vector<int64_t> out;
@@ -133,14 +145,7 @@ TEST_CASE("loader: prefetching threads deliver every sample once into reused buf
 
 TEST_CASE("loader: staging into memory or a directory serves the same samples") {
   std::string dir = tmpdir("stage");
-  GenerateOptions g;
-  g.format = "deepcam";
-  g.out_dir = dir + "/in";
-  g.samples = 5;
-  g.height = 12;
-  g.width = 16;
-  generate(g);
-  auto ds = std::make_shared<H5Dataset>(list_files(g.out_dir), deepcam());
+  auto ds = small_deepcam(dir);
   LoaderOptions base;
   base.batch_size = 2;
   base.shard.seed = 9;
@@ -176,14 +181,7 @@ TEST_CASE("loader: pinned batches (for GPUs) hold the same samples as pageable o
   // With a GPU the batches live in page-locked memory; without one the option falls back to
   // ordinary memory. Either way the delivered values must not change.
   std::string dir = tmpdir("pin");
-  GenerateOptions g;
-  g.format = "deepcam";
-  g.out_dir = dir + "/in";
-  g.samples = 5;
-  g.height = 12;
-  g.width = 16;
-  generate(g);
-  auto ds = std::make_shared<H5Dataset>(list_files(g.out_dir), deepcam());
+  auto ds = small_deepcam(dir);
   LoaderOptions base;
   base.batch_size = 2;
   base.shard.seed = 4;

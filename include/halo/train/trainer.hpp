@@ -27,6 +27,7 @@
 #include "halo/dist/metrics.hpp"
 #include "halo/nn/loss.hpp"
 #include "halo/nn/model.hpp"
+#include "halo/optim/loss_scaler.hpp"
 #include "halo/optim/optimizer.hpp"
 #include "halo/train/checkpoint.hpp"
 
@@ -52,6 +53,12 @@ struct TrainerOptions {
   int64_t stop_after_steps = -1;
   /// > 0: clip gradients to this global L2 norm after the allreduce.
   double clip_grad_norm = 0;
+  /// Dynamic loss scaling (for fp16 gradients): the loss gradient is multiplied by S, the
+  /// averaged gradients divided by S before clipping and the update; a step with inf/NaN
+  /// gradients is skipped and S backs off (optim::DynamicLossScaler). Its state goes into
+  /// checkpoints as loss_scaler/.
+  bool loss_scaling = false;
+  optim::LossScalerOptions loss_scaler;
   /// Input tensors are converted to this memory format once per batch (the CPU convolution
   /// kernels are fastest on channels-last).
   MemoryFormat input_format = MemoryFormat::channels_last;

@@ -10,6 +10,8 @@
 
 #include "halo/cuda/runtime.hpp"
 #include "halo/data/format.hpp"
+#include "halo/dist/nccl.hpp"
+#include "halo/train/device_support.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/log.hpp"
 
@@ -34,6 +36,13 @@ dist::CommunicatorOptions communicator_options(const Config& cfg) {
   dist::CommunicatorOptions copt;
   copt.stall_timeout_s = cfg.get_double("dist.stall_timeout_s", 300);
   return copt;
+}
+
+std::string host_name() {
+  char host[256] = "?";
+  ::gethostname(host, sizeof host - 1);
+  host[sizeof host - 1] = 0;
+  return host;
 }
 
 void create_parent_directory(const std::string& file) {
@@ -94,9 +103,13 @@ Driver::Driver(DriverSpec spec, const DriverArgs& args)
 Device Driver::device(const std::string& model) {
   const std::string name = cfg_.get_string("training.device", "cpu");
   Device device = Device::parse(name);
-  if (device.is_cpu()) return device;
-  char host[256] = "?";
-  ::gethostname(host, sizeof host - 1);
+  const std::string host = host_name();
+  const std::string backend = cfg_.get_string("dist.backend", "auto");
+  // A wrong dist.backend fails here rather than after the data is open.
+  if (device.is_cpu()) {
+    resolve_grad_backend(backend, device, dist::nccl_available(), str("rank ", comm_.rank(), " on ", host));
+    return device;
+  }
   const int gpus = cuda::device_count();
   HALO_CHECK_T(ConfigError, gpus > 0, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
                HALO_ENABLE_CUDA ? " sees no CUDA GPU (check CUDA_VISIBLE_DEVICES and the launcher's GPU binding, "
@@ -106,6 +119,8 @@ Device Driver::device(const std::string& model) {
   if (name == "cuda" || name == "gpu") device = Device::cuda(comm_.local_rank() % gpus);
   HALO_CHECK_T(ConfigError, device.index < gpus, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
                " sees only ", gpus, " GPU(s)");
+  // A build without NCCL, or dist.backend=mpi, fails here too.
+  resolve_grad_backend(backend, device, dist::nccl_available(), str("rank ", comm_.rank(), " on ", host));
   log::info(model, ": rank ", comm_.rank(), " (node-local ", comm_.local_rank(), ") on ", host, " trains on ",
             device.str());
   device_ = device;
@@ -179,6 +194,12 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   to.progress_interval_s = cfg_.get_double("output.progress_interval_s", 10);
   to.grad_sync.bucket_bytes = size_t(cfg_.get_double("dist.bucket_mb", 25) * (1 << 20));
   to.grad_sync.compress_bf16 = cfg_.get_bool("dist.compress_bf16", false);
+  const GradBackend backend = resolve_grad_backend(cfg_.get_string("dist.backend", "auto"), device,
+                                                   dist::nccl_available(),
+                                                   str("rank ", comm_.rank(), " on ", host_name()));
+  // One NCCL communicator on the model's GPU (collective: every rank builds its options).
+  if (backend == GradBackend::nccl)
+    to.grad_sync.nccl = std::make_shared<dist::NcclCommunicator>(comm_, device.index);
   if (args_.resume) {
     HALO_CHECK_T(ConfigError, !to.checkpoint_path.empty(), "--resume needs checkpoint.path");
     if (std::filesystem::exists(to.checkpoint_path))

@@ -6,6 +6,8 @@
 #include "halo/dist/model_sync.hpp"
 #include "halo/nn/dropout.hpp"
 #include "halo/optim/clip.hpp"
+#include "halo/train/device_batches.hpp"
+#include "halo/train/device_support.hpp"
 #include "halo/train/metrics_log.hpp"
 #include "halo/train/progress.hpp"
 #include "halo/util/error.hpp"
@@ -126,6 +128,12 @@ Trainer::Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& op
                                    std::move(options))) {
   auto& I = *impl_;
   HALO_CHECK_T(ConfigError, model.compiled(), I.o.name, ": compile the model before building the trainer");
+  // A layer without a CUDA kernel must stop the run here, not in the middle of a step.
+  check_model_runs_on(model, I.o.device, I.o.name);
+  for (auto* p : model.parameters())
+    HALO_CHECK_T(ConfigError, p->value.device() == I.o.device, I.o.name, ": parameter '", p->name, "' is on ",
+                 p->value.device().str(), " but the trainer's device is ", I.o.device.str(),
+                 ": call model.to(device) before building the trainer");
   HALO_CHECK_T(ConfigError, I.o.epochs >= 1, I.o.name, ": epochs must be at least 1 (got ", I.o.epochs, ")");
   HALO_CHECK_T(ConfigError, train.batches_per_epoch() > 0, I.o.name, ": rank ", I.comm.rank(),
                " has no training batch (", train.dataset().size(), " samples over ", I.comm.size(),
@@ -299,14 +307,29 @@ FitResult Trainer::fit() {
     double running_loss = 0;
     int64_t running_n = 0;
 
+    // On a GPU the next batch is copied to the device while the current step runs.
+    std::unique_ptr<DeviceBatchQueue> on_device;
+    if (I.o.device.is_cuda()) on_device = std::make_unique<DeviceBatchQueue>(I.train, I.o.device);
+
     for (;;) {
       const double t0 = now_seconds();
-      const data::Batch* b = I.train.next();
+      Tensor x, y;
+      int64_t batch_size = 0;
+      if (on_device) {
+        const DeviceBatch* db = on_device->next();
+        if (db) {
+          x = I.prepare_input(db->x);  // already in the loader's layout: no work unless it differs
+          y = db->y;
+          batch_size = db->size;
+        }
+      } else if (const data::Batch* hb = I.train.next()) {
+        x = I.prepare_input(hb->x);
+        y = I.prepare_target(hb->y);
+        batch_size = hb->size;
+      }
       const double t1 = now_seconds();
       times.add("data", t1 - t0);
-      if (!b) break;
-      Tensor x = I.prepare_input(b->x);
-      Tensor y = I.prepare_target(b->y);
+      if (batch_size == 0) break;
       I.model.zero_grad();
       Tensor pred = I.model.forward(x);
       const double l = I.loss.forward(pred, y);
@@ -331,9 +354,9 @@ FitResult Trainer::fit() {
       const double t4 = now_seconds();
       times.add("compute", (t2 - t1) + (t4 - t3));
       times.add("comm", t3 - t2);
-      loss_sum += l * double(b->size);
-      loss_count += double(b->size);
-      epoch_samples_local += double(b->size);
+      loss_sum += l * double(batch_size);
+      loss_count += double(batch_size);
+      epoch_samples_local += double(batch_size);
       running_loss += l;
       ++running_n;
       ++I.step_in_epoch;

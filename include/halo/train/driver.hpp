@@ -86,7 +86,8 @@ class Driver {
   /// training.device: `cpu`, `cuda` (the GPU of index node-local rank % visible GPUs, so
   /// one rank per GPU works whether or not the launcher restricts each rank's view) or
   /// `cuda:N`. Throws ConfigError naming the rank and host when the build has no CUDA or
-  /// the rank sees no GPU. `model` names the network in the log line.
+  /// the rank sees no GPU, and (on any device) when `dist.backend` cannot work there
+  /// (resolve_grad_backend). `model` names the network in the log line.
   /// Call it before open_data(), which then allocates batches in pinned memory for a GPU.
   Device device(const std::string& model);
 
@@ -100,7 +101,8 @@ class Driver {
 
   /// TrainerOptions from training.*, checkpoint.*, output.*, dist.* and
   /// optimizer.clip_grad_norm, with --resume applied and the checkpoint and metrics
-  /// directories created (rank 0). Task-specific fields (the target metric) stay unset.
+  /// directories created (rank 0). For a GPU `device` it creates the NCCL communicator of the
+  /// gradient synchroniser (collective: every rank calls it). Task-specific fields (the target metric) stay unset.
   TrainerOptions trainer_options(const Device& device = Device::cpu());
 
   /// Rejects unknown keys (ConfigError listing them), stores the configuration text in the

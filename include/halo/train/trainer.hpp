@@ -62,9 +62,14 @@ struct TrainerOptions {
   /// Input tensors are converted to this memory format once per batch (the CPU convolution
   /// kernels are fastest on channels-last).
   MemoryFormat input_format = MemoryFormat::channels_last;
-  /// Device the model lives on; batches are moved there.
+  /// Device the model lives on (the caller moves it there). On a GPU the trainer refuses at
+  /// construction a model with a layer lacking a CUDA kernel (check_model_runs_on) and copies
+  /// each training batch to the GPU on a copy stream while the previous step runs
+  /// (DeviceBatchQueue); validation batches are copied synchronously. Set the loader's
+  /// pin_memory so these copies can overlap.
   Device device = Device::cpu();
-  /// Bucketing, compression and accumulation of the gradient allreduce.
+  /// Bucketing, compression and accumulation of the gradient allreduce; on a GPU the NCCL
+  /// communicator (Driver::trainer_options() sets it; null: the synchroniser makes one).
   dist::GradSyncOptions grad_sync;
 
   /// Validation after every this many epochs (and after the last); 0 never validates.

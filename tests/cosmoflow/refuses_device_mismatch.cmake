@@ -1,0 +1,34 @@
+# The start-up checks of training.device and dist.backend, through the driver on 2 ranks:
+# a mismatch stops the job before any data is read, with a message naming the key, the rank
+# and its host. Runs in every build; on a machine with GPUs the cuda case must instead start.
+include(${SRC}/common.cmake)
+
+function(expect_refusal what)
+  execute_process(COMMAND ${MPI} ${DRIVER} ${ARGN} --print-config ${SMALL}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  message("---- ${what}\n${out}")
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "${what}: the driver accepted ${ARGN}")
+  endif()
+  foreach(needle IN LISTS EXPECT)
+    if(NOT out MATCHES "${needle}")
+      message(FATAL_ERROR "${what}: the message does not say '${needle}'")
+    endif()
+  endforeach()
+endfunction()
+
+set(EXPECT "dist.backend=nccl" "rank [01] on " "trains on the CPU")
+expect_refusal("nccl on the CPU" training.device=cpu dist.backend=nccl)
+set(EXPECT "dist.backend must be auto, mpi or nccl")
+expect_refusal("unknown backend" dist.backend=gloo)
+
+# training.device=cuda: refused on a machine without a GPU (or a build without CUDA), naming
+# the rank and host; accepted where the ranks see GPUs (then --print-config ends the run).
+execute_process(COMMAND ${MPI} ${DRIVER} training.device=cuda --print-config ${SMALL}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+message("---- cuda\n${out}")
+if(NOT rc EQUAL 0)
+  if(NOT out MATCHES "training.device=cuda: rank [01] on .*(sees no CUDA GPU|without CUDA)")
+    message(FATAL_ERROR "training.device=cuda failed without naming the rank, host and cause")
+  endif()
+endif()

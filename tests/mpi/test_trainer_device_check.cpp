@@ -1,0 +1,90 @@
+// The trainer's start-up refusals for a GPU run, on every rank and before any collective or
+// GPU work: a model with a layer lacking a CUDA kernel (listed by name and type), and a
+// model left on another device than TrainerOptions::device. Neither touches a GPU, so they
+// are checked in every build.
+#include <catch2/catch.hpp>
+#include <mpi.h>
+
+#include <filesystem>
+#include <unistd.h>
+
+#include "halo/data/loader.hpp"
+#include "halo/data/synthetic.hpp"
+#include "halo/nn/activation.hpp"
+#include "halo/nn/conv.hpp"
+#include "halo/nn/losses.hpp"
+#include "halo/nn/model.hpp"
+#include "halo/optim/sgd.hpp"
+#include "halo/train/device_support.hpp"
+#include "halo/train/trainer.hpp"
+
+using namespace halo;
+namespace fs = std::filesystem;
+
+namespace {
+
+class Unported final : public nn::Layer {
+ public:
+  std::string type() const override { return "Unported"; }
+  Shape output_shape(const std::vector<Shape>& inputs) const override { return inputs.at(0); }
+  using Layer::forward;
+  Tensor forward(const std::vector<Tensor>& inputs) override { return inputs.at(0); }
+  std::vector<Tensor> backward(const Tensor& grad_output) override { return {grad_output}; }
+};
+
+std::string shared_dir() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  long pid = rank == 0 ? long(::getpid()) : 0;
+  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  const std::string dir = (fs::temp_directory_path() / ("halo-mpi-devcheck-" + std::to_string(pid))).string();
+  if (rank == 0) {
+    data::GenerateOptions g;
+    g.format = "deepcam";
+    g.out_dir = dir;
+    g.samples = 8;
+    g.height = 8;
+    g.width = 8;
+    data::generate(g);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("trainer refuses a GPU run at construction: layers without CUDA kernels, model on another device") {
+  const std::string dir = shared_dir();
+  auto ds = std::make_shared<data::H5Dataset>(data::list_files(dir), data::deepcam());
+  data::LoaderOptions lo;
+  lo.batch_size = 1;
+  data::DataLoader loader(ds, lo);
+  dist::Communicator comm(MPI_COMM_WORLD);
+  nn::MSELoss loss;
+
+  nn::Model m;
+  m.input({16, 8, 8});
+  nn::ConvOptions same;
+  same.padding = 1;
+  m.append(std::make_shared<nn::Conv2d>(16, 3, 3, same), "conv");
+  m.append(std::make_shared<Unported>(), "odd_one");
+  m.append(std::make_shared<nn::ReLU>(), "relu");
+  m.compile();
+  m.init(1);
+  optim::SGD sgd(m.parameters(), optim::SGDOptions{});
+
+  train::TrainerOptions o;
+  o.device = Device::cuda(0);
+  o.progress = false;
+  CHECK_THROWS_WITH(train::Trainer(comm, m, sgd, loss, loader, nullptr, nullptr, o),
+                    Catch::Contains("odd_one (Unported)") && !Catch::Contains("conv (Conv2d)"));
+
+  train::declare_cuda_layer_type("Unported");
+  CHECK_THROWS_WITH(train::Trainer(comm, m, sgd, loss, loader, nullptr, nullptr, o),
+                    Catch::Contains("parameter 'conv/weight' is on cpu") && Catch::Contains("model.to(device)"));
+
+  MPI_Barrier(MPI_COMM_WORLD);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank == 0) fs::remove_all(dir);
+}

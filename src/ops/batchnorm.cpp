@@ -81,6 +81,48 @@ Tensor relu_masked(const Tensor& dy, const Tensor& y, const std::string& who) {
 }
 
 // Fills scale/shift from the statistics and the affine parameters.
+/// Batch statistics from the per-channel sums `stats` = [sum (C), sum of squares (C),
+/// count (1)], the layout the reducer contract promises: summed across the group by
+/// `reducer` (when set), then mean and 1/sqrt(var + eps); `var` gets the biased variance.
+/// Shared by the CPU and GPU paths, which differ only in how they compute the sums.
+BatchNormSaved batch_stats(std::vector<double>& stats, int64_t C, const BatchNormConfig& cfg,
+                           const StatsReducer& reducer, const Tensor& x, const std::string& who,
+                           std::vector<double>& var) {
+  if (reducer) reducer(stats.data(), stats.size());
+  const double M = stats[size_t(2 * C)];
+  HALO_CHECK_SHAPE(M > 1, who, ": training needs more than one value per channel, got ", M, " for input ", x.str(),
+                   " (use a larger batch, or eval mode)");
+  BatchNormSaved s;
+  s.count = M;
+  s.batch_stats = true;
+  s.mean.resize(size_t(C));
+  s.invstd.resize(size_t(C));
+  var.assign(size_t(C), 0.0);
+  for (size_t c = 0; c < size_t(C); ++c) {
+    s.mean[c] = stats[c] / M;
+    // E[x^2] - E[x]^2 can round below zero for near-constant channels.
+    var[c] = std::max(0.0, stats[size_t(C) + c] / M - s.mean[c] * s.mean[c]);
+    s.invstd[c] = 1.0 / std::sqrt(var[c] + cfg.eps);
+  }
+  return s;
+}
+
+/// running = (1 - momentum) running + momentum batch, with the unbiased variance; the C
+/// values make a round trip through the host whatever the device (they are few).
+void update_running(Tensor& running_mean, Tensor& running_var, const BatchNormSaved& s,
+                    const std::vector<double>& var, const BatchNormConfig& cfg) {
+  if (!running_mean.defined() || !running_var.defined()) return;
+  std::vector<double> rm = running_mean.to_vector<double>(), rv = running_var.to_vector<double>();
+  const double m = cfg.momentum, unbias = s.count / (s.count - 1);
+  for (size_t c = 0; c < rm.size(); ++c) {
+    rm[c] = (1 - m) * rm[c] + m * s.mean[c];
+    rv[c] = (1 - m) * rv[c] + m * var[c] * unbias;
+  }
+  const int64_t C = int64_t(rm.size());
+  running_mean.copy_(Tensor::from_vector(rm, {C}));
+  running_var.copy_(Tensor::from_vector(rv, {C}));
+}
+
 void affine_from_stats(const Tensor& weight, const Tensor& bias, const BatchNormSaved& s, int64_t C,
                        std::vector<double>& scale, std::vector<double>& shift, const std::string& who) {
   std::vector<double> w, b;
@@ -177,31 +219,9 @@ Tensor gpu_forward_train(const Tensor& x_in, const Tensor& weight, const Tensor&
   }
   std::vector<double> stats = acc.to_vector<double>();
   stats.push_back(double(C ? in.x.numel() / C : 0));
-  if (reducer) reducer(stats.data(), stats.size());
-  const double M = stats[size_t(2 * C)];
-  HALO_CHECK_SHAPE(M > 1, who, ": training needs more than one value per channel, got ", M, " for input ",
-                   x_in.str(), " (use a larger batch, or eval mode)");
-  BatchNormSaved s;
-  s.count = M;
-  s.batch_stats = true;
-  s.mean.resize(size_t(C));
-  s.invstd.resize(size_t(C));
-  std::vector<double> var(static_cast<size_t>(C));
-  for (size_t c = 0; c < size_t(C); ++c) {
-    s.mean[c] = stats[c] / M;
-    var[c] = std::max(0.0, stats[size_t(C) + c] / M - s.mean[c] * s.mean[c]);
-    s.invstd[c] = 1.0 / std::sqrt(var[c] + cfg.eps);
-  }
-  if (running_mean.defined() && running_var.defined()) {
-    std::vector<double> rm = running_mean.to_vector<double>(), rv = running_var.to_vector<double>();
-    const double m = cfg.momentum, unbias = M / (M - 1);
-    for (size_t c = 0; c < size_t(C); ++c) {
-      rm[c] = (1 - m) * rm[c] + m * s.mean[c];
-      rv[c] = (1 - m) * rv[c] + m * var[c] * unbias;
-    }
-    running_mean.copy_(Tensor::from_vector(rm, {C}));
-    running_var.copy_(Tensor::from_vector(rv, {C}));
-  }
+  std::vector<double> var;
+  BatchNormSaved s = batch_stats(stats, C, cfg, reducer, x_in, who, var);
+  update_running(running_mean, running_var, s, var, cfg);
   Tensor y = gpu_apply_affine(in, weight, bias, s, cfg.relu);
   if (saved) *saved = std::move(s);
   return y;
@@ -311,35 +331,9 @@ Tensor batchnorm_forward_train(const Tensor& x, const Tensor& weight, const Tens
     HALO_DISPATCH_FLOAT(x.dtype(), who, [&] { kernels::cpu::bn_channel_sums_ref<T>(xc, stats.data(), stats.data() + C); });
   }
   stats[size_t(2 * C)] = double(C ? x.numel() / C : 0);
-  if (reducer) reducer(stats.data(), stats.size());
-  const double M = stats[size_t(2 * C)];
-  HALO_CHECK_SHAPE(M > 1, who, ": training needs more than one value per channel, got ", M, " for input ", x.str(),
-                   " (use a larger batch, or eval mode)");
-
-  BatchNormSaved s;
-  s.count = M;
-  s.batch_stats = true;
-  s.mean.resize(size_t(C));
-  s.invstd.resize(size_t(C));
-  std::vector<double> var(static_cast<size_t>(C));
-  for (size_t c = 0; c < size_t(C); ++c) {
-    s.mean[c] = stats[c] / M;
-    // E[x^2] - E[x]^2 can round below zero for near-constant channels.
-    var[c] = std::max(0.0, stats[size_t(C) + c] / M - s.mean[c] * s.mean[c]);
-    s.invstd[c] = 1.0 / std::sqrt(var[c] + cfg.eps);
-  }
-
-  if (running_mean.defined() && running_var.defined()) {
-    const double m = cfg.momentum, unbias = M / (M - 1);
-    HALO_DISPATCH_FLOAT(x.dtype(), who, [&] {
-      T* rm = running_mean.data<T>();
-      T* rv = running_var.data<T>();
-      for (int64_t c = 0; c < C; ++c) {
-        rm[c] = T((1 - m) * double(rm[c]) + m * s.mean[size_t(c)]);
-        rv[c] = T((1 - m) * double(rv[c]) + m * var[size_t(c)] * unbias);
-      }
-    });
-  }
+  std::vector<double> var;
+  BatchNormSaved s = batch_stats(stats, C, cfg, reducer, x, who, var);
+  update_running(running_mean, running_var, s, var, cfg);
 
   std::vector<double> scale, shift;
   affine_from_stats(weight, bias, s, C, scale, shift, who);

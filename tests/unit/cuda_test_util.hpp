@@ -43,6 +43,19 @@ inline Tensor on_gpu(const Tensor& t, DType dt) { return t.to(dt).to(gpu); }
 /// The values the GPU sees: t rounded to dt, back in f32 on the CPU.
 inline Tensor rounded(const Tensor& t, DType dt) { return t.to(dt).to(DType::f32); }
 /// Bound for results written in dt (bf16 rounds each output to 8 significant bits).
+/// Labels 0..K-1 drawn uniformly, with about one in K+1 set to `ignore_index`.
+template <class L>
+inline Tensor random_labels(const Shape& s, int64_t K, uint32_t seed, int64_t ignore_index) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int64_t> pick(0, K);  // K stands for "ignored"
+  std::vector<L> v(size_t(numel(s)));
+  for (auto& l : v) {
+    const int64_t k = pick(rng);
+    l = L(k == K ? ignore_index : k);
+  }
+  return Tensor::from_vector(v, s);
+}
+
 inline double tol(DType dt) { return dt == DType::bf16 ? 2e-2 : 1e-5; }
 
 }  // namespace halo_cuda_test

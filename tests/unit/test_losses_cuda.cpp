@@ -8,22 +8,6 @@
 using namespace halo;
 using namespace halo_cuda_test;
 
-namespace {
-
-template <class L>
-Tensor random_labels(const Shape& s, int64_t K, uint32_t seed, int64_t ignore_index) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int64_t> pick(0, K);  // K stands for "ignored"
-  std::vector<L> v(size_t(numel(s)));
-  for (auto& l : v) {
-    const int64_t k = pick(rng);
-    l = L(k == K ? ignore_index : k);
-  }
-  return Tensor::from_vector(v, s);
-}
-
-}  // namespace
-
 TEST_CASE("cuda weighted cross-entropy matches the CPU", "[loss][gpu]") {
   const int64_t K = 5;
   for (const Shape& shape : {Shape{2, K, 6, 7}, Shape{9, K}, Shape{2, K, 3, 4, 5}}) {

@@ -8,20 +8,6 @@
 using namespace halo;
 using namespace halo_cuda_test;
 
-namespace {
-template <class L>
-Tensor random_labels(const Shape& s, int64_t K, uint32_t seed, int64_t ignore_index) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int64_t> pick(0, K);  // K stands for "ignored"
-  std::vector<L> v(size_t(numel(s)));
-  for (auto& l : v) {
-    const int64_t k = pick(rng);
-    l = L(k == K ? ignore_index : k);
-  }
-  return Tensor::from_vector(v, s);
-}
-}  // namespace
-
 TEST_CASE("cuda IoU confusion counts match the CPU", "[metrics][gpu]") {
   for (const Shape& shape : {Shape{3, 3, 16, 24}, Shape{2, 7, 5, 6}, Shape{10, 4}}) {
     for (MemoryFormat fmt : {MemoryFormat::channels_last, MemoryFormat::contiguous}) {

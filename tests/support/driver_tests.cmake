@@ -14,7 +14,7 @@ function(halo_add_driver_tests prefix driver)
   set_tests_properties(${prefix}_data PROPERTIES FIXTURES_SETUP halo_${prefix}_data)
   foreach(t ${ARGN})
     add_test(NAME ${prefix}_${t}
-             COMMAND ${CMAKE_COMMAND} -DMPI=${mpi} -DDRIVER=$<TARGET_FILE:${driver}> -DPYTHON=/usr/bin/python3
+             COMMAND ${CMAKE_COMMAND} -DMPI=${mpi} -DDRIVER=$<TARGET_FILE:${driver}> -DPYTHON=${HALO_TEST_PYTHON}
                      -DWORK=${work} -DSRC=${CMAKE_CURRENT_SOURCE_DIR} -DNAME=${t}
                      -DSUPPORT=${CMAKE_CURRENT_FUNCTION_LIST_DIR} -P ${CMAKE_CURRENT_SOURCE_DIR}/${t}.cmake)
     set_tests_properties(${prefix}_${t} PROPERTIES FIXTURES_REQUIRED halo_${prefix}_data LABELS mpi

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -13,6 +15,7 @@ struct Config::Impl {
   YAML::Node root = YAML::Node(YAML::NodeType::Map);
   std::string source = "<defaults>";
   mutable std::set<std::string> used;
+  std::map<std::string, std::string> overrides;  // key -> the "key=value" that set it, last wins
 };
 
 Config::Config() : impl_(std::make_unique<Impl>()) {}
@@ -21,12 +24,14 @@ Config::Config(const Config& o) : impl_(std::make_unique<Impl>()) {
   impl_->root = YAML::Clone(o.impl_->root);
   impl_->source = o.impl_->source;
   impl_->used = o.impl_->used;
+  impl_->overrides = o.impl_->overrides;
 }
 Config& Config::operator=(const Config& o) {
   if (this != &o) {
     impl_->root = YAML::Clone(o.impl_->root);
     impl_->source = o.impl_->source;
     impl_->used = o.impl_->used;
+    impl_->overrides = o.impl_->overrides;
   }
   return *this;
 }
@@ -91,6 +96,25 @@ void Config::set(const std::string& assignment) {
     chain.push_back(next);
   }
   chain.back()[parts.back()] = value;
+  // A later override of a map replaces what earlier ones set below it.
+  const std::string key = assignment.substr(0, eq);
+  for (auto it = impl_->overrides.lower_bound(key + "."); it != impl_->overrides.end() &&
+                                                          it->first.compare(0, key.size() + 1, key + ".") == 0;)
+    it = impl_->overrides.erase(it);
+  impl_->overrides[key] = assignment;
+}
+
+std::string Config::origin(const std::string& key) const {
+  // The key itself or the nearest map above it that an override set.
+  for (std::string k = key;;) {
+    auto it = impl_->overrides.find(k);
+    if (it != impl_->overrides.end()) return "the command line (" + it->second + ")";
+    auto dot = k.rfind('.');
+    if (dot == std::string::npos) break;
+    k.resize(dot);
+  }
+  if (has(key)) return impl_->source;
+  return "the default";
 }
 
 // The node at `key`, Undefined when absent. A key given with no value (`key:` in YAML,
@@ -119,9 +143,26 @@ static T as(const YAML::Node& n, const std::string& key, const std::string& src)
   } catch (const YAML::Exception&) {
     std::ostringstream os;
     os << n;
-    throw ConfigError("configuration key '" + key + "' in " + src + " has value '" + os.str() +
+    throw ConfigError("configuration key '" + key + "' from " + src + " has value '" + os.str() +
                       "' of the wrong type");
   }
+}
+
+template <class T>
+static T in_range(T v, T lo, T hi, const std::string& key, const std::string& src) {
+  // !(v >= lo) also catches NaN.
+  if (!(v >= lo) || !(v <= hi)) {
+    std::ostringstream os;
+    os << "configuration key '" << key << "' from " << src << " is " << v << "; it must be ";
+    if (hi == std::numeric_limits<T>::max())
+      os << ">= " << lo;
+    else if (lo == std::numeric_limits<T>::lowest())
+      os << "<= " << hi;
+    else
+      os << "between " << lo << " and " << hi;
+    throw ConfigError(os.str());
+  }
+  return v;
 }
 
 
@@ -130,38 +171,44 @@ std::string Config::get_string(const std::string& key, const std::string& fallba
   // An explicitly empty value is the empty string (e.g. data.validation= : no validation).
   YAML::Node n = find(impl_->root, key, /*keep_null=*/true);
   if (n.IsDefined() && n.IsNull()) return std::string();
-  return n.IsDefined() ? as<std::string>(n, key, impl_->source) : fallback;
+  return n.IsDefined() ? as<std::string>(n, key, origin(key)) : fallback;
 }
 double Config::get_double(const std::string& key, double fallback) const {
   impl_->used.insert(key);
   YAML::Node n = find(impl_->root, key);
-  return n.IsDefined() ? as<double>(n, key, impl_->source) : fallback;
+  return n.IsDefined() ? as<double>(n, key, origin(key)) : fallback;
 }
 int64_t Config::get_int(const std::string& key, int64_t fallback) const {
   impl_->used.insert(key);
   YAML::Node n = find(impl_->root, key);
-  return n.IsDefined() ? as<int64_t>(n, key, impl_->source) : fallback;
+  return n.IsDefined() ? as<int64_t>(n, key, origin(key)) : fallback;
 }
 bool Config::get_bool(const std::string& key, bool fallback) const {
   impl_->used.insert(key);
   YAML::Node n = find(impl_->root, key);
-  return n.IsDefined() ? as<bool>(n, key, impl_->source) : fallback;
+  return n.IsDefined() ? as<bool>(n, key, origin(key)) : fallback;
 }
 std::vector<double> Config::get_doubles(const std::string& key, const std::vector<double>& fallback) const {
   impl_->used.insert(key);
   YAML::Node n = find(impl_->root, key);
-  return n.IsDefined() ? as<std::vector<double>>(n, key, impl_->source) : fallback;
+  return n.IsDefined() ? as<std::vector<double>>(n, key, origin(key)) : fallback;
 }
 std::vector<int64_t> Config::get_ints(const std::string& key, const std::vector<int64_t>& fallback) const {
   impl_->used.insert(key);
   YAML::Node n = find(impl_->root, key);
-  return n.IsDefined() ? as<std::vector<int64_t>>(n, key, impl_->source) : fallback;
+  return n.IsDefined() ? as<std::vector<int64_t>>(n, key, origin(key)) : fallback;
+}
+int64_t Config::get_int(const std::string& key, int64_t fallback, int64_t lo, int64_t hi) const {
+  return in_range(get_int(key, fallback), lo, hi, key, origin(key));
+}
+double Config::get_double(const std::string& key, double fallback, double lo, double hi) const {
+  return in_range(get_double(key, fallback), lo, hi, key, origin(key));
 }
 std::string Config::require_string(const std::string& key) const {
   impl_->used.insert(key);
   YAML::Node n = find(impl_->root, key);
   HALO_CHECK_T(ConfigError, n.IsDefined(), "configuration key '", key, "' is required (", impl_->source, ")");
-  return as<std::string>(n, key, impl_->source);
+  return as<std::string>(n, key, origin(key));
 }
 
 static void leaves(const YAML::Node& n, const std::string& prefix, std::vector<std::string>& out) {

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "gradcheck.hpp"
@@ -38,6 +39,32 @@ TEST_CASE("config: a key given with no value is the empty string, not the defaul
   CHECK(c.get_string("data.train", "") == "/scratch/train");
   CHECK(c.get_string("data.format", "auto") == "auto");  // absent: the default
   CHECK(c.get_int("checkpoint.every", 3) == 3);          // numbers keep their defaults
+}
+
+TEST_CASE("config: errors say where the value came from and the valid range") {
+  const std::string path = "test_config_origin.yaml";
+  std::ofstream(path) << "dist:\n  bucket_mb: 25\n  stall_timeout_s: abc\ntraining:\n  epochs: 3\n";
+  Config c = Config::load_file(path);
+  c.set("dist.bucket_mb=-1");
+  c.set("model={depth: x}");
+  CHECK(c.origin("dist.bucket_mb") == "the command line (dist.bucket_mb=-1)");
+  CHECK(c.origin("training.epochs") == path);
+  CHECK(c.origin("model.depth") == "the command line (model={depth: x})");
+  CHECK(c.origin("data.batch_size") == "the default");
+  // out of range, from the command line: the key, the value, the range and the override
+  CHECK_THROWS_WITH(c.get_double("dist.bucket_mb", 25, 1e-3, 1e6),
+                    Catch::Contains("'dist.bucket_mb' from the command line (dist.bucket_mb=-1) is -1") &&
+                        Catch::Contains("between 0.001 and"));
+  // a wrong type in the file names the file, not the command line
+  CHECK_THROWS_WITH(c.get_double("dist.stall_timeout_s", 300), Catch::Contains("from " + path));
+  CHECK_THROWS_WITH(c.get_int("model.depth", 1), Catch::Contains("from the command line (model={depth: x})"));
+  CHECK_THROWS_WITH(c.get_int("training.epochs", 1, 5, 10), Catch::Contains("between 5 and 10"));
+  CHECK_THROWS_WITH(c.get_int("data.batch_size", 0, 1, std::numeric_limits<int64_t>::max()),
+                    Catch::Contains("from the default is 0; it must be >= 1"));
+  CHECK(c.get_int("training.epochs", 1, 1, 10) == 3);
+  c.set("training.lr=.nan");
+  CHECK_THROWS_AS(c.get_double("training.lr", 0.1, 0.0, 1.0), ConfigError);  // NaN is out of every range
+  std::remove(path.c_str());
 }
 
 TEST_CASE("checkpoint: tensors and scalars round-trip; paths are HDF5 paths") {

@@ -31,8 +31,16 @@ class Config {
   bool get_bool(const std::string& key, bool fallback) const;
   std::vector<double> get_doubles(const std::string& key, const std::vector<double>& fallback) const;
   std::vector<int64_t> get_ints(const std::string& key, const std::vector<int64_t>& fallback) const;
+  /// Range-checked variants: a value outside [lo, hi] throws ConfigError naming the key, the
+  /// value, the valid range and where the value came from (see origin()).
+  int64_t get_int(const std::string& key, int64_t fallback, int64_t lo, int64_t hi) const;
+  double get_double(const std::string& key, double fallback, double lo, double hi) const;
   /// Required variants: throw ConfigError naming the key and the file when absent.
   std::string require_string(const std::string& key) const;
+
+  /// Where `key`'s value comes from, for messages: "the command line (key=value)" when an
+  /// override set it or a map above it, "<file>" when the file did, "the default" otherwise.
+  std::string origin(const std::string& key) const;
 
   /// Leaf keys present in the file or overrides that no getter has asked for.
   std::vector<std::string> unused_keys() const;

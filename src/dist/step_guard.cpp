@@ -36,11 +36,12 @@ StepTag unpack(const uint64_t* v) {
 std::string where(const StepTag& t) {
   std::ostringstream os;
   if (t.has_batch)
-    os << "is at step " << t.step + 1 << " of epoch " << t.epoch + 1;
+    os << "at step " << t.step + 1 << " of epoch " << t.epoch + 1;
   else
-    os << "has finished epoch " << t.epoch + 1 << " after " << t.step << " steps";
-  os << " (its epoch has " << t.steps_per_epoch << " steps, " << t.buckets << " gradient buckets of " << t.elements
-     << " elements, layout hash " << std::hex << t.layout << std::dec << ")";
+    os << "done with epoch " << t.epoch + 1 << " after " << t.step << (t.step == 1 ? " step" : " steps");
+  os << " (its epoch has " << t.steps_per_epoch << (t.steps_per_epoch == 1 ? " step, " : " steps, ") << t.buckets
+     << (t.buckets == 1 ? " gradient bucket of " : " gradient buckets of ") << t.elements << " elements, layout hash "
+     << std::hex << t.layout << std::dec << ")";
   return os.str();
 }
 
@@ -63,7 +64,7 @@ std::string describe_step_mismatch(const std::vector<StepTag>& per_rank, const s
   for (size_t i = 0; i < order.size(); ++i) {
     const auto& ranks = groups[order[i]];
     if (i) os << "; ";
-    os << (ranks.size() == 1 ? "rank " : "ranks ") << format_rank_list(ranks) << " " << where(unpack(order[i].data()));
+    os << (ranks.size() == 1 ? "rank " : "ranks ") << format_rank_list(ranks) << ": " << where(unpack(order[i].data()));
   }
   static const char* const names[kFields] = {"epoch", "step", "steps per epoch", "has a batch",
                                              "gradient buckets", "gradient elements", "bucket layout"};

@@ -225,9 +225,39 @@ TEST_CASE("trainer: ranks whose epochs differ stop at the step guard, naming the
   // every rank throws (the check is collective), and the message names both sides
   const std::string others = P == 2 ? "rank 1: " : "ranks 1-" + std::to_string(P - 1) + ": ";
   train::Trainer t2(dist::Communicator(MPI_COMM_WORLD), m, sgd, loss, tl, nullptr, nullptr, quiet(1));
-  CHECK_THROWS_WITH(t2.fit(), Catch::Contains("rank 0: at step 2 of epoch 1 (its epoch has 2 steps") &&
-                                  Catch::Contains(others + "done with epoch 1 after 1 step (its epoch has 1 steps") &&
-                                  Catch::Contains("they differ in: steps per epoch, has a batch"));
+  // The step counts differ, so the guard stops the run before the first step's allreduce.
+  CHECK_THROWS_WITH(t2.fit(), Catch::Contains("rank 0: at step 1 of epoch 1 (its epoch has 2 steps") &&
+                                  Catch::Contains(others + "at step 1 of epoch 1 (its epoch has 1 step,") &&
+                                  Catch::Contains("they differ in: steps per epoch."));
+}
+
+TEST_CASE("step guard: a rank whose epoch ended meets the others in the guard, not in a collective",
+          "[guard]") {
+  // Rank 1 has run out of batches after 4 steps while the others are about to take step 5:
+  // the one small collective matches on every rank and every rank gets the same error.
+  dist::Communicator comm(MPI_COMM_WORLD);
+  dist::StepGuard g(comm, "cosmoflow");
+  dist::StepTag t;
+  t.epoch = 0;
+  t.steps_per_epoch = 5;
+  t.buckets = 3;
+  t.elements = 1000;
+  t.layout = 42;
+  for (int64_t s = 0; s < 4; ++s) {
+    t.step = s;
+    g.check(t);  // the same everywhere: passes
+  }
+  t.step = 4;
+  t.has_batch = rank_of() != 1;
+  const std::string others = size_of() == 2 ? "rank 0: " : "ranks 0,2-" + std::to_string(size_of() - 1) + ": ";
+  CHECK_THROWS_WITH(g.check(t), Catch::Contains(others + "at step 5 of epoch 1") &&
+                                    Catch::Contains("rank 1: done with epoch 1 after 4 steps") &&
+                                    Catch::Contains("they differ in: has a batch."));
+  CHECK(g.checks() == 5);
+  // and the communicator is still usable: nothing was left unmatched
+  double one = 1;
+  comm.allreduce_sum(&one, 1, "after the guard");
+  CHECK(one == size_of());
 }
 
 TEST_CASE("step guard: the report groups ranks and lists what differs", "[guard]") {

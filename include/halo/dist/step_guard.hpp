@@ -8,9 +8,9 @@
 // every rank that names the ranks and what differs, e.g.
 //
 //   train: the ranks are not at the same training step, so their next collectives would
-//   not match: rank 1 has finished epoch 1 after 4 steps (its epoch has 4 steps, 3 gradient
-//   buckets of 7241 elements); rank 0 is at step 5 of epoch 1 (its epoch has 5 steps, ...);
-//   they differ in: steps per epoch, has a batch
+//   not match (...): rank 0: at step 5 of epoch 1 (its epoch has 5 steps, 3 gradient
+//   buckets of 7241 elements, ...); rank 1: done with epoch 1 after 4 steps (its epoch has
+//   4 steps, ...); they differ in: steps per epoch, has a batch. ...
 //
 // The trainer calls check() once per step (after the batch is fetched, before forward) and
 // once at the end of every epoch (has_batch = false), so a rank that runs out of batches

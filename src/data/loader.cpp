@@ -85,9 +85,9 @@ std::string DataLoader::describe_epoch() const {
   const int64_t per_rank = sampler_.shard_size(), nb = sampler_.batches();
   std::string s = str(per_rank, " samples per rank in ", nb, nb == 1 ? " batch" : " batches");
   if (sampler_.padded() > 0)
-    s += str(" (", sampler_.padded(), sampler_.padded() == 1 ? " sample" : " samples",
-             " repeated to even out the ranks)");
-  if (sampler_.dropped() > 0) s += str(" (", sampler_.dropped(), " skipped per epoch: drop_last_batch)");
+    s += str(", ", sampler_.padded(), sampler_.padded() == 1 ? " sample" : " samples",
+             " repeated to even out the ranks");
+  if (sampler_.dropped() > 0) s += str(", ", sampler_.dropped(), " skipped per epoch (drop_last_batch)");
   return s;
 }
 

@@ -197,7 +197,7 @@ TEST_CASE("loader: prefetching threads deliver every sample once into reused buf
   d.drop_last_batch = true;
   DataLoader dl(ds, d);
   CHECK(epoch_samples(dl, 0).size() == 9);
-  CHECK(dl.describe_epoch() == "9 samples per rank in 3 batches (2 skipped per epoch: drop_last_batch)");
+  CHECK(dl.describe_epoch() == "9 samples per rank in 3 batches, 2 skipped per epoch (drop_last_batch)");
   fs::remove_all(dir);
 }
 

@@ -130,7 +130,7 @@ int run(train::Driver& d) {
             to_string(train_ds->sample_shape()), ", ",
             data.val_loader ? std::to_string(data.val_loader->dataset().size()) : std::string("no"),
             " validation samples, global batch ", data.global_batch, " (", data.options.batch_size, " per rank), ",
-            spe, " steps per epoch, peak lr ", peak_lr, ", ", model.parameter_count(), " parameters, ",
+            spe, " steps per epoch on every rank (", data.train_loader->describe_epoch(), "), peak lr ", peak_lr, ", ", model.parameter_count(), " parameters, ",
             model.forward_flops_per_sample() / 1e9, " GFLOP forward per sample");
 
   train::Trainer trainer(comm, model, sgd, loss, *data.train_loader, data.val_loader.get(),

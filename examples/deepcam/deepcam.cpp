@@ -90,6 +90,8 @@ std::vector<double> class_weights(train::Driver& d, const train::DriverData& dat
   // Each rank counts the labels of its own shard (as sharded for the first epoch), so the
   // whole training set is read once in total; the summed counts give every rank the same weights.
   std::vector<int64_t> shard = data.train_loader->sampler().shard(0);
+  // The padding that evens out the ranks repeats samples another rank counts: leave it out.
+  shard.resize(size_t(data.train_loader->sampler().real_size()));
   if (max_samples > 0) {
     const int64_t per_rank = (max_samples + d.comm().size() - 1) / d.comm().size();
     if (int64_t(shard.size()) > per_rank) shard.resize(size_t(per_rank));
@@ -212,7 +214,7 @@ int run(train::Driver& d) {
             to_string(sample), ", ",
             data.val_loader ? std::to_string(data.val_loader->dataset().size()) : std::string("no"),
             " validation samples, global batch ", data.global_batch, " (", data.options.batch_size, " per rank), ",
-            spe, " steps per epoch, ", cfg.get_string("optimizer.name", "lamb"), " lr ",
+            spe, " steps per epoch on every rank (", data.train_loader->describe_epoch(), "), ", cfg.get_string("optimizer.name", "lamb"), " lr ",
             cfg.get_double("optimizer.lr", 1e-3), ", class weights ", weights[0], " ", weights[1], " ", weights[2],
             ", batchnorm ", bn_group == 0 || bn_group == 1 ? std::string("local") : bn_group == -1 ? std::string("synchronised over all ranks") : "synchronised in groups of " + std::to_string(bn_group),
             ", ", model.parameter_count(), " parameters, ", model.forward_flops_per_sample() / 1e9,

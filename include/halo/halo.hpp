@@ -34,6 +34,7 @@
 #include "halo/dist/grad_sync.hpp"
 #include "halo/dist/metrics.hpp"
 #include "halo/dist/model_sync.hpp"
+#include "halo/dist/step_guard.hpp"
 #include "halo/dist/sync_batchnorm.hpp"
 
 #include "halo/data/dataset.hpp"

@@ -2,6 +2,7 @@
 
 #include "halo/cuda/runtime.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -23,8 +24,11 @@ std::pair<int, int> rank_size(MPI_Comm comm) {
   return {r, s};
 }
 
-ShardOptions effective(ShardOptions s, Staging st) {
-  if (st != Staging::none) s.local_shuffle = true;  // a staged shard must stay put
+ShardOptions effective(ShardOptions s, const LoaderOptions& o) {
+  if (o.staging != Staging::none) s.local_shuffle = true;  // a staged shard must stay put
+  // The sampler decides batches per epoch for every rank alike, so it needs the batch size.
+  s.batch_size = std::max<int64_t>(o.batch_size, 1);
+  s.drop_last = s.drop_last || o.drop_last_batch;
   return s;
 }
 
@@ -43,7 +47,7 @@ DataLoader::DataLoader(std::shared_ptr<const H5Dataset> dataset, LoaderOptions o
       opt_(std::move(opt)),
       rank_(rank_size(opt_.comm).first),
       size_(rank_size(opt_.comm).second),
-      sampler_(ds_ ? ds_->size() : 0, rank_, size_, effective(opt_.shard, opt_.staging)) {
+      sampler_(ds_ ? ds_->size() : 0, rank_, size_, effective(opt_.shard, opt_)) {
   HALO_CHECK_T(ConfigError, ds_ != nullptr, "DataLoader: no dataset");
   HALO_CHECK_T(ConfigError, opt_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ", opt_.batch_size);
   HALO_CHECK_T(ConfigError, opt_.prefetch >= 1, "DataLoader: prefetch must be >= 1, got ", opt_.prefetch);
@@ -75,9 +79,16 @@ DataLoader::DataLoader(std::shared_ptr<const H5Dataset> dataset, LoaderOptions o
 
 DataLoader::~DataLoader() { stop_workers(); }
 
-int64_t DataLoader::batches_per_epoch() const {
-  int64_t n = sampler_.shard_size();
-  return opt_.drop_last_batch ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+int64_t DataLoader::batches_per_epoch() const { return sampler_.batches(); }
+
+std::string DataLoader::describe_epoch() const {
+  const int64_t per_rank = sampler_.shard_size(), nb = sampler_.batches();
+  std::string s = str(per_rank, " samples per rank in ", nb, nb == 1 ? " batch" : " batches");
+  if (sampler_.padded() > 0)
+    s += str(", ", sampler_.padded(), sampler_.padded() == 1 ? " sample" : " samples",
+             " repeated to even out the ranks");
+  if (sampler_.dropped() > 0) s += str(", ", sampler_.dropped(), " skipped per epoch (drop_last_batch)");
+  return s;
 }
 
 void DataLoader::stop_workers() {
@@ -175,6 +186,7 @@ void DataLoader::fill(Slot& s, int64_t b, ReadScratch& scratch) {
   s.batch.samples.assign(order_.begin() + begin, order_.begin() + begin + n);
   for (int64_t k = 0; k < n; ++k) read_sample(order_[size_t(begin + k)], x + size_t(k) * xn, y + size_t(k) * yb, scratch);
   s.batch.size = n;
+  s.batch.real = std::clamp<int64_t>(real_ - begin, 0, n);
   s.batch.index = b;
   s.batch.x = n == opt_.batch_size ? s.x_full : s.x_full.slice(0, n);
   s.batch.y = n == opt_.batch_size ? s.y_full : s.y_full.slice(0, n);
@@ -219,8 +231,8 @@ void DataLoader::start_epoch(int64_t epoch) {
   epoch_ = LoaderStats{};
   stage();  // no-op unless staging is asked for and not yet done
   order_ = sampler_.shard(epoch);
+  real_ = sampler_.real_size();
   nbatches_ = batches_per_epoch();
-  order_.resize(std::min(order_.size(), size_t(nbatches_ * opt_.batch_size)));
   for (auto& s : slots_) {
     s.filled = -1;
     s.error = nullptr;

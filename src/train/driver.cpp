@@ -151,6 +151,8 @@ DriverData Driver::open_data() {
   lopt.io_threads = int(cfg_.get_int("data.io_threads", 1));
   lopt.staging = staging_from(cfg_.get_string("data.staging", "none"));
   lopt.stage_dir = cfg_.get_string("data.stage_dir", "");
+  // Pad (default) or drop: the sampler applies either the same way on every rank, so every
+  // rank runs the same number of steps (docs/distributed.md).
   lopt.drop_last_batch = cfg_.get_bool("data.drop_last_batch", false);
   lopt.shard.seed = seed_;
   lopt.shard.shuffle = cfg_.get_bool("data.shuffle", true);
@@ -166,7 +168,10 @@ DriverData Driver::open_data() {
     vopt.shard.shuffle = false;
     vopt.shard.local_shuffle = false;
     vopt.staging = data::Staging::none;
+    // Validation always pads: dropping would leave samples out of the metric, and the
+    // padding repeats are marked (Batch::real) so the trainer counts every sample once.
     vopt.drop_last_batch = false;
+    vopt.shard.drop_last = false;
     d.val_loader = std::make_unique<data::DataLoader>(open_dataset(d.val_dir), vopt);
   }
   return d;
@@ -194,6 +199,7 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   to.progress_interval_s = cfg_.get_double("output.progress_interval_s", 10);
   to.grad_sync.bucket_bytes = size_t(cfg_.get_double("dist.bucket_mb", 25) * (1 << 20));
   to.grad_sync.compress_bf16 = cfg_.get_bool("dist.compress_bf16", false);
+  to.step_guard = cfg_.get_bool("dist.step_guard", true);
   const GradBackend backend = resolve_grad_backend(cfg_.get_string("dist.backend", "auto"), device,
                                                    dist::nccl_available(),
                                                    str("rank ", comm_.rank(), " on ", host_name()));

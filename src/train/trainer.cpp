@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "halo/dist/model_sync.hpp"
+#include "halo/dist/step_guard.hpp"
 #include "halo/nn/dropout.hpp"
 #include "halo/optim/clip.hpp"
 #include "halo/train/device_batches.hpp"
@@ -64,6 +65,7 @@ struct Trainer::Impl {
   std::unique_ptr<ValidationMetric> metric;
   TrainerOptions o;
   std::unique_ptr<dist::GradientSynchronizer> sync;
+  std::unique_ptr<dist::StepGuard> guard;  // when o.step_guard
   std::unique_ptr<optim::DynamicLossScaler> scaler;  // when o.loss_scaling
 
   int epochs_done = 0;
@@ -135,14 +137,17 @@ Trainer::Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& op
                  p->value.device().str(), " but the trainer's device is ", I.o.device.str(),
                  ": call model.to(device) before building the trainer");
   HALO_CHECK_T(ConfigError, I.o.epochs >= 1, I.o.name, ": epochs must be at least 1 (got ", I.o.epochs, ")");
+  // The loaders' batch counts are the same on every rank (the sampler decides them from the
+  // global sample count), so these refusals happen on every rank alike.
   HALO_CHECK_T(ConfigError, train.batches_per_epoch() > 0, I.o.name, ": rank ", I.comm.rank(),
-               " has no training batch (", train.dataset().size(), " samples over ", I.comm.size(),
-               " ranks): use more samples or fewer ranks");
+               " has no training batch (", train.dataset().size(), " samples over ", I.comm.size(), " ranks",
+               train.sampler().options().drop_last ? " with drop_last_batch, which keeps only full batches" : "",
+               "): use more samples or fewer ranks");
   if (val) {
     HALO_CHECK_T(ConfigError, I.metric != nullptr, I.o.name, ": a validation loader needs a ValidationMetric");
     HALO_CHECK_T(ConfigError, val->batches_per_epoch() > 0, I.o.name, ": rank ", I.comm.rank(),
-                 " has no validation sample (", val->dataset().size(), " samples over ", I.comm.size(),
-                 " ranks): every rank needs at least one; use more validation samples or fewer ranks");
+                 " has no validation batch (", val->dataset().size(), " samples over ", I.comm.size(),
+                 " ranks): use more validation samples or fewer ranks");
   }
   if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);
   if (!I.o.resume_from.empty()) {
@@ -156,6 +161,7 @@ Trainer::Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& op
   }
   I.sync = std::make_unique<dist::GradientSynchronizer>(I.comm, model.parameters(), I.o.grad_sync);
   I.sync->attach(model);
+  if (I.o.step_guard) I.guard = std::make_unique<dist::StepGuard>(I.comm, I.o.name);
 }
 
 Trainer::~Trainer() = default;
@@ -241,25 +247,44 @@ void Trainer::load_state(const CheckpointData& d) {
   I.resumed_loss_count = real("epoch_loss_count");
 }
 
-std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss) {
+std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss, int64_t* val_samples) {
   auto& I = *impl_;
   HALO_CHECK_T(ConfigError, I.val != nullptr, I.o.name, ": validate() without a validation loader");
   I.sync_buffers();
   I.model.eval();
   dist::MetricReducer sums;
+  double counted = 0;
   I.val->start_epoch(epoch);
   while (const data::Batch* b = I.val->next()) {
-    Tensor pred = I.model.forward(I.prepare_input(b->x));
-    Tensor y = I.prepare_target(b->y);
+    // Rows from b->real on repeat samples that are counted elsewhere (the padding that gives
+    // every rank the same number of batches): they stay out of the loss and the metric, so
+    // each real sample counts exactly once whatever the number of ranks.
+    if (b->real == 0) {
+      // Padding only. The metric's names must still be declared (every rank reduces the
+      // same names), with nothing counted.
+      Tensor pred = I.model.forward(I.prepare_input(b->x));
+      dist::MetricReducer discarded;
+      I.metric->add(pred, I.prepare_target(b->y), discarded);
+      for (const auto& kv : discarded.local()) sums.add(kv.first, 0, 0);
+      sums.add("loss", 0, 0);
+      continue;
+    }
+    const bool whole = b->real == b->size;
+    Tensor pred = I.model.forward(I.prepare_input(whole ? b->x : b->x.slice(0, b->real)));
+    Tensor y = I.prepare_target(whole ? b->y : b->y.slice(0, b->real));
     const double l = I.loss.forward(pred, y);
-    sums.add("loss", l * double(b->size), double(b->size));
+    sums.add("loss", l * double(b->real), double(b->real));
     I.metric->add(pred, y, sums);
+    counted += double(b->real);
   }
   I.model.train();
+  sums.add("__samples", counted, 1);  // a name no metric uses
   auto totals = sums.reduce_totals(I.comm);
   const auto& lt = totals.at("loss");
   if (val_loss) *val_loss = lt.count > 0 ? lt.sum / lt.count : 0.0;
+  if (val_samples) *val_samples = int64_t(totals.at("__samples").sum);
   totals.erase("loss");
+  totals.erase("__samples");
   return I.metric->finish(totals);
 }
 
@@ -277,6 +302,10 @@ FitResult Trainer::fit() {
   FitResult result;
   const auto params = I.model.parameters();
   const int ranks = I.comm.size();
+  int64_t grad_elements = 0;
+  for (const auto& b : I.sync->buckets()) grad_elements += int64_t(b.elements);
+  const int64_t grad_buckets = int64_t(I.sync->buckets().size());
+  const uint64_t grad_layout = I.sync->layout_hash();
   Stopwatch run_sw;
   double train_seconds_run = 0;  // training time of this call (for the ETA)
   int64_t steps_run = 0;
@@ -327,8 +356,15 @@ FitResult Trainer::fit() {
         y = I.prepare_target(hb->y);
         batch_size = hb->size;
       }
+      const double td = now_seconds();
+      times.add("data", td - t0);
+      // Every rank must be at the same step before the gradient allreduces (or, at the end
+      // of the epoch, before the reductions that follow): checked in one small collective
+      // that matches whatever the ranks hold, so a disagreement is a clear error.
+      if (I.guard)
+        I.guard->check({epoch, I.step_in_epoch, spe, batch_size > 0, grad_buckets, grad_elements, grad_layout});
       const double t1 = now_seconds();
-      times.add("data", t1 - t0);
+      times.add("comm", t1 - td);
       if (batch_size == 0) break;
       I.model.zero_grad();
       Tensor pred = I.model.forward(x);
@@ -436,7 +472,7 @@ FitResult Trainer::fit() {
     const bool last = I.epochs_done == I.o.epochs;
     if (I.val && I.o.validate_every > 0 && (I.epochs_done % I.o.validate_every == 0 || last)) {
       Stopwatch vsw;
-      r.val_metrics = validate(epoch, &r.val_loss);
+      r.val_metrics = validate(epoch, &r.val_loss, &r.val_samples);
       r.validated = true;
       r.val_seconds = vsw.seconds();
       I.last_val_seconds = r.val_seconds;
@@ -458,6 +494,7 @@ FitResult Trainer::fit() {
                      {"elapsed_seconds", run_sw.seconds()}};
       if (r.validated) {
         m["val_loss"] = r.val_loss;
+        m["val_samples"] = r.val_samples;
         m["val_seconds"] = r.val_seconds;
         for (const auto& [k, v] : r.val_metrics) m["val_" + k] = v;
       }
@@ -525,6 +562,9 @@ FitResult Trainer::fit() {
       s += str(", checkpoint '", I.o.checkpoint_path, "'");
     log::info(s);
   }
+  if (I.guard && I.guard->checks() > 0)
+    log::debug(I.o.name, ": step guard: ", I.guard->checks(), " checks, ",
+               1e6 * I.guard->seconds() / double(I.guard->checks()), " us each on average (waits included)");
   result.epochs_done = I.epochs_done;
   result.global_step = I.global_step;
   result.seconds = run_sw.seconds();

@@ -1,5 +1,6 @@
-# Small CosmoFlow-like data sets for the driver tests (generated once per build tree).
-foreach(set train:256:1 validation:32:2)
+# Small CosmoFlow-like data sets for the driver tests (generated once per build tree); the
+# uneven ones (33 and 7 volumes) divide neither by 2 ranks nor by the batch.
+foreach(set train:256:1 validation:32:2 uneven_train:33:3 uneven_validation:7:4)
   string(REPLACE ":" ";" p ${set})
   list(GET p 0 name)
   list(GET p 1 n)

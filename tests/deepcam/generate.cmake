@@ -1,5 +1,6 @@
-# Small DeepCAM-like data sets for the driver tests (generated once per build tree).
-foreach(set train:128:1 validation:16:2)
+# Small DeepCAM-like data sets for the driver tests (generated once per build tree); the
+# uneven ones (13 and 5 fields) divide neither by 2 ranks nor by the batch.
+foreach(set train:128:1 validation:16:2 uneven_train:13:3 uneven_validation:5:4)
   string(REPLACE ":" ";" p ${set})
   list(GET p 0 name)
   list(GET p 1 n)

@@ -55,9 +55,15 @@ std::vector<int64_t> gather_all(const std::vector<int64_t>& mine) {
   MPI_Allgatherv(mine.data(), n, MPI_INT64_T, all.data(), counts.data(), displs.data(), MPI_INT64_T, MPI_COMM_WORLD);
   return all;
 }
+bool same_on_all_ranks(long v) {
+  long lo = 0, hi = 0;
+  MPI_Allreduce(&v, &lo, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&v, &hi, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD);
+  return lo == hi;
+}
 }  // namespace
 
-TEST_CASE("mpi loader: every sample exactly once per epoch across ranks, MPI-IO driver") {
+TEST_CASE("mpi loader: every real sample exactly once per epoch across ranks, MPI-IO driver") {
   for (const char* format : {"cosmoflow-mlperf", "packed-cosmoflow"}) {
     const int64_t n = 13;
     std::string dir = shared_dir(format, n);
@@ -69,14 +75,23 @@ TEST_CASE("mpi loader: every sample exactly once per epoch across ranks, MPI-IO 
     o.prefetch = 2;
     o.io_threads = 2;
     DataLoader dl(ds, o);
+    // 13 samples do not divide over 2 or 4 ranks: the epoch is padded, the same length everywhere
+    CHECK(same_on_all_ranks(dl.batches_per_epoch()));
     for (int64_t epoch = 0; epoch < 2; ++epoch) {
       dl.start_epoch(epoch);
       std::vector<int64_t> mine;
+      long batches = 0, last_size = 0;
       while (const Batch* b = dl.next()) {
-        // label[0] is the target the generator drew for that sample: check data follows index
-        mine.insert(mine.end(), b->samples.begin(), b->samples.end());
+        // only the rows before Batch::real are this epoch's own samples
+        REQUIRE(b->real <= b->size);
+        mine.insert(mine.end(), b->samples.begin(), b->samples.begin() + b->real);
+        ++batches;
+        last_size = long(b->size);
       }
-      CHECK(int64_t(mine.size()) == dl.sampler().shard_size());
+      CHECK(batches == dl.batches_per_epoch());
+      CHECK(same_on_all_ranks(batches));
+      CHECK(same_on_all_ranks(last_size));
+      CHECK(int64_t(mine.size()) == dl.sampler().real_size());
       auto all = gather_all(mine);
       std::sort(all.begin(), all.end());
       REQUIRE(int64_t(all.size()) == n);
@@ -117,6 +132,62 @@ TEST_CASE("mpi loader: drop_last gives equal shards and equal batch counts on al
   if (rank_of() == 0) fs::remove_all(dir);
 }
 
+TEST_CASE("mpi loader: drop_last_batch on 33 samples keeps full batches only, the same count on every rank") {
+  std::string dir = shared_dir("cosmoflow-mlperf", 33);
+  auto ds = std::make_shared<H5Dataset>(list_files(dir), cosmoflow_mlperf());
+  for (int64_t b : {1, 3, 5}) {
+    LoaderOptions o;
+    o.batch_size = b;
+    o.drop_last_batch = true;
+    o.shard.seed = 4;
+    DataLoader dl(ds, o);
+    const long P = size_of(), expect = long(33 / (P * b));
+    CHECK(dl.batches_per_epoch() == expect);
+    dl.start_epoch(1);
+    std::vector<int64_t> mine;
+    while (const Batch* bt = dl.next()) {
+      CHECK(bt->size == b);
+      CHECK(bt->real == b);
+      mine.insert(mine.end(), bt->samples.begin(), bt->samples.end());
+    }
+    auto all = gather_all(mine);
+    CHECK(long(all.size()) == expect * P * long(b));
+    std::sort(all.begin(), all.end());
+    CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+  }
+  ds.reset();
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank_of() == 0) fs::remove_all(dir);
+}
+
+TEST_CASE("mpi loader: staging on an uneven data set gives every rank the same batches") {
+  std::string dir = shared_dir("cosmoflow-mlperf", 7);
+  auto ds = std::make_shared<H5Dataset>(list_files(dir), cosmoflow_mlperf());
+  LoaderOptions o;
+  o.batch_size = 2;
+  o.shard.seed = 8;
+  o.staging = Staging::memory;
+  DataLoader dl(ds, o);
+  CHECK(same_on_all_ranks(dl.batches_per_epoch()));
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    dl.start_epoch(epoch);
+    std::vector<int64_t> mine;
+    long batches = 0;
+    while (const Batch* b = dl.next()) {
+      mine.insert(mine.end(), b->samples.begin(), b->samples.begin() + b->real);
+      ++batches;
+    }
+    CHECK(same_on_all_ranks(batches));
+    auto all = gather_all(mine);
+    std::sort(all.begin(), all.end());
+    REQUIRE(all.size() == 7);
+    for (int64_t i = 0; i < 7; ++i) CHECK(all[size_t(i)] == i);
+  }
+  ds.reset();
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank_of() == 0) fs::remove_all(dir);
+}
+
 TEST_CASE("mpi loader: validation is unshuffled and strided over ranks") {
   std::string dir = shared_dir("deepcam", 6);
   auto ds = std::make_shared<H5Dataset>(list_files(dir), deepcam());
@@ -130,7 +201,8 @@ TEST_CASE("mpi loader: validation is unshuffled and strided over ranks") {
     CHECK(b->y.dtype() == DType::i32);
     mine.insert(mine.end(), b->samples.begin(), b->samples.end());
   }
-  for (size_t k = 0; k < mine.size(); ++k) CHECK(mine[k] == int64_t(rank_of()) + int64_t(k) * size_of());
+  // 6 samples: on 4 ranks the padding repeats samples 0 and 1 on ranks 2 and 3
+  for (size_t k = 0; k < mine.size(); ++k) CHECK(mine[k] == (int64_t(rank_of()) + int64_t(k) * size_of()) % 6);
   ds.reset();
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank_of() == 0) fs::remove_all(dir);

@@ -56,27 +56,75 @@ TEST_CASE("sampler: permutation is a pure function of (seed, epoch)") {
   CHECK(p.global_order(2) != p.global_order(3));
 }
 
-TEST_CASE("sampler: shards are disjoint and complete for 1..4 ranks, with and without drop_last") {
-  for (int64_t n : {0, 1, 7, 10, 13}) {
-    for (int P = 1; P <= 4; ++P) {
-      for (bool drop : {false, true}) {
-        for (int64_t epoch : {0, 5}) {
-          std::vector<int> seen(size_t(n), 0);
-          int64_t total = 0;
-          for (int r = 0; r < P; ++r) {
-            ShardOptions o;
-            o.seed = 11;
-            o.drop_last = drop;
-            ShardedSampler s(n, r, P, o);
-            auto sh = s.shard(epoch);
-            REQUIRE(int64_t(sh.size()) == s.shard_size());
-            if (drop) REQUIRE(int64_t(sh.size()) == n / P);
-            for (auto i : sh) seen[size_t(i)]++;
-            total += int64_t(sh.size());
+// Exhaustive over sample counts that divide neither by the ranks nor by the batch (the
+// reported crash: 33 samples on 2 ranks), ranks 1..5, batch sizes 1..8, both policies,
+// global and local (staging) shuffles.
+TEST_CASE("sampler: every rank gets the same batches; pad repeats only the padding, drop_last repeats nothing") {
+  for (int64_t n : {0, 1, 2, 5, 7, 10, 13, 33, 50}) {
+    for (int P = 1; P <= 5; ++P) {
+      for (int64_t b = 1; b <= 8; ++b) {
+        for (bool drop : {false, true}) {
+          for (bool local : {false, true}) {
+            for (int64_t epoch : {0, 5}) {
+              INFO("n=" << n << " P=" << P << " b=" << b << " drop=" << drop << " local=" << local
+                        << " epoch=" << epoch);
+              std::vector<int> real_seen(size_t(n), 0), seen(size_t(n), 0);
+              std::vector<int64_t> padding;
+              int64_t batches0 = -1, size0 = -1, real_total = 0;
+              for (int r = 0; r < P; ++r) {
+                ShardOptions o;
+                o.seed = 11;
+                o.drop_last = drop;
+                o.local_shuffle = local;
+                o.batch_size = b;
+                ShardedSampler s(n, r, P, o);
+                auto sh = s.shard(epoch);
+                REQUIRE(int64_t(sh.size()) == s.shard_size());
+                if (r == 0) {
+                  batches0 = s.batches();
+                  size0 = s.shard_size();
+                }
+                // the step count and the batch sizes are the same on every rank
+                REQUIRE(s.batches() == batches0);
+                REQUIRE(s.shard_size() == size0);
+                REQUIRE(s.batches() == (s.shard_size() + b - 1) / b);
+                if (drop) {
+                  REQUIRE(s.shard_size() % b == 0);  // full batches only
+                  REQUIRE(s.shard_size() == n / (P * b) * b);
+                  REQUIRE(s.real_size() == s.shard_size());
+                } else {
+                  REQUIRE(s.shard_size() == (n + P - 1) / P);
+                  REQUIRE(s.shard_size() - s.real_size() <= 1);  // at most one repeat per rank
+                }
+                for (int64_t k = 0; k < int64_t(sh.size()); ++k) {
+                  seen[size_t(sh[size_t(k)])]++;
+                  if (k < s.real_size()) real_seen[size_t(sh[size_t(k)])]++;
+                  else padding.push_back(sh[size_t(k)]);
+                }
+                real_total += s.real_size();
+              }
+              if (drop) {
+                for (int v : seen) REQUIRE(v <= 1);  // nothing twice
+                CHECK(real_total == n / (P * b) * P * b);
+                CHECK(padding.empty());
+              } else {
+                // every real sample exactly once among the real rows, at least once in all
+                for (int v : real_seen) REQUIRE(v == 1);
+                CHECK(real_total == n);
+                CHECK(int64_t(padding.size()) == size0 * P - n);
+                CHECK(int64_t(padding.size()) < P);
+                // the padding repeats the start of epoch 0's (local) or this epoch's order
+                ShardOptions o;
+                o.seed = 11;
+                auto order = ShardedSampler(n, 0, P, o).global_order(local ? 0 : epoch);
+                std::vector<int64_t> expect;
+                for (int64_t k = n; k < size0 * P; ++k) expect.push_back(order[size_t(k % n)]);
+                std::sort(expect.begin(), expect.end());
+                std::sort(padding.begin(), padding.end());
+                CHECK(padding == expect);
+              }
+            }
           }
-          INFO("n=" << n << " P=" << P << " drop=" << drop);
-          for (int v : seen) REQUIRE(v <= 1);
-          CHECK(total == (drop ? (n / P) * P : n));
         }
       }
     }
@@ -86,7 +134,11 @@ TEST_CASE("sampler: shards are disjoint and complete for 1..4 ranks, with and wi
 TEST_CASE("sampler: validation order is unshuffled; local shuffle keeps each rank's set") {
   ShardOptions v;
   v.shuffle = false;
-  CHECK(ShardedSampler(7, 1, 3, v).shard(4) == std::vector<int64_t>{1, 4});
+  // 7 samples on 3 ranks: 3 each, rank 1's third is the padding repeat of sample 0
+  ShardedSampler val(7, 1, 3, v);
+  CHECK(val.shard(4) == std::vector<int64_t>{1, 4, 0});
+  CHECK(val.real_size() == 2);
+  CHECK(ShardedSampler(7, 0, 3, v).real_size() == 3);
   ShardOptions l;
   l.seed = 3;
   l.local_shuffle = true;
@@ -94,6 +146,11 @@ TEST_CASE("sampler: validation order is unshuffled; local shuffle keeps each ran
   auto e0 = s.shard(0), e1 = s.shard(1);
   CHECK(e0 != e1);
   CHECK(std::set<int64_t>(e0.begin(), e0.end()) == std::set<int64_t>(e1.begin(), e1.end()));
+  // the padding stays last when the real samples are reshuffled
+  ShardedSampler s2(40, 2, 3, l);
+  REQUIRE(s2.real_size() == 13);
+  REQUIRE(s2.shard_size() == 14);
+  CHECK(s2.shard(3).back() == s2.shard(0).back());
 }
 
 TEST_CASE("loader: prefetching threads deliver every sample once into reused buffers") {
@@ -140,6 +197,7 @@ TEST_CASE("loader: prefetching threads deliver every sample once into reused buf
   d.drop_last_batch = true;
   DataLoader dl(ds, d);
   CHECK(epoch_samples(dl, 0).size() == 9);
+  CHECK(dl.describe_epoch() == "9 samples per rank in 3 batches, 2 skipped per epoch (drop_last_batch)");
   fs::remove_all(dir);
 }
 

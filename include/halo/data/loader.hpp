@@ -10,9 +10,12 @@
 // `prefetch` batches are filled ahead by `io_threads` background threads into buffers
 // allocated once (prefetch + 1 of them); the batch next() returns stays valid until the
 // following next() or start_epoch(). Samples are float32 (N, C, spatial...); labels float32
-// (N, L) or int32 class maps (N, spatial...). A rank's last batch is smaller when its shard
-// is not a multiple of the batch size, unless drop_last_batch. An error in a reader thread
-// is rethrown by next() as IOError naming the rank, the file and the dataset.
+// (N, L) or int32 class maps (N, spatial...). Every rank gets the same number of batches
+// of the same sizes (the sampler decides them globally, see sampler.hpp): by default the
+// epoch is padded by repeating samples from its start, and a batch's rows from Batch::real
+// on are such repeats (left out of validation metrics); with drop_last_batch the remainder
+// is dropped so that every batch is full. An error in a reader thread is rethrown by next()
+// as IOError naming the rank, the file and the dataset.
 #pragma once
 #include <mpi.h>
 
@@ -42,6 +45,8 @@ struct LoaderOptions {
   int io_threads = 2;  ///< background reader threads (>= 1)
   Staging staging = Staging::none;
   std::string stage_dir;  ///< Staging::directory: node-local path (created)
+  /// Drop the samples that do not fill a batch on every rank (at most ranks * batch_size - 1
+  /// per epoch) instead of padding the epoch with repeated samples. Same as shard.drop_last.
   bool drop_last_batch = false;
   MPI_Comm comm = MPI_COMM_WORLD;  ///< rank and size; without MPI initialised: rank 0 of 1
   /// Memory format of delivered batches with spatial axes (the logical shape is always
@@ -59,9 +64,13 @@ struct LoaderOptions {
 struct Batch {
   Tensor x;  ///< f32 (n, C, spatial...)
   Tensor y;  ///< f32 (n, L) or i32 (n, spatial...)
-  int64_t size = 0;   ///< n: batch_size, or fewer for the last one
+  int64_t size = 0;   ///< n: batch_size, or fewer for the last one (the same on every rank)
   int64_t index = 0;  ///< batch number within the epoch
   std::vector<int64_t> samples;  ///< dataset indices of the rows
+  /// Rows [0, real) are this epoch's own samples; rows [real, size) are padding that repeats
+  /// samples another rank (or this one) already has, so that every rank runs the same
+  /// number of steps. Train on them; leave them out of anything that counts samples.
+  int64_t real = 0;
 };
 
 struct LoaderStats {
@@ -83,7 +92,11 @@ class DataLoader {
   void start_epoch(int64_t epoch);
   /// The next batch of the epoch, or nullptr at its end.
   const Batch* next();
+  /// Batches per epoch: the same on every rank (decided by the sampler from the global
+  /// sample count, the ranks and the batch size, never from this rank's shard).
   int64_t batches_per_epoch() const;
+  /// "17 samples per rank in 5 batches, 1 sample repeated to even out the ranks": for logs.
+  std::string describe_epoch() const;
   const ShardedSampler& sampler() const { return sampler_; }
   const H5Dataset& dataset() const { return *ds_; }
   /// Copies this rank's shard into memory or the stage directory now (collective over
@@ -114,6 +127,7 @@ class DataLoader {
   ShardedSampler sampler_;
   std::vector<Slot> slots_;
   std::vector<int64_t> order_;
+  int64_t real_ = 0;  // order_[0, real_) are real samples, the rest padding
   int64_t nbatches_ = 0;
   int64_t next_to_fill_ = 0, consumed_ = 0, released_ = 0;
   bool stop_ = false;

@@ -71,6 +71,11 @@ struct TrainerOptions {
   /// Bucketing, compression and accumulation of the gradient allreduce; on a GPU the NCCL
   /// communicator (Driver::trainer_options() sets it; null: the synchroniser makes one).
   dist::GradSyncOptions grad_sync;
+  /// Before every step's first collective (and at every epoch's end) check that all ranks
+  /// are at the same step with the same gradient buckets (dist::StepGuard): a mismatch is a
+  /// DistError naming the ranks instead of a truncated message or corrupted memory. Costs
+  /// one 112-byte allreduce per step.
+  bool step_guard = true;
 
   /// Validation after every this many epochs (and after the last); 0 never validates.
   int validate_every = 1;
@@ -107,7 +112,7 @@ struct EpochRecord {
   int64_t global_step = 0;
   double lr = 0;
   double train_loss = 0;
-  int64_t train_samples = 0;    ///< global
+  int64_t train_samples = 0;    ///< global, samples trained on (padding repeats included)
   double train_seconds = 0;     ///< wall time of the training part of the epoch
   double samples_per_s = 0;     ///< global training throughput
   double compute_seconds = 0;   ///< forward, loss, backward, optimizer (rank 0)
@@ -116,6 +121,7 @@ struct EpochRecord {
   double data_wait_pct = 0;
   bool validated = false;
   double val_loss = 0;
+  int64_t val_samples = 0;  ///< validation samples counted (global; padding repeats excluded)
   double val_seconds = 0;
   std::map<std::string, double> val_metrics;
 };
@@ -143,8 +149,11 @@ class Trainer {
 
   FitResult fit();
 
-  /// Validation pass over the whole validation loader: loss and the metric's values.
-  std::map<std::string, double> validate(int64_t epoch, double* val_loss = nullptr);
+  /// Validation pass over the whole validation loader: loss and the metric's values. Each
+  /// real sample is counted once: the rows of a batch from data::Batch::real on (padding
+  /// that evens out the ranks) are not passed to the loss or the metric. `val_samples`
+  /// receives the global count of samples counted.
+  std::map<std::string, double> validate(int64_t epoch, double* val_loss = nullptr, int64_t* val_samples = nullptr);
 
   /// Everything a resumed run needs (parameters, buffers, optimizer state, Dropout steps,
   /// position). Tensors: "model/<parameter>", "buffers/<buffer>", "optimizer/<state>".

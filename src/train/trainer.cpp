@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "halo/dist/model_sync.hpp"
 #include "halo/nn/dropout.hpp"
@@ -182,6 +183,13 @@ CheckpointData Trainer::load_resume_checkpoint() {
       size_t i = 0;
       d = load_newest_valid_checkpoint(candidates, &i);
       chosen = int64_t(i);
+      // The newer ones that failed are set aside, not left in the rotation: the next write
+      // would otherwise keep a corrupt file as the "older checkpoint" in place of this one.
+      for (size_t j = 0; j < i; ++j) {
+        const std::string aside = candidates[j] + ".corrupt";
+        if (std::rename(candidates[j].c_str(), aside.c_str()) == 0)
+          log::warn(I.o.name, ": moved the unusable checkpoint '", candidates[j], "' to '", aside, "'");
+      }
     } catch (const Error& e) {
       error = e.what();
       chosen = -1;

@@ -13,8 +13,8 @@ namespace halo::dist {
 namespace {
 
 constexpr int kTagStall = 7101;   // rank -> 0: "my oldest collective waits too long"
-constexpr int kTagQuery = 7102;   // 0 -> rank: "tell me your state"
-constexpr int kTagStatus = 7103;  // rank -> 0: RankStatus
+constexpr int kTagQuery = 7102;   // coordinator (0, or a deputy) -> rank: "tell me your state"
+constexpr int kTagStatus = 7103;  // rank -> coordinator: RankStatus
 constexpr int kStallExitCode = 3;
 constexpr int kDeputies = 4;     // ranks that coordinate the report when rank 0 cannot
 

@@ -13,9 +13,10 @@ namespace halo::dist {
 namespace {
 
 constexpr int kTagStall = 7101;   // rank -> 0: "my oldest collective waits too long"
-constexpr int kTagQuery = 7102;   // 0 -> rank: "tell me your state"
-constexpr int kTagStatus = 7103;  // rank -> 0: RankStatus
+constexpr int kTagQuery = 7102;   // coordinator (0, or a deputy) -> rank: "tell me your state"
+constexpr int kTagStatus = 7103;  // rank -> coordinator: RankStatus
 constexpr int kStallExitCode = 3;
+constexpr int kDeputies = 4;     // ranks that coordinate the report when rank 0 cannot
 
 void copy_name(char* dst, size_t cap, const std::string& src) {
   size_t n = std::min(cap - 1, src.size());
@@ -67,29 +68,48 @@ std::string format_rank_list(const std::vector<int>& ranks_in) {
   return os.str();
 }
 
-std::string format_stall_report(const StallInfo& stall, const std::vector<RankStatus>& ranks,
-                                double timeout_s) {
+std::string format_stall_report(const StallInfo& stall, const std::vector<RankStatus>& ranks, double timeout_s,
+                                int comm_size) {
+  if (comm_size < 0) comm_size = int(ranks.size());
+  // A rank that did not answer is stopped, dead or stuck so hard that its watchdog thread
+  // cannot run: whatever it was doing, it is not taking part, so it counts as not joined.
   std::vector<int> waiting, missing, silent;
   for (const RankStatus& r : ranks) {
-    if (!r.responded) silent.push_back(r.rank);
-    else if (r.entered < stall.seq) missing.push_back(r.rank);
-    else waiting.push_back(r.rank);
+    if (!r.responded) {
+      silent.push_back(r.rank);
+      missing.push_back(r.rank);
+    } else if (r.entered < stall.seq) {
+      missing.push_back(r.rank);
+    } else {
+      waiting.push_back(r.rank);
+    }
   }
+  // Only the reporting rank's own state is known when it could not ask the others.
+  const bool asked_all = int(ranks.size()) >= comm_size;
   std::ostringstream os;
   os << "halo watchdog: collective #" << stall.seq << " '" << stall.name << "' has waited "
      << stall.waited_s << " s on rank " << stall.rank << " (limit " << timeout_s << " s, communicator of "
-     << ranks.size() << " ranks)\n";
-  os << "  ranks that entered it: " << (waiting.empty() ? "none" : format_rank_list(waiting)) << "\n";
-  os << "  ranks that have not joined: " << (missing.empty() ? "none" : format_rank_list(missing)) << "\n";
+     << comm_size << " ranks)\n";
+  if (!asked_all) {
+    os << "  rank " << stall.rank << " could not ask the other ranks: which ranks have not joined is unknown\n";
+  } else {
+    os << "  ranks that entered it: " << (waiting.empty() ? "none" : format_rank_list(waiting)) << "\n";
+    os << "  ranks that have not joined: " << (missing.empty() ? "none" : format_rank_list(missing));
+    if (!silent.empty()) os << " (" << format_rank_list(silent) << " did not answer the watchdog)";
+    os << "\n";
+  }
   int shown = 0;
   for (const RankStatus& r : ranks) {
-    if (!r.responded || r.entered >= stall.seq) continue;
+    if (r.responded && r.entered >= stall.seq) continue;
     if (shown++ == 8) {
       os << "    ...\n";
       break;
     }
-    os << "    rank " << r.rank << ": last entered #" << r.entered << " '" << r.last_name << "', no collective for "
-       << r.idle_s << " s\n";
+    if (!r.responded)
+      os << "    rank " << r.rank << ": did not answer (stopped, dead or blocked)\n";
+    else
+      os << "    rank " << r.rank << ": last entered #" << r.entered << " '" << r.last_name
+         << "', no collective for " << r.idle_s << " s\n";
   }
   if (!silent.empty())
     os << "  ranks that did not answer the watchdog (dead or MPI blocked): " << format_rank_list(silent) << "\n";
@@ -171,20 +191,24 @@ void Watchdog::answer_queries() {
   }
 }
 
-void Watchdog::coordinate(const StallInfo& stall) {
+void Watchdog::coordinate(const StallInfo& stall, const std::string& note) {
   std::vector<RankStatus> ranks(size_t(size_), RankStatus{});
   for (int r = 0; r < size_; ++r) ranks[size_t(r)].rank = r;
-  ranks[0] = status();
+  ranks[size_t(rank_)] = status();
   std::vector<MPI_Request> sends;
   char query = 1;
-  for (int r = 1; r < size_; ++r) {
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) continue;
     sends.emplace_back();
     MPI_Isend(&query, 1, MPI_CHAR, r, kTagQuery, comm_, &sends.back());
   }
   // Every live rank's watchdog answers within a poll period; a second covers slow nodes.
-  double deadline = now_seconds() + std::max(1.0, 20 * poll_s_);
+  double deadline = now_seconds() + coordinate_wait();
   int answered = 1;
   while (answered < size_ && now_seconds() < deadline) {
+    // Another rank may be coordinating at the same time (a deputy while rank 0 is slow):
+    // it must not count this one as silent.
+    answer_queries();
     int flag = 0;
     MPI_Status st;
     MPI_Iprobe(MPI_ANY_SOURCE, kTagStatus, comm_, &flag, &st);
@@ -198,8 +222,10 @@ void Watchdog::coordinate(const StallInfo& stall) {
     ranks[size_t(st.MPI_SOURCE)] = s;
     ranks[size_t(st.MPI_SOURCE)].rank = st.MPI_SOURCE;
   }
-  abort_job(format_stall_report(stall, ranks, timeout_s_.load()));
+  abort_job(format_stall_report(stall, ranks, timeout_s_.load(), size_) + note);
 }
+
+double Watchdog::coordinate_wait() const { return std::max(1.0, 20 * poll_s_); }
 
 void Watchdog::abort_job(const std::string& report) {
   std::fputs(report.c_str(), stderr);
@@ -239,14 +265,20 @@ void Watchdog::run() {
       mine.seq = s.oldest_seq;
       mine.waited_s = s.oldest_age_s;
       std::memcpy(mine.name, s.oldest_name, sizeof mine.name);
-      if (!use_mpi_) abort_job(format_stall_report(mine, {s}, limit));
+      if (!use_mpi_) abort_job(format_stall_report(mine, {s}, limit, size_));
       if (rank_ == 0) coordinate(mine);
       MPI_Send(&mine, int(sizeof mine), MPI_BYTE, 0, kTagStall, comm_);
-      // Rank 0 normally aborts the job within a second; if it cannot, speak for ourselves.
-      give_up_at = now_seconds() + std::max(5.0, 100 * poll_s_);
+      // Rank 0 normally aborts the job within a second. If it cannot (it is the stopped or
+      // dead rank itself), ranks 1, 2, ... kDeputies take its place in turn, each after the
+      // previous one had time to finish; the others then only speak for themselves, so a
+      // job of thousands of ranks does not query itself thousands of times over.
+      const int turn = std::min(rank_, kDeputies + 1) - 1;
+      give_up_at = now_seconds() + std::max(5.0, 100 * poll_s_) + turn * (coordinate_wait() + 1.0);
     }
     if (reported && now_seconds() > give_up_at) {
-      abort_job(format_stall_report(mine, {s}, limit) + "  (rank 0 did not coordinate the report)\n");
+      if (rank_ <= kDeputies)
+        coordinate(mine, "  (rank 0 did not coordinate the report: rank " + std::to_string(rank_) + " did)\n");
+      abort_job(format_stall_report(mine, {s}, limit, size_) + "  (rank 0 did not coordinate the report)\n");
     }
   }
 }

@@ -193,6 +193,9 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   to.checkpoint_every_epochs = int(cfg_.get_int("checkpoint.every_epochs", 1));
   to.checkpoint_every_minutes = cfg_.get_double("checkpoint.every_minutes", 0);
   to.checkpoint_at_end = cfg_.get_bool("checkpoint.at_end", true);
+  to.checkpoint_keep = int(cfg_.get_int("checkpoint.keep", 1));
+  HALO_CHECK_T(ConfigError, to.checkpoint_keep >= 1 && to.checkpoint_keep <= 1000,
+               "checkpoint.keep must be between 1 and 1000 (got ", cfg_.get_int("checkpoint.keep", 1), ")");
   to.metrics_file = cfg_.get_string("output.metrics", "");
   to.progress = cfg_.get_bool("output.progress", true);
   to.progress_style = cfg_.get_string("output.progress_style", "auto");
@@ -208,10 +211,17 @@ TrainerOptions Driver::trainer_options(const Device& device) {
     to.grad_sync.nccl = std::make_shared<dist::NcclCommunicator>(comm_, device.index);
   if (args_.resume) {
     HALO_CHECK_T(ConfigError, !to.checkpoint_path.empty(), "--resume needs checkpoint.path");
-    if (std::filesystem::exists(to.checkpoint_path))
-      to.resume_from = to.checkpoint_path;
-    else
+    // The newest first; the older kept ones (checkpoint.keep) are fallbacks should it be
+    // corrupt, or missing because a job was killed while keeping the previous one.
+    std::vector<std::string> found = list_checkpoints(to.checkpoint_path);
+    if (found.empty()) {
       log::warn("--resume: no checkpoint at '", to.checkpoint_path, "' yet; starting from the beginning");
+    } else {
+      if (found.front() != to.checkpoint_path && comm_.rank() == 0)
+        log::warn("--resume: no checkpoint at '", to.checkpoint_path, "'; trying the older '", found.front(), "'");
+      to.resume_from = found.front();
+      to.resume_fallbacks.assign(found.begin() + 1, found.end());
+    }
   }
   if (comm_.rank() == 0) {
     create_parent_directory(to.checkpoint_path);

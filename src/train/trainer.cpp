@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "halo/dist/model_sync.hpp"
 #include "halo/dist/step_guard.hpp"
@@ -115,7 +116,7 @@ struct Trainer::Impl {
       CheckpointData d = self.checkpoint_state();
       d.reals["epoch_loss_sum"] = partial[0];
       d.reals["epoch_loss_count"] = partial[1];
-      save_checkpoint(o.checkpoint_path, d);
+      save_checkpoint(o.checkpoint_path, d, o.checkpoint_keep);
     }
     // Nobody moves on (or exits) before the file is in place.
     comm.barrier("checkpoint written");
@@ -137,6 +138,8 @@ Trainer::Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& op
                  p->value.device().str(), " but the trainer's device is ", I.o.device.str(),
                  ": call model.to(device) before building the trainer");
   HALO_CHECK_T(ConfigError, I.o.epochs >= 1, I.o.name, ": epochs must be at least 1 (got ", I.o.epochs, ")");
+  HALO_CHECK_T(ConfigError, I.o.checkpoint_keep >= 1, I.o.name, ": checkpoint_keep must be at least 1 (got ",
+               I.o.checkpoint_keep, ")");
   // The loaders' batch counts are the same on every rank (the sampler decides them from the
   // global sample count), so these refusals happen on every rank alike.
   HALO_CHECK_T(ConfigError, train.batches_per_epoch() > 0, I.o.name, ": rank ", I.comm.rank(),
@@ -152,7 +155,7 @@ Trainer::Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& op
   if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);
   if (!I.o.resume_from.empty()) {
     dist::check_same_model(I.comm, model);
-    load_state(load_checkpoint(I.o.resume_from));
+    load_state(load_resume_checkpoint());
     I.resumed = true;
     log::info(I.o.name, ": resumed from '", I.o.resume_from, "' at epoch ", I.epochs_done + 1, " step ",
               I.step_in_epoch, " (", I.global_step, " steps done)");
@@ -169,6 +172,44 @@ Trainer::~Trainer() = default;
 int Trainer::epochs_done() const { return impl_->epochs_done; }
 int64_t Trainer::step_in_epoch() const { return impl_->step_in_epoch; }
 int64_t Trainer::global_step() const { return impl_->global_step; }
+
+CheckpointData Trainer::load_resume_checkpoint() {
+  auto& I = *impl_;
+  if (I.o.resume_fallbacks.empty()) return load_checkpoint(I.o.resume_from);
+  // Rank 0 picks the newest checkpoint that loads and passes its checksums; every rank then
+  // loads that same one, so no two ranks resume from different states. A failure on rank 0
+  // is shared (index -1) so the other ranks fail too instead of waiting for it.
+  std::vector<std::string> candidates{I.o.resume_from};
+  candidates.insert(candidates.end(), I.o.resume_fallbacks.begin(), I.o.resume_fallbacks.end());
+  CheckpointData d;
+  std::string error;
+  int64_t chosen = 0;
+  if (I.rank0()) {
+    try {
+      size_t i = 0;
+      d = load_newest_valid_checkpoint(candidates, &i);
+      chosen = int64_t(i);
+      // The newer ones that failed are set aside, not left in the rotation: the next write
+      // would otherwise keep a corrupt file as the "older checkpoint" in place of this one.
+      for (size_t j = 0; j < i; ++j) {
+        const std::string aside = candidates[j] + ".corrupt";
+        if (std::rename(candidates[j].c_str(), aside.c_str()) == 0)
+          log::warn(I.o.name, ": moved the unusable checkpoint '", candidates[j], "' to '", aside, "'");
+      }
+    } catch (const Error& e) {
+      error = e.what();
+      chosen = -1;
+    }
+  }
+  I.comm.allreduce_sum(&chosen, 1, "checkpoint choice");
+  if (chosen < 0)
+    throw IOError(I.rank0() ? error : str("rank 0 found no usable checkpoint of '", I.o.resume_from, "'"));
+  I.o.resume_from = candidates[size_t(chosen)];
+  if (chosen > 0 && I.rank0())
+    log::warn(I.o.name, ": resuming from the older checkpoint '", I.o.resume_from, "' (see the warnings above)");
+  if (!I.rank0()) d = load_checkpoint(I.o.resume_from);
+  return d;
+}
 
 CheckpointData Trainer::checkpoint_state() const {
   auto& I = *impl_;

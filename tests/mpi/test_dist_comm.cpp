@@ -175,8 +175,25 @@ TEST_CASE("the watchdog counts collectives and names missing ranks in its report
   INFO(rep);
   REQUIRE(rep.find("collective #12 'gradient allreduce bucket 0'") != std::string::npos);
   REQUIRE(rep.find("ranks that entered it: 0-2") != std::string::npos);
-  REQUIRE(rep.find("ranks that have not joined: 3-4") != std::string::npos);
+  // A rank that does not answer (stopped, dead) is one that has not joined.
+  REQUIRE(rep.find("ranks that have not joined: 3-5 (5 did not answer the watchdog)") != std::string::npos);
+  REQUIRE(rep.find("rank 5: did not answer") != std::string::npos);
+  REQUIRE(rep.find("communicator of 6 ranks") != std::string::npos);
   REQUIRE(rep.find("rank 3: last entered #11 'metric reduction'") != std::string::npos);
   REQUIRE(rep.find("did not answer the watchdog (dead or MPI blocked): 5") != std::string::npos);
+  // Rank 0 stalled: the report comes from another rank, naming rank 0.
+  stall.rank = 1;
+  for (auto& r : ranks) r.responded = 1, r.entered = 12;
+  ranks[0].responded = 0;
+  rep = dist::format_stall_report(stall, ranks, 2.0, 6);
+  INFO(rep);
+  REQUIRE(rep.find("ranks that have not joined: 0 (0 did not answer the watchdog)") != std::string::npos);
+  REQUIRE(rep.find("ranks that entered it: 1-5") != std::string::npos);
+  // A rank that could not ask the others says so, with the communicator's real size.
+  rep = dist::format_stall_report(stall, {ranks[1]}, 2.0, 6);
+  INFO(rep);
+  REQUIRE(rep.find("communicator of 6 ranks") != std::string::npos);
+  REQUIRE(rep.find("not joined: none") == std::string::npos);
+  REQUIRE(rep.find("which ranks have not joined is unknown") != std::string::npos);
   REQUIRE(dist::format_rank_list({7, 1, 2, 3, 9, 10}) == "1-3,7,9-10");
 }

@@ -6,9 +6,11 @@
 // A watchdog thread per communicator looks at the oldest collective in progress. When it
 // has waited longer than the limit, the rank tells the communicator's rank 0, whose
 // watchdog thread asks every rank for its state: the ranks whose count of entered
-// collectives is below the waiting one's number have not joined it. Rank 0 prints which
-// operation waits, on which ranks, which ranks are missing and what they last did, then
-// calls MPI_Abort so the job exits non-zero instead of hanging. The exchange runs on a
+// collectives is below the waiting one's number have not joined it, and so have those that
+// do not answer (stopped or dead). Rank 0 prints which operation waits, on which ranks,
+// which ranks are missing and what they last did, then calls MPI_Abort so the job exits
+// non-zero instead of hanging. When rank 0 is itself the stalled rank, ranks 1..4 take its
+// place in turn after a few seconds. The exchange runs on a
 // private duplicate communicator and needs MPI_THREAD_MULTIPLE; without it, each rank
 // prints what it knows and aborts.
 #pragma once
@@ -46,8 +48,10 @@ struct StallInfo {
 };
 
 /// The report rank 0 prints; a pure function so it can be tested without aborting.
+/// `comm_size` (-1: ranks.size()) is the communicator's size; fewer `ranks` than that means
+/// the reporting rank could not ask the others. Ranks that did not answer count as not joined.
 std::string format_stall_report(const StallInfo& stall, const std::vector<RankStatus>& ranks,
-                                double timeout_s);
+                                double timeout_s, int comm_size = -1);
 /// "0-3,5,7-9": compact rank lists for jobs of thousands of ranks.
 std::string format_rank_list(const std::vector<int>& ranks);
 
@@ -87,7 +91,8 @@ class Watchdog {
  private:
   void run();
   void answer_queries();
-  void coordinate(const StallInfo& stall);
+  void coordinate(const StallInfo& stall, const std::string& note = "");
+  double coordinate_wait() const;
   [[noreturn]] void abort_job(const std::string& report);
 
   MPI_Comm comm_;

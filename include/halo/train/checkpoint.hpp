@@ -1,11 +1,26 @@
 // Checkpoints in HDF5. Tensors are stored as datasets at their names used as paths
 // ("model/conv1/weight" opens in h5py as f["model/conv1/weight"]); scalars live under
-// "meta/". Files are written to a temporary name beside the target and renamed into place,
-// so a job killed mid-write never leaves a truncated checkpoint behind.
+// "meta/".
+//
+// Trust: every dataset carries a 64-bit checksum of its data (XXH64 of the little-endian
+// bytes, attribute "halo_xxh64"), checked on load, because HDF5 itself does not notice a
+// flipped byte in contiguous data. Files written before checksums existed have no
+// attribute and load unchecked.
+//
+// Atomicity: a file is written to "<path>.tmp.<pid>", fsync'ed, renamed into place and its
+// directory fsync'ed, so a job killed mid-write (or a crash of the node) never leaves a
+// truncated checkpoint behind. The temporary file is removed when the write fails; those
+// left by killed processes are removed at the next write (see remove_stale_checkpoint_temps).
+//
+// Keeping several: with keep = K > 1, `path` is always the newest checkpoint and the K-1
+// before it are kept beside it as kept_checkpoint_name(path, step) ("run/ckpt.h5" at global
+// step 120 -> "run/ckpt.120.h5"), named by their meta/global_step.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "halo/tensor/tensor.hpp"
 
@@ -18,9 +33,30 @@ struct CheckpointData {
   std::map<std::string, std::string> strings;
 };
 
-/// Writes atomically (temporary file, then rename). Throws IOError naming the file.
-void save_checkpoint(const std::string& path, const CheckpointData& data);
-/// Reads every dataset back (tensors on the CPU, in their stored dtype).
+/// Writes atomically (temporary file, fsync, rename, fsync of the directory). `keep` >= 1
+/// checkpoints are kept (see above); keep > 1 needs integers["global_step"]. Throws IOError
+/// naming the file, the dataset when there is one, and the OS's reason.
+void save_checkpoint(const std::string& path, const CheckpointData& data, int keep = 1);
+/// Reads every dataset back (tensors on the CPU, in their stored dtype) and verifies each
+/// one's checksum when it has one. Throws IOError naming the file and the dataset.
 CheckpointData load_checkpoint(const std::string& path);
+
+/// Where an older kept checkpoint of `path` lives: "dir/name.ext" -> "dir/name.<step>.ext".
+std::string kept_checkpoint_name(const std::string& path, int64_t step);
+/// The checkpoints of `path`, newest first: `path` itself (if it exists), then the kept
+/// older ones by falling step. Empty when there is none.
+std::vector<std::string> list_checkpoints(const std::string& path);
+/// Loads the first of `candidates` that opens and verifies, warning (log::warn) for each one
+/// skipped with the reason; `*chosen` receives its index. Throws IOError with every file's
+/// reason when none loads.
+CheckpointData load_newest_valid_checkpoint(const std::vector<std::string>& candidates, size_t* chosen);
+
+/// Removes the temporary files "<path>.tmp.<pid>" that no write is using any more: those of
+/// a process that is no longer running on this host, of this process, or untouched for ten
+/// minutes (left by a process on another node). Returns how many were removed.
+int remove_stale_checkpoint_temps(const std::string& path);
+
+/// XXH64 (seed 0) of `bytes` bytes: the checkpoint checksum.
+uint64_t checksum64(const void* data, size_t bytes);
 
 }  // namespace halo::train

@@ -90,8 +90,14 @@ struct TrainerOptions {
   int checkpoint_every_epochs = 1;    ///< 0: not by epochs
   double checkpoint_every_minutes = 0;  ///< 0: not by time
   bool checkpoint_at_end = true;
+  /// How many checkpoints to keep: checkpoint_path is the newest, the older ones are named by
+  /// their global step (kept_checkpoint_name in checkpoint.hpp). 1: only the newest.
+  int checkpoint_keep = 1;
   /// Continue from this checkpoint (empty: start fresh).
   std::string resume_from;
+  /// Older checkpoints, newest first, tried in turn when resume_from does not load or fails
+  /// its checksums (rank 0 picks the one every rank then loads, with a warning).
+  std::vector<std::string> resume_fallbacks;
   /// Extra values stored under meta/ in every checkpoint (e.g. the configuration text).
   std::map<std::string, std::string> checkpoint_strings;
 
@@ -166,6 +172,8 @@ class Trainer {
   int64_t global_step() const;
 
  private:
+  /// resume_from, or the newest of resume_fallbacks that loads (rank 0 decides).
+  CheckpointData load_resume_checkpoint();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

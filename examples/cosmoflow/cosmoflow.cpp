@@ -18,6 +18,7 @@
 #include "halo/ops/metrics.hpp"
 #include "halo/optim/sgd.hpp"
 #include "halo/train/driver.hpp"
+#include "halo/train/stop_signal.hpp"
 #include "halo/train/trainer.hpp"
 #include "halo/util/config.hpp"
 #include "halo/util/error.hpp"
@@ -141,7 +142,8 @@ int run(train::Driver& d) {
                 r.last_val_metrics["mae"], r.last_val_metrics["mae_predict_zero"]);
     std::fflush(stdout);
   }
-  return 0;
+  // Stopped by a signal with its checkpoint written: the batch script requeues and resumes.
+  return r.stop_signal != 0 ? train::kExitResumable : 0;
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "halo/optim/schedule.hpp"
 #include "halo/train/class_weights.hpp"
 #include "halo/train/driver.hpp"
+#include "halo/train/stop_signal.hpp"
 #include "halo/train/trainer.hpp"
 #include "halo/util/config.hpp"
 #include "halo/util/error.hpp"
@@ -229,7 +230,8 @@ int run(train::Driver& d) {
                 r.last_val_metrics["iou_cyclone"], r.last_val_metrics["iou_river"]);
     std::fflush(stdout);
   }
-  return 0;
+  // Stopped by a signal with its checkpoint written: the batch script requeues and resumes.
+  return r.stop_signal != 0 ? train::kExitResumable : 0;
 }
 
 }  // namespace

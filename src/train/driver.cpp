@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "halo/config.hpp"
+#include "halo/train/stop_signal.hpp"
 
 #include <cstdio>
 #include <filesystem>
@@ -254,6 +255,8 @@ int run_driver(int argc, char** argv, const DriverSpec& spec, const std::functio
       std::cout << driver_usage(spec);
       return 0;
     }
+    // SIGUSR1 / SIGTERM: finish the step, checkpoint, exit kExitResumable (stop_signal.hpp).
+    install_stop_signal_handlers();
     Driver driver(spec, args);
     return body(driver);
   } catch (const std::exception& e) {

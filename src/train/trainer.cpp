@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 
 #include "halo/dist/model_sync.hpp"
@@ -9,6 +10,7 @@
 #include "halo/nn/dropout.hpp"
 #include "halo/optim/clip.hpp"
 #include "halo/train/device_batches.hpp"
+#include "halo/train/stop_signal.hpp"
 #include "halo/train/device_support.hpp"
 #include "halo/train/metrics_log.hpp"
 #include "halo/train/progress.hpp"
@@ -46,6 +48,8 @@ const char* const kModel = "model/";
 const char* const kBuffers = "buffers/";
 const char* const kOptimizer = "optimizer/";
 const char* const kDropout = "dropout_step/";
+// Each rank's loss sum and sample count of an unfinished epoch, [ranks, 2] f64.
+const char* const kEpochLossPerRank = "progress/epoch_loss_per_rank";
 
 std::vector<std::pair<std::string, nn::Dropout*>> dropout_layers(nn::Model& m) {
   std::vector<std::pair<std::string, nn::Dropout*>> out;
@@ -74,6 +78,7 @@ struct Trainer::Impl {
   int64_t global_step = 0;
   // Global loss sum and sample count of the epoch's steps taken before a resume.
   double resumed_loss_sum = 0, resumed_loss_count = 0;
+  bool resumed_loss_per_rank = false;  // this rank's own partial sums (else rank 0 holds the totals)
   bool resumed = false;
   double last_val_seconds = 0;
 
@@ -105,17 +110,28 @@ struct Trainer::Impl {
   Tensor prepare_target(const Tensor& y) const { return y.device() == o.device ? y : y.to(o.device); }
 
   // Collective: every rank calls it; rank 0 writes. `epoch_loss_*` are this rank's partial
-  // sums of an unfinished epoch (reduced here so a resume reports the whole epoch).
+  // sums of an unfinished epoch. Each rank's pair is kept (gathered by a sum over slots that
+  // are zero elsewhere, which is exact), so a resume on as many ranks continues every rank's
+  // running sum exactly and reports the epoch's loss to the bit; the totals serve a resume
+  // on another rank count.
   void save(const Trainer& self, double epoch_loss_sum, double epoch_loss_count) {
     if (o.checkpoint_path.empty()) return;
-    double partial[2] = {epoch_loss_sum, epoch_loss_count};
-    comm.allreduce_sum(partial, 2, "checkpoint epoch loss");
+    std::vector<double> per_rank(size_t(2 * comm.size()), 0.0);
+    per_rank[size_t(2 * comm.rank())] = epoch_loss_sum;
+    per_rank[size_t(2 * comm.rank() + 1)] = epoch_loss_count;
+    comm.allreduce_sum(per_rank.data(), per_rank.size(), "checkpoint epoch loss");
     sync_buffers();
     Stopwatch sw;
     if (rank0()) {
       CheckpointData d = self.checkpoint_state();
-      d.reals["epoch_loss_sum"] = partial[0];
-      d.reals["epoch_loss_count"] = partial[1];
+      double total[2] = {0, 0};
+      for (int r = 0; r < comm.size(); ++r) {
+        total[0] += per_rank[size_t(2 * r)];
+        total[1] += per_rank[size_t(2 * r + 1)];
+      }
+      d.reals["epoch_loss_sum"] = total[0];
+      d.reals["epoch_loss_count"] = total[1];
+      d.tensors[kEpochLossPerRank] = Tensor::from_vector<double>(per_rank, {int64_t(comm.size()), 2});
       save_checkpoint(o.checkpoint_path, d, o.checkpoint_keep);
     }
     // Nobody moves on (or exits) before the file is in place.
@@ -286,6 +302,14 @@ void Trainer::load_state(const CheckpointData& d) {
   };
   I.resumed_loss_sum = real("epoch_loss_sum");
   I.resumed_loss_count = real("epoch_loss_count");
+  I.resumed_loss_per_rank = false;
+  auto per_rank = d.tensors.find(kEpochLossPerRank);
+  if (per_rank != d.tensors.end() && per_rank->second.numel() == 2 * I.comm.size()) {
+    const std::vector<double> v = per_rank->second.to(DType::f64).to_vector<double>();
+    I.resumed_loss_sum = v[size_t(2 * I.comm.rank())];
+    I.resumed_loss_count = v[size_t(2 * I.comm.rank() + 1)];
+    I.resumed_loss_per_rank = true;
+  }
 }
 
 std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss, int64_t* val_samples) {
@@ -352,6 +376,7 @@ FitResult Trainer::fit() {
   int64_t steps_run = 0;
   double last_checkpoint = now_seconds();
   bool saved_now = false;  // the state in the checkpoint file is the current one
+  const bool watch_signals = stop_signal_handlers_installed();
 
   auto log_line = [&](const std::string& s) {
     progress.finish_line();
@@ -367,7 +392,7 @@ FitResult Trainer::fit() {
       HALO_CHECK_T(IOError, I.train.next() != nullptr, I.o.name, ": checkpoint position (step ", I.step_in_epoch,
                    " of epoch ", epoch + 1, ") is beyond the epoch's ", spe, " batches");
     double loss_sum = 0, loss_count = 0;
-    if (I.step_in_epoch > 0 && rank0) {
+    if (I.step_in_epoch > 0 && (rank0 || I.resumed_loss_per_rank)) {
       loss_sum = I.resumed_loss_sum;
       loss_count = I.resumed_loss_count;
     }
@@ -459,11 +484,34 @@ FitResult Trainer::fit() {
         progress.update(ps);
       }
 
-      if (I.o.checkpoint_every_minutes > 0 && !I.o.checkpoint_path.empty()) {
-        // Rank 0's clock decides; the flag is summed so every rank agrees.
-        int64_t due = rank0 && now_seconds() - last_checkpoint >= 60.0 * I.o.checkpoint_every_minutes ? 1 : 0;
-        I.comm.allreduce_sum(&due, 1, "checkpoint timer");
-        if (due && I.step_in_epoch < spe) {
+      // Rank 0's checkpoint clock and any rank's stop signal (stop_signal.hpp), agreed on in
+      // one small allreduce so every rank takes the same decision after the same step.
+      const bool timed = I.o.checkpoint_every_minutes > 0 && !I.o.checkpoint_path.empty();
+      if (timed || watch_signals) {
+        const int mine = stop_requested();
+        // Summed over ranks: [checkpoint due, ranks with SIGTERM, with SIGUSR1, with another request].
+        int64_t flags[4] = {
+            timed && rank0 && now_seconds() - last_checkpoint >= 60.0 * I.o.checkpoint_every_minutes ? 1 : 0,
+            mine == SIGTERM, mine == SIGUSR1, mine != 0 && mine != SIGTERM && mine != SIGUSR1};
+        I.comm.allreduce_sum(flags, 4, "checkpoint timer and stop signal");
+        const int sig = flags[1] ? SIGTERM : flags[2] ? SIGUSR1 : flags[3] ? -1 : 0;
+        // At the epoch's last step the epoch is finished first (validation, its checkpoint):
+        // the request is acted on at the next epoch's first step.
+        if (sig != 0 && I.step_in_epoch < spe) {
+          I.save(*this, loss_sum, loss_count);
+          log_line(str(I.o.name, ": stopped by ", sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a stop request",
+                       " at epoch ", epoch + 1, " step ", I.step_in_epoch, "/", spe, " (", I.global_step, " steps done)",
+                       I.o.checkpoint_path.empty() ? std::string("; no checkpoint.path, nothing saved")
+                                                   : "; resume from '" + I.o.checkpoint_path + "' with --resume"));
+          clear_stop_request();
+          result.interrupted = true;
+          result.stop_signal = sig;
+          result.epochs_done = I.epochs_done;
+          result.global_step = I.global_step;
+          result.seconds = run_sw.seconds();
+          return result;
+        }
+        if (flags[0] && I.step_in_epoch < spe) {
           I.save(*this, loss_sum, loss_count);
           last_checkpoint = now_seconds();
           saved_now = true;

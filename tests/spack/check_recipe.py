@@ -173,6 +173,8 @@ def main():
 
     cmake_text = open(root + "/CMakeLists.txt").read()
     options = set(re.findall(r"^\s*option\(\s*(HALO_[A-Z0-9_]+)", cmake_text, re.M))
+    # Optional features are AUTO|ON|OFF cache entries declared by halo_feature(<NAME> ...).
+    options |= {"HALO_ENABLE_" + f for f in re.findall(r"^\s*halo_feature\(\s*([A-Z0-9_]+)", cmake_text, re.M)}
     enable_options = {o for o in options if o.startswith("HALO_ENABLE_")}
 
     # cmake_args() over every combination of the boolean variants (cuda_arch=90 with +cuda).

@@ -137,7 +137,8 @@ struct FitResult {
   int epochs_done = 0;              ///< completed epochs including those before a resume
   int64_t global_step = 0;
   bool target_reached = false;
-  bool interrupted = false;         ///< stopped by stop_after_steps
+  bool interrupted = false;         ///< stopped by stop_after_steps or a signal
+  int stop_signal = 0;              ///< the signal that stopped it (stop_signal.hpp; -1: request_stop with another), else 0
   double seconds = 0;
   std::map<std::string, double> last_val_metrics;
 };

@@ -75,13 +75,13 @@ int run(train::Driver& d) {
 
   // ---- model ----
   models::CosmoFlowOptions mo;
-  mo.input_size = cfg.get_int("model.input_size", train_ds->sample_shape().back());
+  mo.input_size = cfg.get_int("model.input_size", train_ds->sample_shape().back(), 1, 1 << 20);
   mo.in_channels = train_ds->sample_shape().front();
-  mo.conv_layers = int(cfg.get_int("model.conv_layers", 5));
-  mo.base_filters = cfg.get_int("model.base_filters", 32);
+  mo.conv_layers = int(cfg.get_int("model.conv_layers", 5, 1, 20));
+  mo.base_filters = cfg.get_int("model.base_filters", 32, 1, 1 << 16);
   mo.dense = cfg.get_ints("model.dense", {128, 64});
-  mo.dropout = cfg.get_double("model.dropout", 0.5);
-  mo.leaky_slope = cfg.get_double("model.leaky_slope", 0.3);
+  mo.dropout = cfg.get_double("model.dropout", 0.5, 0, 0.99);
+  mo.leaky_slope = cfg.get_double("model.leaky_slope", 0.3, 0, 1);
   // Different masks on every rank (they see different samples), reproducible per rank.
   mo.dropout_seed = seed * 1000003 + uint64_t(comm.rank()) * 1000;
   const Shape expected{mo.in_channels, mo.input_size, mo.input_size, mo.input_size};
@@ -103,24 +103,24 @@ int run(train::Driver& d) {
   // ---- optimizer and the MLPerf learning-rate schedule ----
   const int64_t spe = data.train_loader->batches_per_epoch();
   optim::SGDOptions so;
-  so.momentum = cfg.get_double("optimizer.momentum", 0.9);
+  so.momentum = cfg.get_double("optimizer.momentum", 0.9, 0, 1);
   so.nesterov = cfg.get_bool("optimizer.nesterov", false);
-  so.weight_decay = cfg.get_double("optimizer.weight_decay", 0.0);
-  const double peak_lr = cfg.get_double("optimizer.base_lr", 0.001) * double(data.global_batch) /
-                         cfg.get_double("optimizer.base_batch_size", 64);
+  so.weight_decay = cfg.get_double("optimizer.weight_decay", 0.0, 0, kNoLimit);
+  const double peak_lr = cfg.get_double("optimizer.base_lr", 0.001, kPositive, kNoLimit) * double(data.global_batch) /
+                         cfg.get_double("optimizer.base_batch_size", 64, 1, kNoLimit);
   so.lr = peak_lr;
   optim::SGD sgd(model.parameters(), so);
-  const double warmup_epochs = cfg.get_double("optimizer.warmup_epochs", 4);
+  const double warmup_epochs = cfg.get_double("optimizer.warmup_epochs", 4, 0, kNoLimit);
   auto decay = train::piecewise(peak_lr, epochs_to_steps(cfg.get_doubles("optimizer.decay_epochs", {32, 64}), spe),
                                 cfg.get_doubles("optimizer.decay_factors", {0.25, 0.125}));
   const int64_t warmup_steps = optim::epochs_to_steps(warmup_epochs, spe);
-  sgd.set_schedule(warmup_steps > 0 ? optim::warmup(warmup_steps, decay, cfg.get_double("optimizer.warmup_start_lr", 0))
+  sgd.set_schedule(warmup_steps > 0 ? optim::warmup(warmup_steps, decay, cfg.get_double("optimizer.warmup_start_lr", 0, 0, kNoLimit))
                                     : decay);
   nn::MSELoss loss;
 
   // ---- trainer ----
   train::TrainerOptions to = d.trainer_options(device);
-  const double target = cfg.get_double("training.target_mae", 0.124);
+  const double target = cfg.get_double("training.target_mae", 0.124, 0, kNoLimit);
   if (target > 0) {
     to.target_metric = "mae";
     to.target_value = target;

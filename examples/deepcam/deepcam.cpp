@@ -72,7 +72,7 @@ class DeepCamMetric final : public train::ValidationMetric {
 std::vector<double> class_weights(train::Driver& d, const train::DriverData& data) {
   Config& cfg = d.config();
   const double power = cfg.get_double("loss.class_weight_power", -0.125);
-  const int64_t max_samples = cfg.get_int("loss.class_weights_samples", 0);
+  const int64_t max_samples = cfg.get_int("loss.class_weights_samples", 0, 0, kNoLimitInt);
   std::vector<double> given;
   std::string mode = "auto";
   try {
@@ -105,11 +105,12 @@ std::vector<double> class_weights(train::Driver& d, const train::DriverData& dat
 std::unique_ptr<optim::Optimizer> make_optimizer(Config& cfg, nn::Model& model) {
   const std::string name = cfg.get_string("optimizer.name", "lamb");
   const std::vector<double> betas = cfg.get_doubles("optimizer.betas", {0.9, 0.999});
-  HALO_CHECK_T(ConfigError, betas.size() == 2, "optimizer.betas needs two values [beta1, beta2], got ",
-               betas.size());
-  const double lr = cfg.get_double("optimizer.lr", 1e-3);
-  const double eps = cfg.get_double("optimizer.eps", 1e-6);
-  const double wd = cfg.get_double("optimizer.weight_decay", 0.01);
+  HALO_CHECK_T(ConfigError, betas.size() == 2 && betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1,
+               "optimizer.betas (from ", cfg.origin("optimizer.betas"),
+               ") needs two values [beta1, beta2], each in [0, 1)");
+  const double lr = cfg.get_double("optimizer.lr", 1e-3, kPositive, kNoLimit);
+  const double eps = cfg.get_double("optimizer.eps", 1e-6, kPositive, 1);
+  const double wd = cfg.get_double("optimizer.weight_decay", 0.01, 0, kNoLimit);
   if (name == "lamb") {
     optim::LAMBOptions o;
     o.lr = lr;
@@ -132,16 +133,16 @@ std::unique_ptr<optim::Optimizer> make_optimizer(Config& cfg, nn::Model& model) 
 /// Warmup then multistep, cosine or constant, counted in optimizer steps as MLPerf's
 /// reference counts them.
 optim::Schedule make_schedule(Config& cfg, int64_t total_steps) {
-  const double lr = cfg.get_double("optimizer.lr", 1e-3);
+  const double lr = cfg.get_double("optimizer.lr", 1e-3, kPositive, kNoLimit);
   const std::string kind = cfg.get_string("optimizer.schedule", "multistep");
   // Every schedule key is read whichever kind is chosen, so a configuration can keep them all.
   const std::vector<int64_t> milestones = cfg.get_ints("optimizer.milestones", {});
-  const double gamma = cfg.get_double("optimizer.gamma", 0.1);
-  int64_t decay_end = cfg.get_int("optimizer.decay_steps", 0);
+  const double gamma = cfg.get_double("optimizer.gamma", 0.1, 0, kNoLimit);
+  int64_t decay_end = cfg.get_int("optimizer.decay_steps", 0, 0, kNoLimitInt);
   if (decay_end <= 0) decay_end = total_steps;
-  const double end_lr = cfg.get_double("optimizer.end_lr", 0.0);
-  const int64_t warmup = cfg.get_int("optimizer.warmup_steps", 0);
-  const double warmup_start = cfg.get_double("optimizer.warmup_start_lr", 0.0);
+  const double end_lr = cfg.get_double("optimizer.end_lr", 0.0, 0, kNoLimit);
+  const int64_t warmup = cfg.get_int("optimizer.warmup_steps", 0, 0, kNoLimitInt);
+  const double warmup_start = cfg.get_double("optimizer.warmup_start_lr", 0.0, 0, kNoLimit);
   optim::Schedule after;
   if (kind == "multistep") {
     after = optim::multistep(lr, milestones, gamma);
@@ -174,8 +175,8 @@ int run(train::Driver& d) {
   mo.classes = kClasses;
   mo.height = cfg.get_int("model.height", sample[1]);
   mo.width = cfg.get_int("model.width", sample[2]);
-  mo.middle_blocks = int(cfg.get_int("model.middle_blocks", 16));
-  mo.channel_scale = cfg.get_double("model.channel_scale", 1.0);
+  mo.middle_blocks = int(cfg.get_int("model.middle_blocks", 16, 0, 1024));
+  mo.channel_scale = cfg.get_double("model.channel_scale", 1.0, kPositive, 64);
   HALO_CHECK_T(ConfigError, mo.height == sample[1] && mo.width == sample[2], "the samples in '", data.train_dir,
                "' are ", sample[1], "x", sample[2], " but model.height x model.width is ", mo.height, "x", mo.width,
                ": leave them unset to follow the data, or generate data at that size");
@@ -185,7 +186,7 @@ int run(train::Driver& d) {
 
   // Synchronised BatchNorm: 0 keeps every rank's statistics local (MLPerf's usual setting
   // at large scale); -1 sums them over all ranks; N over groups of N consecutive ranks.
-  const int64_t bn_group = cfg.get_int("model.batchnorm_group_size", 0);
+  const int64_t bn_group = cfg.get_int("model.batchnorm_group_size", 0, 0, kNoLimitInt);
   HALO_CHECK_T(ConfigError, bn_group >= -1, "model.batchnorm_group_size must be 0 (local), -1 (all ranks) or a "
                "group size N > 0 (got ", bn_group, ")");
   if (bn_group != 0 && bn_group != 1) {
@@ -203,7 +204,7 @@ int run(train::Driver& d) {
   opt->set_schedule(make_schedule(cfg, int64_t(to.epochs) * spe));
 
   // ---- trainer ----
-  const double target = cfg.get_double("training.target_iou", 0.82);
+  const double target = cfg.get_double("training.target_iou", 0.82, 0, 1);
   if (target > 0) {
     to.target_metric = "iou";
     to.target_value = target;
@@ -216,7 +217,7 @@ int run(train::Driver& d) {
             data.val_loader ? std::to_string(data.val_loader->dataset().size()) : std::string("no"),
             " validation samples, global batch ", data.global_batch, " (", data.options.batch_size, " per rank), ",
             spe, " steps per epoch on every rank (", data.train_loader->describe_epoch(), "), ", cfg.get_string("optimizer.name", "lamb"), " lr ",
-            cfg.get_double("optimizer.lr", 1e-3), ", class weights ", weights[0], " ", weights[1], " ", weights[2],
+            cfg.get_double("optimizer.lr", 1e-3, kPositive, kNoLimit), ", class weights ", weights[0], " ", weights[1], " ", weights[2],
             ", batchnorm ", bn_group == 0 || bn_group == 1 ? std::string("local") : bn_group == -1 ? std::string("synchronised over all ranks") : "synchronised in groups of " + std::to_string(bn_group),
             ", ", model.parameter_count(), " parameters, ", model.forward_flops_per_sample() / 1e9,
             " GFLOP forward per sample");

@@ -35,7 +35,8 @@ Config load_config(const DriverArgs& args) {
 
 dist::CommunicatorOptions communicator_options(const Config& cfg) {
   dist::CommunicatorOptions copt;
-  copt.stall_timeout_s = cfg.get_double("dist.stall_timeout_s", 300);
+  // 0 or less would abort the job at its first collective.
+  copt.stall_timeout_s = cfg.get_double("dist.stall_timeout_s", 300, 1.0, kNoLimit);
   return copt;
 }
 
@@ -142,14 +143,14 @@ DriverData Driver::open_data() {
   DriverData d;
   d.train_dir = cfg_.get_string("data.train", spec_.default_train);
   d.val_dir = cfg_.get_string("data.validation", spec_.default_validation);
-  d.global_batch = cfg_.get_int("data.batch_size", spec_.default_batch_size);
-  HALO_CHECK_T(ConfigError, d.global_batch >= comm_.size() && d.global_batch % comm_.size() == 0,
-               "data.batch_size=", d.global_batch,
-               " is the global batch: it must be a multiple of the number of ranks (", comm_.size(), ")");
+  d.global_batch = cfg_.get_int("data.batch_size", spec_.default_batch_size, 1, kNoLimitInt);
+  HALO_CHECK_T(ConfigError, d.global_batch % comm_.size() == 0, "data.batch_size=", d.global_batch, " (from ",
+               cfg_.origin("data.batch_size"), ") is the global batch: it must be a multiple of the number of ranks (",
+               comm_.size(), ")");
   data::LoaderOptions& lopt = d.options;
   lopt.batch_size = d.global_batch / comm_.size();
-  lopt.prefetch = int(cfg_.get_int("data.prefetch", 2));
-  lopt.io_threads = int(cfg_.get_int("data.io_threads", 1));
+  lopt.prefetch = int(cfg_.get_int("data.prefetch", 2, 0, 64));
+  lopt.io_threads = int(cfg_.get_int("data.io_threads", 1, 1, 256));
   lopt.staging = staging_from(cfg_.get_string("data.staging", "none"));
   lopt.stage_dir = cfg_.get_string("data.stage_dir", "");
   // Pad (default) or drop: the sampler applies either the same way on every rank, so every
@@ -182,26 +183,24 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   TrainerOptions to;
   to.name = spec_.run_name;
   to.device = device;
-  to.epochs = int(cfg_.get_int("training.epochs", spec_.default_epochs));
-  to.stop_after_steps = cfg_.get_int("training.stop_after_steps", -1);
-  to.validate_every = int(cfg_.get_int("training.validate_every", 1));
-  to.clip_grad_norm = cfg_.get_double("optimizer.clip_grad_norm", 0);
+  to.epochs = int(cfg_.get_int("training.epochs", spec_.default_epochs, 1, 1000000));
+  to.stop_after_steps = cfg_.get_int("training.stop_after_steps", -1, -1, kNoLimitInt);  // -1: never
+  to.validate_every = int(cfg_.get_int("training.validate_every", 1, 0, 1000000));  // 0: never
+  to.clip_grad_norm = cfg_.get_double("optimizer.clip_grad_norm", 0, 0, kNoLimit);  // 0: off
   to.loss_scaling = cfg_.get_bool("training.loss_scaling", false);
-  to.loss_scaler.init_scale = cfg_.get_double("training.loss_scale_init", 65536.0);
-  to.loss_scaler.max_scale = cfg_.get_double("training.loss_scale_max", 16777216.0);
-  to.loss_scaler.growth_interval = int(cfg_.get_int("training.loss_scale_growth_interval", 2000));
+  to.loss_scaler.init_scale = cfg_.get_double("training.loss_scale_init", 65536.0, 1e-30, kNoLimit);
+  to.loss_scaler.max_scale = cfg_.get_double("training.loss_scale_max", 16777216.0, 1e-30, kNoLimit);
+  to.loss_scaler.growth_interval = int(cfg_.get_int("training.loss_scale_growth_interval", 2000, 1, 1000000000));
   to.checkpoint_path = cfg_.get_string("checkpoint.path", "");
-  to.checkpoint_every_epochs = int(cfg_.get_int("checkpoint.every_epochs", 1));
-  to.checkpoint_every_minutes = cfg_.get_double("checkpoint.every_minutes", 0);
+  to.checkpoint_every_epochs = int(cfg_.get_int("checkpoint.every_epochs", 1, 0, 1000000));  // 0: never
+  to.checkpoint_every_minutes = cfg_.get_double("checkpoint.every_minutes", 0, 0, kNoLimit);  // 0: off
   to.checkpoint_at_end = cfg_.get_bool("checkpoint.at_end", true);
-  to.checkpoint_keep = int(cfg_.get_int("checkpoint.keep", 1));
-  HALO_CHECK_T(ConfigError, to.checkpoint_keep >= 1 && to.checkpoint_keep <= 1000,
-               "checkpoint.keep must be between 1 and 1000 (got ", cfg_.get_int("checkpoint.keep", 1), ")");
+  to.checkpoint_keep = int(cfg_.get_int("checkpoint.keep", 1, 1, 1000));
   to.metrics_file = cfg_.get_string("output.metrics", "");
   to.progress = cfg_.get_bool("output.progress", true);
   to.progress_style = cfg_.get_string("output.progress_style", "auto");
-  to.progress_interval_s = cfg_.get_double("output.progress_interval_s", 10);
-  to.grad_sync.bucket_bytes = size_t(cfg_.get_double("dist.bucket_mb", 25) * (1 << 20));
+  to.progress_interval_s = cfg_.get_double("output.progress_interval_s", 10, 0, kNoLimit);
+  to.grad_sync.bucket_bytes = size_t(cfg_.get_double("dist.bucket_mb", 25, 1.0 / 1024, 65536) * (1 << 20));
   to.grad_sync.compress_bf16 = cfg_.get_bool("dist.compress_bf16", false);
   to.step_guard = cfg_.get_bool("dist.step_guard", true);
   const GradBackend backend = resolve_grad_backend(cfg_.get_string("dist.backend", "auto"), device,

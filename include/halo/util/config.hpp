@@ -4,11 +4,19 @@
 // down; nothing deep in the library reads configuration. Keys are dotted paths
 // ("optimizer.lr"). Every key read is remembered, so `unused_keys()` can reject typos.
 #pragma once
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace halo {
+
+/// The open upper end of a range-checked getter's range: get_double(key, 1, 0, kNoLimit).
+inline constexpr double kNoLimit = std::numeric_limits<double>::max();
+inline constexpr int64_t kNoLimitInt = std::numeric_limits<int64_t>::max();
+/// The smallest positive double: a lower end meaning "greater than zero".
+inline constexpr double kPositive = std::numeric_limits<double>::min();
 
 class Config {
  public:

@@ -1,0 +1,38 @@
+# Out-of-range configuration stops the driver at start-up (2 ranks) with the key, the value,
+# the valid range and where the value came from (the command line or the file); metrics that
+# cannot be written (a full disk: /dev/full) stop the run with the OS's reason.
+include(${SRC}/common.cmake)
+
+# expect_refusal(<what> <args>...): the driver exits non-zero and its output matches every
+# regular expression of EXPECT.
+function(expect_refusal what)
+  execute_process(COMMAND ${MPI} ${DRIVER} ${ARGN} ${SMALL}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  message("---- ${what}\n${out}")
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "${what}: the driver accepted ${ARGN}")
+  endif()
+  foreach(needle IN LISTS EXPECT)
+    if(NOT out MATCHES "${needle}")
+      message(FATAL_ERROR "${what}: the message does not say '${needle}'")
+    endif()
+  endforeach()
+endfunction()
+
+set(EXPECT "'dist.stall_timeout_s' from the command line \\(dist.stall_timeout_s=0\\) is 0; it must be >= 1")
+expect_refusal("no stall timeout" dist.stall_timeout_s=0 --print-config)
+set(EXPECT "'checkpoint.every_minutes' from the command line \\(checkpoint.every_minutes=-1\\) is -1; it must be >= 0")
+expect_refusal("negative checkpoint period" checkpoint.every_minutes=-1 --print-config)
+set(EXPECT "'data.batch_size' from the command line \\(data.batch_size=0\\) is 0; it must be >= 1")
+expect_refusal("zero batch" data.batch_size=0 --print-config)
+set(EXPECT "'model.dropout' from the command line \\(model.dropout=1.5\\) is 1.5; it must be between 0 and 0.99")
+expect_refusal("dropout above 1" model.dropout=1.5 --print-config)
+
+# A bad value in the file is blamed on the file, not on the command line.
+file(WRITE ${WORK}/bad_bucket.yaml "dist:\n  bucket_mb: -1\n")
+set(EXPECT "'dist.bucket_mb' from ${WORK}/bad_bucket.yaml is -1; it must be between")
+expect_refusal("negative bucket in the file" --config ${WORK}/bad_bucket.yaml --print-config)
+
+# Metrics to a full device: the run stops, naming the file and the cause.
+set(EXPECT "cannot write to the metrics file '/dev/full'" "No space left on device")
+expect_refusal("metrics on a full disk" training.epochs=1 output.metrics=/dev/full)

@@ -130,7 +130,7 @@ void DataLoader::stage() {
       ds_->read(i, xp, yp, scratch, opt_.staging == Staging::memory && channels_last());
     } catch (const BadSampleError& e) {
       if (opt_.on_bad_sample == BadSamplePolicy::error)
-        throw IOError(str("rank ", rank_, ": staging: ", e.what(), " (on_bad_sample: skip replaces bad samples)"));
+        throw IOError(str("rank ", rank_, ": staging: ", e.what(), " (data.on_bad_sample=skip replaces bad samples instead)"));
       mark_bad(e);  // not staged: read_good_sample replaces it without a read
       continue;
     } catch (const Error& e) {
@@ -195,7 +195,7 @@ int64_t DataLoader::read_good_sample(int64_t pos, float* x, void* y, ReadScratch
         return i;
       } catch (const BadSampleError& e) {
         if (opt_.on_bad_sample == BadSamplePolicy::error)
-          throw IOError(str(e.what(), " (on_bad_sample: skip replaces bad samples)"));
+          throw IOError(str(e.what(), " (data.on_bad_sample=skip replaces bad samples instead)"));
         mark_bad(e);
       }
     }

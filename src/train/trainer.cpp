@@ -166,9 +166,11 @@ struct Trainer::Impl {
     }
     comm.allreduce_sum(&bad, 1, "checkpoint finite check");  // every rank stops, not only rank 0
     if (bad)
-      throw NonFiniteError(str(o.name, ": refusing to write checkpoint '", o.checkpoint_path, "' at epoch ",
-                               epochs_done + (step_in_epoch > 0 ? 1 : 0), " step ", step_in_epoch, " (global step ",
-                               global_step, "): ", rank0() ? what : "the model state holds non-finite values",
+      throw NonFiniteError(str(o.name, ": refusing to write checkpoint '", o.checkpoint_path, "' ",
+                               step_in_epoch > 0 ? str("at epoch ", epochs_done + 1, " step ", step_in_epoch)
+                                                 : str("after epoch ", epochs_done),
+                               " (global step ", global_step, "): ",
+                               rank0() ? what : "the model state holds non-finite values",
                                "; the previous checkpoint is left as it was"));
     if (rank0()) save_checkpoint(o.checkpoint_path, d);
     // Nobody moves on (or exits) before the file is in place.
@@ -342,6 +344,7 @@ FitResult Trainer::fit() {
   Stopwatch run_sw;
   double train_seconds_run = 0;  // training time of this call (for the ETA)
   int64_t steps_run = 0;
+  int64_t skipped_logged = 0;  // non-finite steps explained in the log so far
   double last_checkpoint = now_seconds();
   bool saved_now = false;  // the state in the checkpoint file is the current one
 
@@ -446,13 +449,19 @@ FitResult Trainer::fit() {
           I.opt.step();
         } else if (nonfinite) {
           ++I.epoch_skipped_steps;
-          if (my_loss_nonfinite && host_batch)
+          // The first few are explained in full; after that the counts (progress line,
+          // epoch summary, metrics file) say how many, without a line per step and rank.
+          constexpr int64_t kExplained = 10;
+          if (++skipped_logged > kExplained) {
+          } else if (my_loss_nonfinite && host_batch)
             log::warn(I.o.name, ": non-finite loss at epoch ", epoch + 1, " step ", I.step_in_epoch + 1,
                       "; step skipped (training.on_nonfinite=skip); this rank's batch: ",
                       describe_batch(I.train.dataset(), host_batch->samples));
           else
             log::info(I.o.name, ": non-finite ", flags[0] > 0 ? "loss" : "gradient", " at epoch ", epoch + 1, " step ",
                       I.step_in_epoch + 1, "; step skipped on every rank (training.on_nonfinite=skip)");
+          if (skipped_logged == kExplained)
+            log::info(I.o.name, ": further non-finite steps are skipped and counted without a message");
         } else {
           log::debug(I.o.name, ": gradients overflowed at loss scale ", I.scaler->scale(), " (step ",
                      I.global_step + 1, " skipped; the scale backs off)");

@@ -377,6 +377,9 @@ FitResult Trainer::fit() {
     // On a GPU the next batch is copied to the device while the current step runs.
     std::unique_ptr<DeviceBatchQueue> on_device;
     if (I.o.device.is_cuda()) on_device = std::make_unique<DeviceBatchQueue>(I.train, I.o.device);
+    // Device batches do not carry the loader's Batch: their bad-sample counts are taken from
+    // the loader's running total instead (which runs up to one prefetched batch ahead).
+    int64_t loader_skipped_seen = I.train.epoch_stats().skipped_samples;
 
     for (;;) {
       const double t0 = now_seconds();
@@ -410,7 +413,14 @@ FitResult Trainer::fit() {
       // samples the ranks' loaders replaced in this step's batches. Every rank then takes
       // the same decision, and rank 0's progress line shows the global count.
       const bool my_loss_nonfinite = !std::isfinite(l);
-      int64_t flags[2] = {my_loss_nonfinite ? 1 : 0, host_batch ? host_batch->skipped : 0};
+      int64_t flags[2] = {my_loss_nonfinite ? 1 : 0, 0};
+      if (host_batch) {
+        flags[1] = host_batch->skipped;
+      } else {
+        const int64_t total = I.train.epoch_stats().skipped_samples;
+        flags[1] = total - loader_skipped_seen;
+        loader_skipped_seen = total;
+      }
       I.comm.allreduce_sum(flags, 2, "non-finite loss flag");
       I.epoch_skipped_samples += flags[1];
       nonfinite_pending = nonfinite_pending || flags[0] > 0;

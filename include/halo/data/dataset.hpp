@@ -107,8 +107,9 @@ class H5Dataset {
   struct OpenFile;
   OpenFile& open(int32_t file) const;  // with hdf5_mutex() held
   // Reads entries [row0, row0 + rows) of the first stored axis of sample i (rows = 0: all)
-  // into `raw`, and the label into `y` unless null; `last` closes a one-sample file.
-  void read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void* y, bool last) const;
+  // into `raw`, and the label into `y` unless null; `last` closes a one-sample file. With
+  // `outer` >= 0 the rows are of the second stored axis, at index `outer` of the first.
+  void read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void* y, bool last, int64_t outer = -1) const;
   void read_label(int64_t i, void* y) const;
   std::string where(int32_t file, const std::string& dset) const;
 

@@ -5,11 +5,13 @@
 //
 //   [mpiexec -n 2] halo-bench-loader [--format cosmoflow-mlperf] [--samples 16] [--size 128]
 //                  [--batch 4] [--threads 2] [--prefetch 4] [--reps 3] [--driver posix|mpio]
-//                  [--dir DIR]
+//                  [--dir DIR] [--check 1|0]
 //
 // Without --dir it generates its files into a temporary directory and removes them after.
 // Rates are aggregated over ranks: all bytes over the slowest rank's time. The loader also
 // transforms (e.g. log1p of int16 counts into float32) and batches; the plain read does not.
+// --check 0 turns off the loader's value checks (NaN/Inf, negative counts; H5Dataset::
+// set_check_values), to measure what they cost: run it with 1 and 0 and compare the loader rates.
 // Last line: loader_vs_raw_pct=<warm loader rate / warm plain rate * 100>.
 #include <fcntl.h>
 #include <mpi.h>
@@ -82,6 +84,7 @@ static void run(int argc, char** argv) {
   std::string format = "cosmoflow-mlperf", driver = "posix", dir;
   int64_t samples = 16, size = 128, batch = 4;
   int threads = 2, prefetch = 4, reps = 3;
+  bool check = true;
   for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
     HALO_CHECK_T(ConfigError, i + 1 < argc, "halo-bench-loader: ", k, " needs a value");
@@ -95,6 +98,7 @@ static void run(int argc, char** argv) {
     else if (k == "--driver") driver = v;
     else if (k == "--dir") dir = v;
     else if (k == "--reps") reps = std::stoi(v);
+    else if (k == "--check") check = std::stoi(v) != 0;
     else throw ConfigError("halo-bench-loader: unknown option " + k);
   }
   const bool own_dir = dir.empty();
@@ -112,6 +116,7 @@ static void run(int argc, char** argv) {
   MPI_Barrier(MPI_COMM_WORLD);
   auto files = list_files(dir);
   auto ds = std::make_shared<H5Dataset>(files, detect_layout(files[0]), driver == "mpio" ? Driver::mpio : Driver::posix);
+  ds->set_check_values(check);
   const double sample_bytes = double(ds->stored_bytes() + ds->label_bytes());
   const double bytes = double(ds->size()) * sample_bytes;
   if (rank == 0)
@@ -180,8 +185,8 @@ static void run(int argc, char** argv) {
                   what, plain, bytes / plain / 1e6, loader, loader_bytes / loader / 1e6,
                   loader_bytes / sample_bytes / loader, 100.0 * (loader_bytes / loader) / (bytes / plain));
     };
-    std::printf("loader: %d I/O threads per rank, prefetch %d, batch %lld per rank, %s driver\n", threads, prefetch,
-                (long long)batch, driver.c_str());
+    std::printf("loader: %d I/O threads per rank, prefetch %d, batch %lld per rank, %s driver, value checks %s\n",
+                threads, prefetch, (long long)batch, driver.c_str(), check ? "on" : "off");
     line("cold", plain_cold, loader_cold, delivered);
     std::printf("      (%.0f %% of the files' pages were still cached after eviction%s)\n", 100 * cached_after_evict,
                 cached_after_evict > 0.5 ? ": this file system keeps them, so 'cold' is not cold here" : "");
@@ -196,7 +201,7 @@ static void run(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  if (halo::bench::help(argc, argv, "usage: [mpiexec -n N] halo-bench-loader [--format cosmoflow-mlperf] [--samples 16] [--size 128] [--batch 4]\n                         [--threads 2] [--prefetch 4] [--reps 3] [--driver posix|mpio] [--dir DIR]\n  The loader vs a plain sequential read of the same bytes, cold and warm page cache.\n  Last line: loader_vs_raw_pct=<x>.\n")) return 0;
+  if (halo::bench::help(argc, argv, "usage: [mpiexec -n N] halo-bench-loader [--format cosmoflow-mlperf] [--samples 16] [--size 128] [--batch 4]\n                         [--threads 2] [--prefetch 4] [--reps 3] [--driver posix|mpio] [--dir DIR]\n                         [--check 1|0]\n  The loader vs a plain sequential read of the same bytes, cold and warm page cache.\n  Last line: loader_vs_raw_pct=<x>.\n")) return 0;
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int rc = 0;

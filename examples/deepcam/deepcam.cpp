@@ -97,7 +97,8 @@ std::vector<double> class_weights(train::Driver& d, const train::DriverData& dat
     const int64_t per_rank = (max_samples + d.comm().size() - 1) / d.comm().size();
     if (int64_t(shard.size()) > per_rank) shard.resize(size_t(per_rank));
   }
-  auto w = train::class_weights_from_labels(d.comm(), *data.train, shard, kClasses, power);
+  auto w = train::class_weights_from_labels(d.comm(), *data.train, shard, kClasses, power,
+                                            data.options.on_bad_sample == data::BadSamplePolicy::skip);
   log::info("halo-deepcam: class weights from the training labels: ", w[0], " ", w[1], " ", w[2]);
   return w;
 }

@@ -31,7 +31,8 @@ const char* kUsage =
     "      transform, label class fractions (DeepCAM stats.h5: by default beside the files)\n"
     "  pack FILE_OR_DIR... --out DIR [--per-shard K] [--format F] [--subvolume EDGE] [--stats STATS.h5]\n"
     "  verify FILE... [--format F] [--subvolume EDGE] [--stats STATS.h5]\n"
-    "      reads every sample; lists bad ones with the reason; exit status 1 if any is bad\n";
+    "      checks every file's shapes and dtypes against the format and the first file, reads\n"
+    "      every sample; lists bad ones with the reason; exit status 1 if any is bad\n";
 
 struct Args {
   std::vector<std::string> files;
@@ -157,10 +158,21 @@ int cmd_pack(const Args& a) {
 int cmd_verify(const Args& a) {
   HALO_CHECK_T(ConfigError, !a.files.empty(), "no files given");
   int64_t nbad = 0, nfiles = 0;
+  // Every file is compared with the first file of its format: a data set must be one shape
+  // and dtype throughout (training stops at the first file that differs), which no file
+  // shows on its own. Keyed by format because one call may check several data sets.
+  std::map<std::string, FileReport> first;
   for (const auto& f : a.files) {
     std::vector<BadSample> bad;
     try {
-      bad = verify_file(f, layout_for(a, f));
+      const FileReport* reference = nullptr;
+      try {
+        FileReport r = describe_file(f, layout_for(a, f));
+        reference = &first.emplace(r.layout.format, r).first->second;
+      } catch (const std::exception&) {
+        // unreadable: verify_file reports why
+      }
+      bad = verify_file(f, layout_for(a, f), reference);
     } catch (const std::exception& e) {
       bad.push_back({f, -1, e.what()});
     }

@@ -1,6 +1,8 @@
 #include "halo/data/inspect.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "halo/util/error.hpp"
 
@@ -26,6 +28,9 @@ struct Acc {
   }
 };
 
+bool is_float(const std::string& dtype) { return dtype.rfind("float", 0) == 0; }
+bool is_integer(const std::string& dtype) { return dtype.rfind("int", 0) == 0 || dtype.rfind("uint", 0) == 0; }
+
 void describe(const std::string& file, const Layout& l, FileReport& r) {
   H5Id f = open_file(file, Driver::posix);
   H5Id d = open_dataset(f.get(), l.data, file), y = open_dataset(f.get(), l.label, file);
@@ -37,13 +42,79 @@ void describe(const std::string& file, const Layout& l, FileReport& r) {
 }
 }  // namespace
 
-FileReport inspect_file(const std::string& file, const Layout& layout_in) {
-  Layout layout = layout_in.format.empty() ? detect_layout(file) : layout_in;
+FileReport describe_file(const std::string& file, const Layout& layout_in) {
   FileReport r;
   r.file = file;
-  r.layout = layout;
-  describe(file, layout, r);
+  r.layout = layout_in.format.empty() ? detect_layout(file) : layout_in;
+  describe(file, r.layout, r);
+  return r;
+}
+
+std::vector<std::string> shape_problems(const FileReport& r, const FileReport* ref) {
+  std::vector<std::string> out;
+  const Layout& l = r.layout;
+  const std::string d = "dataset '" + l.data + "' " + to_string(r.data_dims) + " " + r.data_dtype;
+  const std::string y = "dataset '" + l.label + "' " + to_string(r.label_dims) + " " + r.label_dtype;
+  // one stored sample: without the sample axis of packed shards
+  Shape sample = r.data_dims, label = r.label_dims;
+  if (l.packed) {
+    if (!sample.empty()) sample.erase(sample.begin());
+    if (!label.empty()) label.erase(label.begin());
+  }
+  if (sample.size() != l.axes.size()) {
+    out.push_back(str(d, ": ", sample.size(), " dimension(s) per sample, the layout's axes '", l.axes, "' need ",
+                      l.axes.size()));
+    return out;  // nothing below can be matched up
+  }
+  Shape spatial;
+  int64_t channels = 1;
+  for (size_t k = 0; k < l.axes.size(); ++k) {
+    if (l.axes[k] == 'C') channels = sample[k];
+    else spatial.push_back(sample[k]);
+  }
+  if (l.format.rfind("cosmoflow", 0) == 0) {
+    if (channels != 4) out.push_back(str(d, ": ", channels, " channels, CosmoFlow has 4 (one per redshift)"));
+    if (std::adjacent_find(spatial.begin(), spatial.end(), std::not_equal_to<int64_t>()) != spatial.end())
+      out.push_back(str(d, ": the volume is not a cube (", to_string(spatial), ")"));
+    // counts: int16 in the MLPerf files, but integer or float both read exactly
+    if (l.transform == Transform::none && !is_float(r.data_dtype))
+      out.push_back(str(d, ": the LBANN layout stores float32 values"));
+  }
+  if (l.format == "deepcam" && !is_float(r.data_dtype))
+    out.push_back(str(d, ": DeepCAM fields are float32"));
+  if (l.label_kind == LabelKind::vector) {
+    if (l.format.rfind("cosmoflow", 0) == 0 && label != Shape{4})
+      out.push_back(str(y, ": CosmoFlow targets are (4,), the 4 cosmological parameters"));
+    if (!is_float(r.label_dtype)) out.push_back(str(y, ": targets are float32"));
+  } else {
+    if (label != spatial)
+      out.push_back(str(y, ": the mask must cover the sample's grid ", to_string(spatial)));
+    if (!is_integer(r.label_dtype)) out.push_back(str(y, ": mask labels are integers"));
+  }
+  if (ref && ref->file != r.file) {
+    Shape ref_sample = ref->data_dims, ref_label = ref->label_dims;
+    if (ref->layout.packed) {
+      if (!ref_sample.empty()) ref_sample.erase(ref_sample.begin());
+      if (!ref_label.empty()) ref_label.erase(ref_label.begin());
+    }
+    const std::string per = l.packed ? " per sample" : "";
+    if (ref->layout.format != l.format)
+      out.push_back(str("format ", l.format, ", but ", ref->file, " is ", ref->layout.format));
+    else {
+      if (sample != ref_sample || r.data_dtype != ref->data_dtype)
+        out.push_back(str(d, ": differs from ", ref->file, " (", to_string(ref_sample), per, " ", ref->data_dtype, ")"));
+      if (label != ref_label || r.label_dtype != ref->label_dtype)
+        out.push_back(str(y, ": differs from ", ref->file, " (", to_string(ref_label), per, " ", ref->label_dtype, ")"));
+    }
+  }
+  return out;
+}
+
+FileReport inspect_file(const std::string& file, const Layout& layout_in) {
+  FileReport r = describe_file(file, layout_in);
+  const Layout& layout = r.layout;
   H5Dataset ds({file}, layout, Driver::posix);
+  ds.set_check_values(false);  // statistics of a bad file are what inspect is for
   r.samples = ds.size();
   r.sample_shape = ds.sample_shape();
   r.label_shape = ds.label_shape();
@@ -75,12 +146,15 @@ FileReport inspect_file(const std::string& file, const Layout& layout_in) {
   return r;
 }
 
-std::vector<BadSample> verify_file(const std::string& file, const Layout& layout_in) {
+std::vector<BadSample> verify_file(const std::string& file, const Layout& layout_in, const FileReport* reference) {
   std::vector<BadSample> bad;
   std::unique_ptr<H5Dataset> ds;
   try {
-    Layout layout = layout_in.format.empty() ? detect_layout(file) : layout_in;
-    ds = std::make_unique<H5Dataset>(std::vector<std::string>{file}, layout, Driver::posix);
+    FileReport r = describe_file(file, layout_in);
+    for (auto& p : shape_problems(r, reference)) bad.push_back({file, -1, p});
+    // A file of the wrong shape is not read: its samples would not fit a batch anyway.
+    if (!bad.empty()) return bad;
+    ds = std::make_unique<H5Dataset>(std::vector<std::string>{file}, r.layout, Driver::posix);
   } catch (const std::exception& e) {
     bad.push_back({file, -1, e.what()});
     return bad;
@@ -91,7 +165,10 @@ std::vector<BadSample> verify_file(const std::string& file, const Layout& layout
   ReadScratch scratch;
   for (int64_t i = 0; i < ds->size(); ++i) {
     try {
-      ds->read(i, x.data(), y.data(), scratch);
+      ds->read(i, x.data(), y.data(), scratch);  // checks the values as the loader does
+    } catch (const BadSampleError& e) {
+      bad.push_back({file, i, str("dataset '", e.dataset(), "': ", e.reason())});
+      continue;
     } catch (const std::exception& e) {
       bad.push_back({file, i, e.what()});
       continue;

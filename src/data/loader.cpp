@@ -8,6 +8,7 @@
 
 #include "halo/data/packed.hpp"
 #include "halo/util/error.hpp"
+#include "halo/util/log.hpp"
 #include "halo/util/timer.hpp"
 
 namespace halo::data {
@@ -39,6 +40,7 @@ void add(LoaderStats& a, const LoaderStats& b) {
   a.samples += b.samples;
   a.batches += b.batches;
   a.bytes += b.bytes;
+  a.skipped_samples += b.skipped_samples;
 }
 }  // namespace
 
@@ -137,6 +139,11 @@ void DataLoader::stage() {
       // memory staging keeps the delivered format (batches are then plain copies); the
       // packed staging file is channel-first, as its axes attribute says
       ds_->read(i, xp, yp, scratch, opt_.staging == Staging::memory && channels_last());
+    } catch (const BadSampleError& e) {
+      if (opt_.on_bad_sample == BadSamplePolicy::error)
+        throw IOError(str("rank ", rank_, ": staging: ", e.what(), " (data.on_bad_sample=skip replaces bad samples instead)"));
+      mark_bad(e);  // not staged: read_good_sample replaces it without a read
+      continue;
     } catch (const Error& e) {
       throw IOError(str("rank ", rank_, ": staging: ", e.what()));
     }
@@ -172,6 +179,45 @@ void DataLoader::read_sample(int64_t i, float* x, void* y, ReadScratch& scratch)
   ds_->read(i, x, y, scratch, channels_last());
 }
 
+void DataLoader::mark_bad(const BadSampleError& e) {
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    first = bad_.insert(e.sample()).second;
+  }
+  if (first) log::warn("rank ", rank_, ": skipping bad sample (data.on_bad_sample=skip): ", e.what());
+}
+
+int64_t DataLoader::read_good_sample(int64_t pos, float* x, void* y, ReadScratch& scratch, int64_t& skipped) {
+  // Replacing (rather than dropping) a bad sample keeps the batch full and the number of
+  // batches of every rank unchanged, so the ranks' steps and allreduces stay matched; the
+  // replacement is a function of the epoch order only, so a resumed run sees the same batches.
+  const int64_t n = int64_t(order_.size());
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t i = order_[size_t((pos + j) % n)];
+    bool known_bad = false;
+    if (opt_.on_bad_sample == BadSamplePolicy::skip) {
+      std::lock_guard<std::mutex> lock(mu_);
+      known_bad = bad_.count(i) > 0;
+    }
+    if (!known_bad) {
+      try {
+        read_sample(i, x, y, scratch);
+        return i;
+      } catch (const BadSampleError& e) {
+        if (opt_.on_bad_sample == BadSamplePolicy::error)
+          throw IOError(str(e.what(), " (data.on_bad_sample=skip replaces bad samples instead)"));
+        mark_bad(e);
+      }
+    }
+    // Only the sample at `pos` is this batch's skip: a bad candidate after it is counted
+    // where its own position comes up.
+    if (j == 0) ++skipped;
+  }
+  throw IOError(str("rank ", rank_, ": every one of the ", n, " samples of this rank's epoch is bad (",
+                    ds_->files().front(), "...): nothing to replace them with"));
+}
+
 bool DataLoader::channels_last() const {
   if (ds_->sample_shape().size() < 2) return false;
   return opt_.memory_format ? *opt_.memory_format == MemoryFormat::channels_last : ds_->channels_stored_last();
@@ -183,8 +229,11 @@ void DataLoader::fill(Slot& s, int64_t b, ReadScratch& scratch) {
   const size_t xn = size_t(numel(ds_->sample_shape())), yb = ds_->label_bytes();
   float* x = s.x_full.data<float>();
   auto* y = static_cast<unsigned char*>(s.y_full.raw_data());
-  s.batch.samples.assign(order_.begin() + begin, order_.begin() + begin + n);
-  for (int64_t k = 0; k < n; ++k) read_sample(order_[size_t(begin + k)], x + size_t(k) * xn, y + size_t(k) * yb, scratch);
+  s.batch.samples.resize(size_t(n));
+  s.batch.skipped = 0;
+  for (int64_t k = 0; k < n; ++k)
+    s.batch.samples[size_t(k)] =
+        read_good_sample(begin + k, x + size_t(k) * xn, y + size_t(k) * yb, scratch, s.batch.skipped);
   s.batch.size = n;
   s.batch.real = std::clamp<int64_t>(real_ - begin, 0, n);
   s.batch.index = b;
@@ -261,6 +310,7 @@ const Batch* DataLoader::next() {
   if (s.error) std::rethrow_exception(s.error);
   epoch_.samples += s.batch.size;
   epoch_.batches += 1;
+  epoch_.skipped_samples += s.batch.skipped;
   return &s.batch;
 }
 

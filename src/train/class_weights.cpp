@@ -25,7 +25,7 @@ std::vector<double> class_weights_from_counts(const std::vector<double>& counts,
 }
 
 std::vector<double> count_label_pixels(const data::H5Dataset& dataset, const std::vector<int64_t>& indices,
-                                       int classes) {
+                                       int classes, bool skip_bad_samples) {
   HALO_CHECK_T(ConfigError, dataset.label_dtype() == DType::i32, "counting label pixels needs class masks, but ",
                dataset.files().empty() ? std::string("the data set") : dataset.files().front(),
                " holds label vectors");
@@ -35,7 +35,12 @@ std::vector<double> count_label_pixels(const data::H5Dataset& dataset, const std
   data::ReadScratch scratch;
   for (int64_t i : indices) {
     // Reads the sample too: the datasets have no label-only read, and this runs once.
-    dataset.read(i, x.data(), y.data(), scratch, dataset.channels_stored_last());
+    try {
+      dataset.read(i, x.data(), y.data(), scratch, dataset.channels_stored_last());
+    } catch (const data::BadSampleError&) {
+      if (!skip_bad_samples) throw;
+      continue;  // the loader replaces it (and logs it) when training reaches it
+    }
     for (int32_t v : y)
       if (v >= 0 && v < classes) counts[size_t(v)] += 1;
   }
@@ -43,8 +48,9 @@ std::vector<double> count_label_pixels(const data::H5Dataset& dataset, const std
 }
 
 std::vector<double> class_weights_from_labels(const dist::Communicator& comm, const data::H5Dataset& dataset,
-                                              const std::vector<int64_t>& indices, int classes, double power) {
-  std::vector<double> counts = count_label_pixels(dataset, indices, classes);
+                                              const std::vector<int64_t>& indices, int classes, double power,
+                                              bool skip_bad_samples) {
+  std::vector<double> counts = count_label_pixels(dataset, indices, classes, skip_bad_samples);
   comm.allreduce_sum(counts.data(), counts.size(), "class pixel counts");
   return class_weights_from_counts(counts, power);
 }

@@ -27,6 +27,18 @@ data::Staging staging_from(const std::string& s) {
   throw ConfigError("data.staging must be none, memory or directory (got '" + s + "')");
 }
 
+data::BadSamplePolicy bad_sample_policy_from(const std::string& s) {
+  if (s == "error") return data::BadSamplePolicy::error;
+  if (s == "skip") return data::BadSamplePolicy::skip;
+  throw ConfigError("data.on_bad_sample must be error or skip (got '" + s + "')");
+}
+
+NonFinitePolicy nonfinite_policy_from(const std::string& s) {
+  if (s == "stop") return NonFinitePolicy::stop;
+  if (s == "skip") return NonFinitePolicy::skip;
+  throw ConfigError("training.on_nonfinite must be stop or skip (got '" + s + "')");
+}
+
 Config load_config(const DriverArgs& args) {
   Config cfg = args.config_file.empty() ? Config::parse("{}") : Config::load_file(args.config_file);
   for (const auto& o : args.overrides) cfg.set(o);
@@ -162,6 +174,7 @@ DriverData Driver::open_data() {
   lopt.shard.local_shuffle = lopt.staging != data::Staging::none;
   lopt.comm = comm_.comm();
   lopt.pin_memory = device_.is_cuda();  // batches copied to a GPU by DMA
+  lopt.on_bad_sample = bad_sample_policy_from(cfg_.get_string("data.on_bad_sample", "error"));
 
   d.train = open_dataset(d.train_dir);
   d.train_loader = std::make_unique<data::DataLoader>(d.train, lopt);
@@ -191,6 +204,7 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   to.loss_scaler.init_scale = cfg_.get_double("training.loss_scale_init", 65536.0, 1e-30, kNoLimit);
   to.loss_scaler.max_scale = cfg_.get_double("training.loss_scale_max", 16777216.0, 1e-30, kNoLimit);
   to.loss_scaler.growth_interval = int(cfg_.get_int("training.loss_scale_growth_interval", 2000, 1, 1000000000));
+  to.on_nonfinite = nonfinite_policy_from(cfg_.get_string("training.on_nonfinite", "stop"));
   to.checkpoint_path = cfg_.get_string("checkpoint.path", "");
   to.checkpoint_every_epochs = int(cfg_.get_int("checkpoint.every_epochs", 1, 0, 1000000));  // 0: never
   to.checkpoint_every_minutes = cfg_.get_double("checkpoint.every_minutes", 0, 0, kNoLimit);  // 0: off

@@ -28,7 +28,11 @@ std::string ProgressLine::format(const ProgressState& s) {
   std::snprintf(buf, sizeof buf, "epoch %d/%d  step %lld/%lld  loss %.4g  %.1f samples/s  data wait %.0f%%  ETA %s",
                 s.epoch, s.epochs, (long long)s.step, (long long)s.steps_per_epoch, s.loss, s.samples_per_s,
                 s.data_wait_pct, format_duration(s.eta_s).c_str());
-  return buf;
+  std::string out = buf;
+  // Only when something was skipped: a clean run's line stays as it was.
+  if (s.skipped_steps > 0) out += "  skipped steps " + std::to_string(s.skipped_steps);
+  if (s.skipped_samples > 0) out += "  bad samples " + std::to_string(s.skipped_samples);
+  return out;
 }
 
 void ProgressLine::update(const ProgressState& s) {

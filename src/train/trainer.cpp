@@ -58,6 +58,44 @@ std::vector<std::pair<std::string, nn::Dropout*>> dropout_layers(nn::Model& m) {
   return out;
 }
 
+// "sample 12 (file a.h5), sample 40 (file b.h5, row 3), ...": the batch's samples, so a
+// non-finite step can be traced to its data (halo-data verify FILE checks a file).
+std::string describe_batch(const data::H5Dataset& ds, const std::vector<int64_t>& samples) {
+  constexpr size_t kMax = 16;  // enough to find the culprit; a 1024-sample batch stays one line
+  std::string out;
+  for (size_t k = 0; k < samples.size() && k < kMax; ++k) {
+    const data::SampleRef& r = ds.ref(samples[k]);
+    out += str(k ? ", " : "", "sample ", samples[k], " (file ", ds.files().at(size_t(r.file)));
+    if (ds.layout().packed) out += str(", row ", r.index);
+    if (ds.layout().subvolume > 0) out += str(", cube at ", r.origin[0], ",", r.origin[1], ",", r.origin[2]);
+    out += ")";
+  }
+  if (samples.size() > kMax) out += str(" and ", samples.size() - kMax, " more");
+  return out;
+}
+
+// The first checkpoint entry holding a NaN or infinite value, with their count; empty when
+// every tensor and real is finite.
+std::string first_nonfinite(const CheckpointData& d) {
+  for (const auto& [name, t] : d.tensors) {
+    if (!t.defined() || !is_floating(t.dtype())) continue;
+    Tensor c = t.to(Device::cpu()).contiguous();
+    int64_t bad = 0;
+    const int64_t n = c.numel();
+    switch (c.dtype()) {
+      case DType::f32: { const float* p = c.data<float>(); for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]); break; }
+      case DType::f64: { const double* p = c.data<double>(); for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]); break; }
+      case DType::bf16: { const bf16* p = c.data<bf16>(); for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(float(p[i])); break; }
+      case DType::f16: { const f16* p = c.data<f16>(); for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(float(p[i])); break; }
+      default: break;
+    }
+    if (bad) return str("'", name, "' holds ", bad, " NaN or infinite value(s) of ", n);
+  }
+  for (const auto& [name, v] : d.reals)
+    if (!std::isfinite(v)) return str("'meta/", name, "' is ", v);
+  return {};
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -79,6 +117,9 @@ struct Trainer::Impl {
   // Global loss sum and sample count of the epoch's steps taken before a resume.
   double resumed_loss_sum = 0, resumed_loss_count = 0;
   bool resumed_loss_per_rank = false;  // this rank's own partial sums (else rank 0 holds the totals)
+  // This epoch's steps skipped for non-finite values and bad samples replaced (global, so
+  // every rank holds the same numbers; kept in checkpoints for a mid-epoch resume).
+  int64_t epoch_skipped_steps = 0, epoch_skipped_samples = 0;
   bool resumed = false;
   double last_val_seconds = 0;
 
@@ -122,8 +163,11 @@ struct Trainer::Impl {
     comm.allreduce_sum(per_rank.data(), per_rank.size(), "checkpoint epoch loss");
     sync_buffers();
     Stopwatch sw;
+    CheckpointData d;
+    int64_t bad = 0;
+    std::string what;
     if (rank0()) {
-      CheckpointData d = self.checkpoint_state();
+      d = self.checkpoint_state();
       double total[2] = {0, 0};
       for (int r = 0; r < comm.size(); ++r) {
         total[0] += per_rank[size_t(2 * r)];
@@ -132,8 +176,22 @@ struct Trainer::Impl {
       d.reals["epoch_loss_sum"] = total[0];
       d.reals["epoch_loss_count"] = total[1];
       d.tensors[kEpochLossPerRank] = Tensor::from_vector<double>(per_rank, {int64_t(comm.size()), 2});
-      save_checkpoint(o.checkpoint_path, d, o.checkpoint_keep);
+      d.integers["epoch_skipped_steps"] = step_in_epoch > 0 ? epoch_skipped_steps : 0;
+      d.integers["epoch_skipped_samples"] = step_in_epoch > 0 ? epoch_skipped_samples : 0;
+      // A checkpoint is what a run falls back on: it must never hold NaN or inf, or the
+      // last good one would be replaced by a useless one. Checked before the file is opened.
+      what = first_nonfinite(d);
+      bad = what.empty() ? 0 : 1;
     }
+    comm.allreduce_sum(&bad, 1, "checkpoint finite check");  // every rank stops, not only rank 0
+    if (bad)
+      throw NonFiniteError(str(o.name, ": refusing to write checkpoint '", o.checkpoint_path, "' ",
+                               step_in_epoch > 0 ? str("at epoch ", epochs_done + 1, " step ", step_in_epoch)
+                                                 : str("after epoch ", epochs_done),
+                               " (global step ", global_step, "): ",
+                               rank0() ? what : "the model state holds non-finite values",
+                               "; the previous checkpoint is left as it was"));
+    if (rank0()) save_checkpoint(o.checkpoint_path, d, o.checkpoint_keep);
     // Nobody moves on (or exits) before the file is in place.
     comm.barrier("checkpoint written");
     log::debug(o.name, ": checkpoint '", o.checkpoint_path, "' written in ", sw.seconds(), " s");
@@ -310,6 +368,12 @@ void Trainer::load_state(const CheckpointData& d) {
     I.resumed_loss_count = v[size_t(2 * I.comm.rank() + 1)];
     I.resumed_loss_per_rank = true;
   }
+  auto count = [&](const char* k) {  // absent in checkpoints of older versions
+    auto it = d.integers.find(k);
+    return it == d.integers.end() ? int64_t(0) : it->second;
+  };
+  I.epoch_skipped_steps = count("epoch_skipped_steps");
+  I.epoch_skipped_samples = count("epoch_skipped_samples");
 }
 
 std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss, int64_t* val_samples) {
@@ -374,9 +438,13 @@ FitResult Trainer::fit() {
   Stopwatch run_sw;
   double train_seconds_run = 0;  // training time of this call (for the ETA)
   int64_t steps_run = 0;
+  int64_t skipped_logged = 0;  // non-finite steps explained in the log so far
   double last_checkpoint = now_seconds();
   bool saved_now = false;  // the state in the checkpoint file is the current one
   const bool watch_signals = stop_signal_handlers_installed();
+  const bool timed = I.o.checkpoint_every_minutes > 0 && !I.o.checkpoint_path.empty();
+  bool checkpoint_due = false;  // from the step's flags
+  int stop_signal = 0;          // from the step's flags: SIGTERM, SIGUSR1, -1 (another request) or 0
 
   auto log_line = [&](const std::string& s) {
     progress.finish_line();
@@ -396,20 +464,26 @@ FitResult Trainer::fit() {
       loss_sum = I.resumed_loss_sum;
       loss_count = I.resumed_loss_count;
     }
+    if (I.step_in_epoch == 0) I.epoch_skipped_steps = I.epoch_skipped_samples = 0;  // else: from the checkpoint
     TimeAccumulator times;
     double epoch_samples_local = 0;
     Stopwatch epoch_sw;
     double running_loss = 0;
     int64_t running_n = 0;
+    bool nonfinite_pending = false;  // a micro-batch's loss was non-finite: its accumulated step is skipped
 
     // On a GPU the next batch is copied to the device while the current step runs.
     std::unique_ptr<DeviceBatchQueue> on_device;
     if (I.o.device.is_cuda()) on_device = std::make_unique<DeviceBatchQueue>(I.train, I.o.device);
+    // Device batches do not carry the loader's Batch: their bad-sample counts are taken from
+    // the loader's running total instead (which runs up to one prefetched batch ahead).
+    int64_t loader_skipped_seen = I.train.epoch_stats().skipped_samples;
 
     for (;;) {
       const double t0 = now_seconds();
       Tensor x, y;
       int64_t batch_size = 0;
+      const data::Batch* host_batch = nullptr;  // for naming the samples of a non-finite step
       if (on_device) {
         const DeviceBatch* db = on_device->next();
         if (db) {
@@ -418,6 +492,7 @@ FitResult Trainer::fit() {
           batch_size = db->size;
         }
       } else if (const data::Batch* hb = I.train.next()) {
+        host_batch = hb;
         x = I.prepare_input(hb->x);
         y = I.prepare_target(hb->y);
         batch_size = hb->size;
@@ -439,28 +514,97 @@ FitResult Trainer::fit() {
       const double t2 = now_seconds();
       const bool ready = I.sync->wait();
       const double t3 = now_seconds();
+      // One tiny allreduce per step, summed over ranks, so every rank takes the same
+      // decisions: [0] ranks whose loss is non-finite, [1] bad samples the loaders replaced in
+      // this step's batches (rank 0's progress line shows the global count), [2] rank 0's
+      // checkpoint clock says a timed checkpoint is due, [3..5] ranks that received SIGTERM,
+      // SIGUSR1 or another stop request (stop_signal.hpp); [2..5] are acted on after the step.
+      const bool my_loss_nonfinite = !std::isfinite(l);
+      const int stop_sig = watch_signals ? stop_requested() : 0;
+      int64_t flags[6] = {my_loss_nonfinite ? 1 : 0,
+                          0,
+                          timed && rank0 && now_seconds() - last_checkpoint >= 60.0 * I.o.checkpoint_every_minutes,
+                          stop_sig == SIGTERM,
+                          stop_sig == SIGUSR1,
+                          stop_sig != 0 && stop_sig != SIGTERM && stop_sig != SIGUSR1};
+      if (host_batch) {
+        flags[1] = host_batch->skipped;
+      } else {
+        const int64_t total = I.train.epoch_stats().skipped_samples;
+        flags[1] = total - loader_skipped_seen;
+        loader_skipped_seen = total;
+      }
+      I.comm.allreduce_sum(flags, 6, "step flags (non-finite loss, bad samples, timer, stop signal)");
+      checkpoint_due = flags[2] > 0;
+      stop_signal = flags[3] ? SIGTERM : flags[4] ? SIGUSR1 : flags[5] ? -1 : 0;
+      I.epoch_skipped_samples += flags[1];
+      nonfinite_pending = nonfinite_pending || flags[0] > 0;
+      auto stop_nonfinite = [&](const std::string& what) {
+        // Every rank logs what it knows before any of them throws (a driver's MPI_Abort on one
+        // rank could cut the others' messages short); the rank that saw the non-finite loss
+        // names its batch. Nothing is written: the last checkpoint stays the good one.
+        const std::string where = str("epoch ", epoch + 1, ", step ", I.step_in_epoch + 1, "/", spe,
+                                      " (global step ", I.global_step + 1, ")");
+        const std::string batch =
+            host_batch ? describe_batch(I.train.dataset(), host_batch->samples) : std::string("not tracked on the GPU path");
+        if (my_loss_nonfinite || flags[0] == 0)
+          log::error(I.o.name, ": ", what, " at ", where, "; this rank's batch: ", batch);
+        I.comm.barrier("non-finite stop");
+        throw NonFiniteError(str(I.o.name, ": ", what, " at ", where, ": stopped (training.on_nonfinite=stop; ",
+                                 "skip would skip such steps)",
+                                 I.o.checkpoint_path.empty() ? std::string()
+                                                             : "; checkpoint '" + I.o.checkpoint_path + "' left as it was"));
+      };
+      const bool stop_policy = I.o.on_nonfinite == NonFinitePolicy::stop;
+      if (stop_policy && flags[0] > 0)
+        stop_nonfinite(str("non-finite loss (", flags[0], " rank(s)", my_loss_nonfinite ? str(", this one: ", l) : "", ")"));
       if (ready) {
-        // Every rank holds the same averaged gradients, so all take the same decisions.
-        const bool in_range = !I.scaler || I.scaler->unscale();
-        bool finite = in_range;
-        if (finite && I.o.clip_grad_norm > 0) finite = std::isfinite(optim::clip_grad_norm(params, I.o.clip_grad_norm));
-        if (finite)
+        // Every rank holds the same averaged gradients, so all take the same decisions. The
+        // finiteness test is the loss scaler's (grads_finite, inside unscale()).
+        const bool grads_ok = I.scaler ? I.scaler->unscale() : optim::grads_finite(params);
+        // An overflow the scaler can still back off from is its business, not a failure.
+        const bool scaler_backs_off = I.scaler && !grads_ok && I.scaler->scale() > I.scaler->options().min_scale;
+        bool nonfinite = nonfinite_pending || (!grads_ok && !scaler_backs_off);
+        nonfinite_pending = false;
+        bool finite = grads_ok && !nonfinite;
+        if (finite && I.o.clip_grad_norm > 0 && !std::isfinite(optim::clip_grad_norm(params, I.o.clip_grad_norm)))
+          finite = false, nonfinite = true;
+        if (nonfinite && stop_policy) stop_nonfinite("non-finite gradient after the allreduce");
+        if (finite) {
           I.opt.step();
-        else if (in_range)
-          log::warn(I.o.name, ": non-finite gradient norm at step ", I.global_step + 1, "; step skipped");
-        else
+        } else if (nonfinite) {
+          ++I.epoch_skipped_steps;
+          // The first few are explained in full; after that the counts (progress line,
+          // epoch summary, metrics file) say how many, without a line per step and rank.
+          constexpr int64_t kExplained = 10;
+          if (++skipped_logged > kExplained) {
+          } else if (my_loss_nonfinite && host_batch)
+            log::warn(I.o.name, ": non-finite loss at epoch ", epoch + 1, " step ", I.step_in_epoch + 1,
+                      "; step skipped (training.on_nonfinite=skip); this rank's batch: ",
+                      describe_batch(I.train.dataset(), host_batch->samples));
+          else
+            log::info(I.o.name, ": non-finite ", flags[0] > 0 ? "loss" : "gradient", " at epoch ", epoch + 1, " step ",
+                      I.step_in_epoch + 1, "; step skipped on every rank (training.on_nonfinite=skip)");
+          if (skipped_logged == kExplained)
+            log::info(I.o.name, ": further non-finite steps are skipped and counted without a message");
+        } else {
           log::debug(I.o.name, ": gradients overflowed at loss scale ", I.scaler->scale(), " (step ",
                      I.global_step + 1, " skipped; the scale backs off)");
-        if (I.scaler) I.scaler->update(!in_range);
+        }
+        if (I.scaler) I.scaler->update(!grads_ok);
       }
       const double t4 = now_seconds();
       times.add("compute", (t2 - t1) + (t4 - t3));
       times.add("comm", t3 - t2);
-      loss_sum += l * double(batch_size);
-      loss_count += double(batch_size);
+      // A non-finite loss (on any rank: all leave it out alike) would make the epoch's
+      // mean NaN; the skipped steps are counted instead.
+      if (flags[0] == 0) {
+        loss_sum += l * double(batch_size);
+        loss_count += double(batch_size);
+        running_loss += l;
+        ++running_n;
+      }
       epoch_samples_local += double(batch_size);
-      running_loss += l;
-      ++running_n;
       ++I.step_in_epoch;
       ++I.global_step;
       ++steps_run;
@@ -473,7 +617,9 @@ FitResult Trainer::fit() {
         ps.epochs = I.o.epochs;
         ps.step = I.step_in_epoch;
         ps.steps_per_epoch = spe;
-        ps.loss = running_loss / double(running_n);
+        ps.loss = running_n > 0 ? running_loss / double(running_n) : 0.0;
+        ps.skipped_steps = I.epoch_skipped_steps;
+        ps.skipped_samples = I.epoch_skipped_samples;
         // The other ranks' batches are as large as this one's up to one sample.
         ps.samples_per_s = epoch_elapsed > 0 ? epoch_samples_local * ranks / epoch_elapsed : 0;
         ps.data_wait_pct = epoch_elapsed > 0 ? 100.0 * times.get("data") / epoch_elapsed : 0;
@@ -484,38 +630,28 @@ FitResult Trainer::fit() {
         progress.update(ps);
       }
 
-      // Rank 0's checkpoint clock and any rank's stop signal (stop_signal.hpp), agreed on in
-      // one small allreduce so every rank takes the same decision after the same step.
-      const bool timed = I.o.checkpoint_every_minutes > 0 && !I.o.checkpoint_path.empty();
-      if (timed || watch_signals) {
-        const int mine = stop_requested();
-        // Summed over ranks: [checkpoint due, ranks with SIGTERM, with SIGUSR1, with another request].
-        int64_t flags[4] = {
-            timed && rank0 && now_seconds() - last_checkpoint >= 60.0 * I.o.checkpoint_every_minutes ? 1 : 0,
-            mine == SIGTERM, mine == SIGUSR1, mine != 0 && mine != SIGTERM && mine != SIGUSR1};
-        I.comm.allreduce_sum(flags, 4, "checkpoint timer and stop signal");
-        const int sig = flags[1] ? SIGTERM : flags[2] ? SIGUSR1 : flags[3] ? -1 : 0;
-        // At the epoch's last step the epoch is finished first (validation, its checkpoint):
-        // the request is acted on at the next epoch's first step.
-        if (sig != 0 && I.step_in_epoch < spe) {
-          I.save(*this, loss_sum, loss_count);
-          log_line(str(I.o.name, ": stopped by ", sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a stop request",
-                       " at epoch ", epoch + 1, " step ", I.step_in_epoch, "/", spe, " (", I.global_step, " steps done)",
-                       I.o.checkpoint_path.empty() ? std::string("; no checkpoint.path, nothing saved")
-                                                   : "; resume from '" + I.o.checkpoint_path + "' with --resume"));
-          clear_stop_request();
-          result.interrupted = true;
-          result.stop_signal = sig;
-          result.epochs_done = I.epochs_done;
-          result.global_step = I.global_step;
-          result.seconds = run_sw.seconds();
-          return result;
-        }
-        if (flags[0] && I.step_in_epoch < spe) {
-          I.save(*this, loss_sum, loss_count);
-          last_checkpoint = now_seconds();
-          saved_now = true;
-        }
+      // A stop signal or a due timed checkpoint (agreed on in the step's flags above). At the
+      // epoch's last step the epoch is finished first (validation, its checkpoint): a stop
+      // request is then acted on at the next epoch's first step.
+      if (stop_signal != 0 && I.step_in_epoch < spe) {
+        I.save(*this, loss_sum, loss_count);
+        const int sig = stop_signal;
+        log_line(str(I.o.name, ": stopped by ", sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a stop request",
+                     " at epoch ", epoch + 1, " step ", I.step_in_epoch, "/", spe, " (", I.global_step, " steps done)",
+                     I.o.checkpoint_path.empty() ? std::string("; no checkpoint.path, nothing saved")
+                                                 : "; resume from '" + I.o.checkpoint_path + "' with --resume"));
+        clear_stop_request();
+        result.interrupted = true;
+        result.stop_signal = sig;
+        result.epochs_done = I.epochs_done;
+        result.global_step = I.global_step;
+        result.seconds = run_sw.seconds();
+        return result;
+      }
+      if (checkpoint_due && I.step_in_epoch < spe) {
+        I.save(*this, loss_sum, loss_count);
+        last_checkpoint = now_seconds();
+        saved_now = true;
       }
       if (I.o.stop_after_steps >= 0 && I.global_step >= I.o.stop_after_steps && I.step_in_epoch < spe) {
         I.save(*this, loss_sum, loss_count);
@@ -547,6 +683,8 @@ FitResult Trainer::fit() {
     r.train_loss = tot["loss"].count > 0 ? tot["loss"].sum / tot["loss"].count : 0;
     r.train_samples = int64_t(tot["loss"].count);
     r.train_seconds = train_s;
+    r.skipped_steps = I.epoch_skipped_steps;
+    r.skipped_samples = I.epoch_skipped_samples;
     r.samples_per_s = train_s > 0 ? tot["samples_run"].sum / train_s : 0;
     // Averages over ranks: a rank that waits much longer than the rest shows in the max,
     // but the mean is what the epoch's time went to.
@@ -563,6 +701,8 @@ FitResult Trainer::fit() {
       Stopwatch vsw;
       r.val_metrics = validate(epoch, &r.val_loss, &r.val_samples);
       r.validated = true;
+      r.val_skipped_samples = I.val->epoch_stats().skipped_samples;
+      I.comm.allreduce_sum(&r.val_skipped_samples, 1, "validation bad samples");
       r.val_seconds = vsw.seconds();
       I.last_val_seconds = r.val_seconds;
       result.last_val_metrics = r.val_metrics;
@@ -580,11 +720,14 @@ FitResult Trainer::fit() {
                      {"comm_seconds", r.comm_seconds},
                      {"data_seconds", r.data_seconds},
                      {"data_wait_pct", r.data_wait_pct},
+                     {"skipped_steps", r.skipped_steps},
+                     {"skipped_samples", r.skipped_samples},
                      {"elapsed_seconds", run_sw.seconds()}};
       if (r.validated) {
         m["val_loss"] = r.val_loss;
         m["val_samples"] = r.val_samples;
         m["val_seconds"] = r.val_seconds;
+        m["val_skipped_samples"] = r.val_skipped_samples;
         for (const auto& [k, v] : r.val_metrics) m["val_" + k] = v;
       }
       metrics_log.write(m);
@@ -595,6 +738,9 @@ FitResult Trainer::fit() {
         s += str("  val loss ", r.val_loss);
         for (const auto& [k, v] : r.val_metrics) s += str("  val ", k, " ", v);
       }
+      if (r.skipped_steps > 0) s += str("  skipped steps ", r.skipped_steps);
+      if (r.skipped_samples > 0) s += str("  bad samples ", r.skipped_samples);
+      if (r.val_skipped_samples > 0) s += str("  bad validation samples ", r.val_skipped_samples);
       char buf[160];
       std::snprintf(buf, sizeof buf, "  %.1f samples/s  compute %.1fs comm %.1fs data %.1fs  lr %.3g", r.samples_per_s,
                     r.compute_seconds, r.comm_seconds, r.data_seconds, r.lr);

@@ -215,3 +215,84 @@ TEST_CASE("h5py files: bad files give errors naming the file and the dataset") {
                       Catch::Contains("nostats.h5"));
   }
 }
+
+// ---- [fault]: one bad sample among good ones (tests/data/write_fixtures.py, write_faults) ----
+namespace {
+struct FaultCase {
+  const char* dir;
+  int bad;             // dataset index of the bad sample
+  const char* dataset;
+  const char* what;
+};
+const FaultCase kFaults[] = {
+    {"cosmo_nan_x", 2, "'x'", "NaN or infinite value"},
+    {"cosmo_negative", 1, "'x'", "negative count"},
+    {"cosmo_nan_y", 3, "'y'", "NaN or infinite target"},
+    {"deepcam_nan", 1, "'climate/data'", "NaN or infinite value"},
+};
+
+std::shared_ptr<H5Dataset> fault_set(const FaultCase& c) {
+  auto files = list_files(fx(std::string("fault/") + c.dir));
+  return std::make_shared<H5Dataset>(files, detect_layout(files[0]));
+}
+
+bool all_finite(const Tensor& t) {
+  const float* p = t.data<float>();
+  for (int64_t k = 0; k < t.numel(); ++k)
+    if (!std::isfinite(p[k])) return false;
+  return true;
+}
+}  // namespace
+
+TEST_CASE("bad samples: the loader stops naming rank, file, dataset, sample and what is wrong", "[fault]") {
+  for (const auto& c : kFaults) {
+    INFO(c.dir);
+    auto ds = fault_set(c);
+    LoaderOptions o;
+    o.batch_size = 2;
+    o.shard.shuffle = false;
+    DataLoader dl(ds, o);
+    dl.start_epoch(0);
+    const std::string file = ds->files().at(size_t(c.bad));
+    auto drain = [&] {
+      while (dl.next()) {
+      }
+    };
+    CHECK_THROWS_WITH(drain(), Catch::Contains("rank 0") && Catch::Contains(file) && Catch::Contains(c.dataset) &&
+                                   Catch::Contains(str("sample ", c.bad)) && Catch::Contains(c.what));
+    // the dataset alone throws the typed error too
+    std::vector<float> x(size_t(numel(ds->sample_shape()))), y(size_t(numel(ds->label_shape())));
+    ReadScratch s;
+    CHECK_THROWS_AS(ds->read(c.bad, x.data(), y.data(), s), BadSampleError);
+  }
+}
+
+TEST_CASE("bad samples: skip replaces them, keeps batch count and size, counts them every epoch", "[fault]") {
+  for (const auto& c : kFaults) {
+    INFO(c.dir);
+    auto ds = fault_set(c);
+    for (Staging st : {Staging::none, Staging::memory}) {
+      LoaderOptions o;
+      o.batch_size = 2;
+      o.staging = st;
+      o.on_bad_sample = BadSamplePolicy::skip;
+      DataLoader dl(ds, o);
+      for (int epoch = 0; epoch < 2; ++epoch) {
+        dl.start_epoch(epoch);
+        int64_t batches = 0, skipped = 0, samples = 0;
+        while (const Batch* b = dl.next()) {
+          ++batches;
+          samples += b->size;
+          skipped += b->skipped;
+          for (int64_t i : b->samples) CHECK(i != c.bad);
+          CHECK(all_finite(b->x));
+          if (b->y.dtype() == DType::f32) CHECK(all_finite(b->y));
+        }
+        CHECK(batches == dl.batches_per_epoch());
+        CHECK(samples == ds->size());  // no batch is shorter for the bad sample
+        CHECK(skipped == 1);
+        CHECK(dl.epoch_stats().skipped_samples == 1);
+      }
+    }
+  }
+}

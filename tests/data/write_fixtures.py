@@ -33,7 +33,7 @@ def deepcam_labels(i, H=6, W=9):
 
 def main(out):
     shutil.rmtree(out, ignore_errors=True)
-    for d in ("mlperf", "lbann", "raw", "deepcam", "packed", "bad"):
+    for d in ("mlperf", "lbann", "raw", "deepcam", "packed", "bad", "fault"):
         os.makedirs(os.path.join(out, d))
     for i in range(3):
         with h5py.File(os.path.join(out, "mlperf", "cosmo_%d.h5" % i), "w") as f:
@@ -76,6 +76,62 @@ def main(out):
     with h5py.File(os.path.join(out, "bad", "wrongshape.h5"), "w") as f:
         f["x"] = cosmo_counts(1)[..., :3]
         f["y"] = target(1)
+    write_faults(os.path.join(out, "fault"))
+
+
+def write_faults(out):
+    """Sets with one bad file among good ones (tests tagged [fault] and check_verify_faults.py):
+    NaN in x (float32 counts), a negative count (int16), a NaN target, a DeepCAM NaN pixel,
+    and files whose shapes differ from the format and from the first file."""
+    def cosmo_set(name, n, dtype, poison=None):
+        d = os.path.join(out, name)
+        os.makedirs(d)
+        for i in range(n):
+            x, y = cosmo_counts(i).astype(dtype), target(i)
+            if poison and poison[0] == i:
+                poison[1](x, y)
+            with h5py.File(os.path.join(d, "cosmo_%d.h5" % i), "w") as f:
+                f["x"] = x
+                f["y"] = y
+
+    def nan_x(x, y):
+        x[3, 2, 1, 2] = np.nan
+
+    def negative(x, y):
+        x[5, 0, 7, 1] = -3  # log1p(-3) is NaN
+
+    def nan_y(x, y):
+        y[1] = np.nan
+
+    cosmo_set("cosmo_nan_x", 4, np.float32, (2, nan_x))
+    cosmo_set("cosmo_negative", 4, np.int16, (1, negative))
+    cosmo_set("cosmo_nan_y", 4, np.int16, (3, nan_y))
+    d = os.path.join(out, "deepcam_nan")
+    os.makedirs(d)
+    for i in range(3):
+        x = deepcam_field(i)
+        if i == 1:
+            x[4, 2, 1] = np.nan
+        with h5py.File(os.path.join(d, "data-%d.h5" % i), "w") as f:
+            f["climate/data"] = x
+            f["climate/labels_0"] = deepcam_labels(i)
+    good = np.stack([deepcam_field(i) for i in range(3)])
+    with h5py.File(os.path.join(d, "stats.h5"), "w") as f:
+        f["climate/minval"] = good.min(axis=(0, 1, 2)).astype(np.float32)
+        f["climate/maxval"] = good.max(axis=(0, 1, 2)).astype(np.float32)
+    # shapes: 8^3 files, then a 4^3 one (each valid on its own) and one with 3 targets
+    d = os.path.join(out, "shapes")
+    os.makedirs(d)
+    for i in range(2):
+        with h5py.File(os.path.join(d, "a_good_%d.h5" % i), "w") as f:
+            f["x"] = cosmo_counts(i)
+            f["y"] = target(i)
+    with h5py.File(os.path.join(d, "b_small_x.h5"), "w") as f:
+        f["x"] = cosmo_counts(0, n=4)
+        f["y"] = target(0)
+    with h5py.File(os.path.join(d, "c_short_y.h5"), "w") as f:
+        f["x"] = cosmo_counts(1)
+        f["y"] = target(1)[:3]
 
 
 if __name__ == "__main__":

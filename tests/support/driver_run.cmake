@@ -21,3 +21,31 @@ function(run_python)
     message(FATAL_ERROR "check failed: ${ARGN}")
   endif()
 endfunction()
+
+# Runs the driver like run_driver but expects it to fail: a zero exit fails the test, and so
+# does output matching none of the regular expressions given after EXPECT.
+function(run_driver_fails log)
+  cmake_parse_arguments(F "" "" "EXPECT" ${ARGN})
+  execute_process(COMMAND ${MPI} ${DRIVER} ${F_UNPARSED_ARGUMENTS} ${SMALL} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE out)
+  file(WRITE ${WORK}/${log}.log "${out}")
+  message("---- ${log} (expected to fail)\n${out}")
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "${_driver_name} succeeded but should have stopped")
+  endif()
+  foreach(re ${F_EXPECT})
+    if(NOT out MATCHES "${re}")
+      message(FATAL_ERROR "${_driver_name}: the output does not say '${re}'")
+    endif()
+  endforeach()
+endfunction()
+
+# Fails the test unless the file WORK/<log>.log matches every regular expression given.
+function(expect_in_log log)
+  file(READ ${WORK}/${log}.log out)
+  foreach(re ${ARGN})
+    if(NOT out MATCHES "${re}")
+      message(FATAL_ERROR "${log}.log does not say '${re}'")
+    endif()
+  endforeach()
+endfunction()

@@ -15,8 +15,28 @@
 #include "halo/data/h5.hpp"
 #include "halo/tensor/dtype.hpp"
 #include "halo/tensor/shape.hpp"
+#include "halo/util/error.hpp"
 
 namespace halo::data {
+
+/// A sample that was read but cannot be trained on: NaN or infinite values, negative counts
+/// before a log1p, NaN or infinite target vectors. Distinct from a failed read so the
+/// loader can skip it (LoaderOptions::on_bad_sample); what() names file, dataset and sample.
+class BadSampleError : public IOError {
+ public:
+  BadSampleError(std::string file, std::string dataset, int64_t sample, std::string reason)
+      : IOError(str("file ", file, ", dataset '", dataset, "', sample ", sample, ": ", reason)),
+        file_(std::move(file)), dataset_(std::move(dataset)), sample_(sample), reason_(std::move(reason)) {}
+  const std::string& file() const { return file_; }
+  const std::string& dataset() const { return dataset_; }
+  int64_t sample() const { return sample_; }  ///< index in the H5Dataset
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string file_, dataset_;
+  int64_t sample_;
+  std::string reason_;
+};
 
 struct SampleRef {
   int32_t file = 0;
@@ -64,6 +84,9 @@ class H5Dataset {
   /// Reads sample i: `x` gets numel(sample_shape()) floats, `y` the label (float or int32).
   /// The floats are in the logical (C, spatial...) order, or with `channels_last` in
   /// (spatial..., C) order — the stored order of DHWC / HWC files, so no transpose is needed.
+  /// With check_values() (the default) the stored values are checked while they are still
+  /// in cache (finite floats, counts >= 0 before log1p, finite target vectors); a bad
+  /// sample throws BadSampleError after the whole sample was read.
   void read(int64_t i, float* x, void* y, ReadScratch& scratch, bool channels_last = false) const;
   /// Reads the stored values of sample i untransformed (stored_bytes()) and its label.
   void read_raw(int64_t i, void* raw, void* y) const;
@@ -72,6 +95,11 @@ class H5Dataset {
   /// is the stored order and the first axis is not the channel axis).
   void transform(const void* raw, float* x, bool channels_last = false, int64_t rows = 0) const;
 
+  /// Turns the value checks of read() off (halo-data inspect reports statistics of bad
+  /// files instead of stopping at them). Call before sharing the dataset between threads.
+  void set_check_values(bool on) { check_values_ = on; }
+  bool check_values() const { return check_values_; }
+
   /// Closes cached file handles (they are reopened on demand).
   void close_files() const;
 
@@ -79,8 +107,9 @@ class H5Dataset {
   struct OpenFile;
   OpenFile& open(int32_t file) const;  // with hdf5_mutex() held
   // Reads entries [row0, row0 + rows) of the first stored axis of sample i (rows = 0: all)
-  // into `raw`, and the label into `y` unless null; `last` closes a one-sample file.
-  void read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void* y, bool last) const;
+  // into `raw`, and the label into `y` unless null; `last` closes a one-sample file. With
+  // `outer` >= 0 the rows are of the second stored axis, at index `outer` of the first.
+  void read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void* y, bool last, int64_t outer = -1) const;
   void read_label(int64_t i, void* y) const;
   std::string where(int32_t file, const std::string& dset) const;
 
@@ -95,6 +124,7 @@ class H5Dataset {
   RawType stored_type_ = RawType::f32;
   std::vector<float> min_, max_;
   int channel_axis_ = -1;  // in stored axes, -1: none
+  bool check_values_ = true;
   mutable std::map<int32_t, std::unique_ptr<OpenFile>> open_;
   mutable std::vector<int32_t> open_order_;
 };

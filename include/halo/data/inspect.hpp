@@ -33,8 +33,21 @@ struct BadSample {
   std::string reason;
 };
 
-/// Reads every sample; reports unreadable files, failed reads, NaN/Inf values and mask
-/// labels outside 0..num_classes-1.
-std::vector<BadSample> verify_file(const std::string& file, const Layout& layout);
+/// The stored datasets of `file` (shapes and dtypes, no sample read); `layout` as for
+/// inspect_file. The reference verify_file compares other files with.
+FileReport describe_file(const std::string& file, const Layout& layout);
+
+/// What is wrong with the stored shapes and dtypes of `r` for its format (e.g. CosmoFlow:
+/// 4 channels, cubic volumes, integer counts, (4,) float targets; DeepCAM: float fields and
+/// an integer (H, W) mask over the same grid) and, with a `reference`, where they differ
+/// from it. Empty when nothing is. Custom layouts are checked against their axes only.
+std::vector<std::string> shape_problems(const FileReport& r, const FileReport* reference = nullptr);
+
+/// Checks the stored shapes and dtypes (shape_problems, against `reference` when given: the
+/// first file of a set, so one 16^3 file among 128^3 ones is reported), then reads every
+/// sample; reports unreadable files, failed reads, NaN/Inf values, negative counts before
+/// log1p and mask labels outside 0..num_classes-1.
+std::vector<BadSample> verify_file(const std::string& file, const Layout& layout,
+                                   const FileReport* reference = nullptr);
 
 }  // namespace halo::data

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "halo/data/dataset.hpp"
@@ -33,6 +34,17 @@
 #include "halo/tensor/tensor.hpp"
 
 namespace halo::data {
+
+/// What the loader does with a sample that fails the value checks of H5Dataset::read
+/// (BadSampleError: NaN/Inf values or targets, negative counts before log1p).
+enum class BadSamplePolicy {
+  error,  ///< next() throws IOError naming the rank, file, dataset, sample and what is wrong
+  /// The sample is replaced by the next good one of this rank's epoch order (wrapping
+  /// around), so batches keep their size and every rank its number of steps; it is logged
+  /// once (rank, file, dataset, sample, reason), never read again, and counted in
+  /// Batch::skipped / LoaderStats::skipped_samples every epoch it comes up.
+  skip,
+};
 
 /// Staging copies this rank's (then fixed) shard before the first epoch: into memory, or
 /// as a packed float32 shard in a node-local directory.
@@ -59,6 +71,7 @@ struct LoaderOptions {
   /// so their copies to a GPU run by DMA at full link speed. The drivers set it when they
   /// train on a GPU.
   bool pin_memory = false;
+  BadSamplePolicy on_bad_sample = BadSamplePolicy::error;
 };
 
 struct Batch {
@@ -66,11 +79,12 @@ struct Batch {
   Tensor y;  ///< f32 (n, L) or i32 (n, spatial...)
   int64_t size = 0;   ///< n: batch_size, or fewer for the last one (the same on every rank)
   int64_t index = 0;  ///< batch number within the epoch
-  std::vector<int64_t> samples;  ///< dataset indices of the rows
+  std::vector<int64_t> samples;  ///< dataset indices of the rows (replacements included)
   /// Rows [0, real) are this epoch's own samples; rows [real, size) are padding that repeats
   /// samples another rank (or this one) already has, so that every rank runs the same
   /// number of steps. Train on them; leave them out of anything that counts samples.
   int64_t real = 0;
+  int64_t skipped = 0;  ///< bad samples of this batch replaced by others (BadSamplePolicy::skip)
 };
 
 struct LoaderStats {
@@ -79,6 +93,7 @@ struct LoaderStats {
   double stage_seconds = 0;  ///< time spent staging
   int64_t samples = 0, batches = 0;
   double bytes = 0;  ///< stored bytes read (samples and labels)
+  int64_t skipped_samples = 0;  ///< bad samples replaced, in the batches handed out
 };
 
 class DataLoader {
@@ -118,6 +133,11 @@ class DataLoader {
   void worker();
   void fill(Slot& s, int64_t b, ReadScratch& scratch);
   void read_sample(int64_t i, float* x, void* y, ReadScratch& scratch);
+  // Reads the sample at position `pos` of order_, or under BadSamplePolicy::skip the next
+  // good one after it; returns the dataset index read and adds the bad original to `skipped`.
+  int64_t read_good_sample(int64_t pos, float* x, void* y, ReadScratch& scratch, int64_t& skipped);
+  // Under skip: remembers a bad sample (so it is never read again) and logs it the first time.
+  void mark_bad(const BadSampleError& e);
   /// Batches are delivered channels-last (the option, for samples with spatial axes).
   bool channels_last() const;
 
@@ -142,6 +162,7 @@ class DataLoader {
   std::vector<float> stage_x_;
   std::vector<unsigned char> stage_y_;
   std::shared_ptr<H5Dataset> stage_ds_;
+  std::unordered_set<int64_t> bad_;  // dataset indices found bad (skip policy), under mu_
 };
 
 }  // namespace halo::data

@@ -21,14 +21,16 @@ namespace halo::train {
 std::vector<double> class_weights_from_counts(const std::vector<double>& counts, double power = -0.125);
 
 /// Pixels of each class 0..classes-1 in the labels of samples `indices` of `dataset`
-/// (integer masks); pixels with other values are not counted.
+/// (integer masks); pixels with other values are not counted. A sample that fails the
+/// loader's value checks (data::BadSampleError) stops the count unless `skip_bad_samples`
+/// (the loader's BadSamplePolicy::skip), which leaves it out as training will.
 std::vector<double> count_label_pixels(const data::H5Dataset& dataset, const std::vector<int64_t>& indices,
-                                       int classes);
+                                       int classes, bool skip_bad_samples = false);
 
 /// Every rank counts the labels of `indices` (its shard), the counts are summed over `comm`,
 /// and the weights come from the global counts: identical on every rank. Collective.
 std::vector<double> class_weights_from_labels(const dist::Communicator& comm, const data::H5Dataset& dataset,
                                               const std::vector<int64_t>& indices, int classes,
-                                              double power = -0.125);
+                                              double power = -0.125, bool skip_bad_samples = false);
 
 }  // namespace halo::train

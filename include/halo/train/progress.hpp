@@ -16,6 +16,8 @@ struct ProgressState {
   double samples_per_s = 0.0;
   double data_wait_pct = 0.0;
   double eta_s = -1.0;        ///< seconds left for the whole run; negative when unknown
+  int64_t skipped_steps = 0;    ///< this epoch: steps skipped for non-finite values (shown when > 0)
+  int64_t skipped_samples = 0;  ///< this epoch: bad samples replaced (shown when > 0)
 };
 
 class ProgressLine {

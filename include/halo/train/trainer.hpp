@@ -45,6 +45,22 @@ class ValidationMetric {
   virtual std::map<std::string, double> finish(const std::map<std::string, dist::MetricReducer::Total>& totals);
 };
 
+/// A non-finite loss or gradient under NonFinitePolicy::stop, or a checkpoint that would
+/// hold non-finite values. Thrown on every rank at once (the decision is taken from
+/// reduced values), so no rank is left waiting in a collective.
+class NonFiniteError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// What a step with a non-finite loss (on any rank) or non-finite averaged gradients does.
+/// With loss scaling, an overflow is the scaler's to handle (skip, back off) until the scale
+/// is at its minimum; only then, or for a non-finite loss, does this policy apply.
+enum class NonFinitePolicy {
+  stop,  ///< fit() throws NonFiniteError naming epoch, step and the offending batch's samples
+  skip,  ///< no optimizer step on any rank; counted in EpochRecord::skipped_steps
+};
+
 struct TrainerOptions {
   int epochs = 1;
   /// Stop (with a checkpoint, if a path is set) once this many optimizer steps were taken
@@ -59,6 +75,7 @@ struct TrainerOptions {
   /// checkpoints as loss_scaler/.
   bool loss_scaling = false;
   optim::LossScalerOptions loss_scaler;
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::stop;
   /// Input tensors are converted to this memory format once per batch (the CPU convolution
   /// kernels are fastest on channels-last).
   MemoryFormat input_format = MemoryFormat::channels_last;
@@ -117,8 +134,11 @@ struct EpochRecord {
   int epoch = 0;  ///< 1-based
   int64_t global_step = 0;
   double lr = 0;
-  double train_loss = 0;
+  double train_loss = 0;        ///< mean over the steps' finite losses
   int64_t train_samples = 0;    ///< global, samples trained on (padding repeats included)
+  int64_t skipped_steps = 0;    ///< optimizer steps skipped for a non-finite loss or gradient
+  int64_t skipped_samples = 0;  ///< bad training samples replaced by the loaders (global)
+  int64_t val_skipped_samples = 0;  ///< the same for validation (when validated)
   double train_seconds = 0;     ///< wall time of the training part of the epoch
   double samples_per_s = 0;     ///< global training throughput
   double compute_seconds = 0;   ///< forward, loss, backward, optimizer (rank 0)

@@ -96,6 +96,23 @@ function(halo_feature_resolve feature found why fix)
   set_property(GLOBAL APPEND PROPERTY HALO_FEATURE_SUMMARY "${feature}: ${line}")
 endfunction()
 
+# halo_config_package_feature(<F> <Package> <what-turns-it-on>): the feature <F> of a CMake
+# config package: probed (halo_probe_package), then found for real, then resolved. A macro,
+# so the package's variables and targets land in the caller's scope.
+macro(halo_config_package_feature _hf_feature _hf_package _hf_fix)
+  set(_hf_found FALSE)
+  halo_feature_wanted(${_hf_feature} _hf_wanted)
+  if(_hf_wanted)
+    halo_probe_package(${_hf_package} _hf_found CONFIG)
+    if(_hf_found)
+      find_package(${_hf_package} CONFIG REQUIRED)
+    endif()
+  endif()
+  halo_feature_resolve(${_hf_feature} "${_hf_found}"
+    "the CMake package ${_hf_package} is missing or failed to load (log: CMakeFiles/halo-probe/${_hf_package}.log)"
+    "${_hf_fix}")
+endmacro()
+
 # One block at the end of configure: what this build contains and why.
 function(halo_feature_summary)
   get_property(lines GLOBAL PROPERTY HALO_FEATURE_SUMMARY)

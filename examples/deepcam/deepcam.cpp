@@ -187,7 +187,7 @@ int run(train::Driver& d) {
 
   // Synchronised BatchNorm: 0 keeps every rank's statistics local (MLPerf's usual setting
   // at large scale); -1 sums them over all ranks; N over groups of N consecutive ranks.
-  const int64_t bn_group = cfg.get_int("model.batchnorm_group_size", 0, 0, kNoLimitInt);
+  const int64_t bn_group = cfg.get_int("model.batchnorm_group_size", 0, -1, kNoLimitInt);
   HALO_CHECK_T(ConfigError, bn_group >= -1, "model.batchnorm_group_size must be 0 (local), -1 (all ranks) or a "
                "group size N > 0 (got ", bn_group, ")");
   if (bn_group != 0 && bn_group != 1) {

@@ -3,22 +3,6 @@
 # cannot be written (a full disk: /dev/full) stop the run with the OS's reason.
 include(${SRC}/common.cmake)
 
-# expect_refusal(<what> <args>...): the driver exits non-zero and its output matches every
-# regular expression of EXPECT.
-function(expect_refusal what)
-  execute_process(COMMAND ${MPI} ${DRIVER} ${ARGN} ${SMALL}
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  message("---- ${what}\n${out}")
-  if(rc EQUAL 0)
-    message(FATAL_ERROR "${what}: the driver accepted ${ARGN}")
-  endif()
-  foreach(needle IN LISTS EXPECT)
-    if(NOT out MATCHES "${needle}")
-      message(FATAL_ERROR "${what}: the message does not say '${needle}'")
-    endif()
-  endforeach()
-endfunction()
-
 set(EXPECT "'dist.stall_timeout_s' from the command line \\(dist.stall_timeout_s=0\\) is 0; it must be >= 1")
 expect_refusal("no stall timeout" dist.stall_timeout_s=0 --print-config)
 set(EXPECT "'checkpoint.every_minutes' from the command line \\(checkpoint.every_minutes=-1\\) is -1; it must be >= 0")

@@ -15,6 +15,7 @@ import types
 STANDARD_CMAKE_VARIABLES = {
     "BUILD_SHARED_LIBS", "CMAKE_CUDA_ARCHITECTURES", "CMAKE_CXX_COMPILER",
     "HDF5_PREFER_PARALLEL", "HDF5_ROOT", "MPI_CXX_COMPILER", "MPI_C_COMPILER",
+    "Python3_EXECUTABLE",
 }
 CUDA_ARCHS = ("none", "70", "80", "90")
 
@@ -51,6 +52,11 @@ def _conflicts(spec, when=None, msg=None):
 
 
 class _Package:
+    run_tests = False
+
+    def __getitem__(self, name):  # the package's view of a dependency (self["kokkos"])
+        return _Dep()
+
     def define(self, name, value):
         if isinstance(value, bool):
             return "-D%s:BOOL=%s" % (name, "ON" if value else "OFF")
@@ -76,6 +82,10 @@ def _install_stubs():
         "CudaPackage": _CudaPackage,
         "variant": _variant, "version": _version, "depends_on": _depends_on,
         "conflicts": _conflicts,
+        # Directives and helpers the checker does not look at.
+        "maintainers": lambda *a, **k: None, "license": lambda *a, **k: None,
+        "run_after": lambda *a, **k: (lambda f: f),
+        "on_package_attributes": lambda *a, **k: (lambda f: f),
     }
     for k, v in names.items():
         setattr(pkg, k, v)

@@ -49,3 +49,19 @@ function(expect_in_log log)
     endif()
   endforeach()
 endfunction()
+
+# expect_refusal(<what> <args>...): the driver, run with ${SMALL} and the arguments, exits
+# non-zero and its output matches every regular expression of the list EXPECT.
+function(expect_refusal what)
+  execute_process(COMMAND ${MPI} ${DRIVER} ${ARGN} ${SMALL}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  message("---- ${what}\n${out}")
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "${what}: the driver accepted ${ARGN}")
+  endif()
+  foreach(needle IN LISTS EXPECT)
+    if(NOT out MATCHES "${needle}")
+      message(FATAL_ERROR "${what}: the message does not say '${needle}'")
+    endif()
+  endforeach()
+endfunction()

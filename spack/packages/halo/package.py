@@ -18,13 +18,6 @@ try:  # Spack 1.0 and later keep the build systems in the builtin package reposi
 except ImportError:  # older Spack exports them from spack.package
     pass
 
-# tests/spack/check_recipe.py loads this file against stand-ins for the directives it checks;
-# the Spack names it does not stand in for are no-ops there (never under Spack).
-for _name in ("maintainers", "license", "run_after", "on_package_attributes"):
-    if _name not in globals():
-        globals()[_name] = lambda *_a, **_k: (lambda f: f)
-
-
 class Halo(CMakePackage, CudaPackage):
     """Halo trains deep networks on scientific data across many nodes of a supercomputer:
     its own tensor and layer core in C++17, CPU kernels on oneDNN, BLAS and OpenMP, CUDA

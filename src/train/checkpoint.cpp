@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <exception>
 #include <vector>
 
 #include "halo/util/error.hpp"
@@ -54,6 +55,8 @@ void write_string_attr(hid_t obj, const char* attr, const std::string& value) {
 }
 
 std::string read_string(hid_t obj, bool is_attr) {
+  H5Handle space{is_attr ? H5Aget_space(obj) : H5Dget_space(obj), H5Sclose};
+  if (H5Sget_simple_extent_npoints(space.id) != 1) return std::string();  // not one string: buf is for one
   H5Handle type{is_attr ? H5Aget_type(obj) : H5Dget_type(obj), H5Tclose};
   size_t n = H5Tget_size(type.id);
   std::vector<char> buf(n + 1, 0);
@@ -84,12 +87,12 @@ class QuietHdf5 {
 struct Visit {
   CheckpointData* out;
   std::string path;
+  std::exception_ptr error;  // thrown in the callback, rethrown after H5Lvisit
 };
 
 // Link iteration with the API-version-neutral names, so this compiles against HDF5 1.10
 // (Debian) and 1.12+ (Spack) alike; the object type is asked of the opened object.
-herr_t visit_cb(hid_t file, const char* name, const H5L_info_t*, void* op) {
-  auto* v = static_cast<Visit*>(op);
+herr_t visit_one(hid_t file, const char* name, Visit* v) {
   {
     H5Handle obj{H5Oopen(file, name, H5P_DEFAULT), H5Oclose};
     if (obj.id < 0 || H5Iget_type(obj.id) != H5I_DATASET) return 0;
@@ -103,6 +106,8 @@ herr_t visit_cb(hid_t file, const char* name, const H5L_info_t*, void* op) {
   if (rank > 0) H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
   if (n.rfind("meta/", 0) == 0) {
     std::string key = n.substr(5);
+    HALO_CHECK_T(IOError, H5Sget_simple_extent_npoints(space.id) == 1, "checkpoint ", v->path, ": dataset '", n,
+                 "' holds ", H5Sget_simple_extent_npoints(space.id), " values, expected one");
     H5T_class_t cls = H5Tget_class(type.id);
     if (cls == H5T_STRING) {
       v->out->strings[key] = read_string(ds.id, false);
@@ -136,6 +141,18 @@ herr_t visit_cb(hid_t file, const char* name, const H5L_info_t*, void* op) {
                "checkpoint ", v->path, ": cannot read dataset '", n, "'");
   v->out->tensors[n] = t;
   return 0;
+}
+
+// C++ exceptions must not unwind through HDF5's C frames (its iteration state and API
+// context would be left behind): the callback stops the iteration instead.
+herr_t visit_cb(hid_t file, const char* name, const H5L_info_t*, void* op) {
+  auto* v = static_cast<Visit*>(op);
+  try {
+    return visit_one(file, name, v);
+  } catch (...) {
+    v->error = std::current_exception();
+    return -1;
+  }
 }
 
 }  // namespace
@@ -178,8 +195,9 @@ CheckpointData load_checkpoint(const std::string& path) {
   HALO_CHECK_T(IOError, file.id >= 0, "cannot open checkpoint '", path, "' (missing or not an HDF5 file)");
   CheckpointData out;
   Visit v{&out, path};
-  HALO_CHECK_T(IOError, H5Lvisit(file.id, H5_INDEX_NAME, H5_ITER_INC, visit_cb, &v) >= 0,
-               "cannot read checkpoint '", path, "'");
+  const herr_t rc = H5Lvisit(file.id, H5_INDEX_NAME, H5_ITER_INC, visit_cb, &v);
+  if (v.error) std::rethrow_exception(v.error);
+  HALO_CHECK_T(IOError, rc >= 0, "cannot read checkpoint '", path, "'");
   return out;
 }
 

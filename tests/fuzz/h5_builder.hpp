@@ -25,17 +25,18 @@ constexpr int kMaxRank = 5;
 constexpr hsize_t kMaxDim = 64;
 constexpr hsize_t kMaxElems = 4096;
 
-/// A per-process scratch folder (removed at exit).
+/// A per-process scratch folder (removed at exit). Never destroyed: the exit handler runs
+/// after static destructors.
 inline const std::string& tmp_dir() {
-  static std::string dir = [] {
+  static const std::string* dir = [] {
     const char* base = std::getenv("HALO_FUZZ_TMP");
-    std::string d = std::string(base ? base : "/tmp") + "/halo-fuzz-" + std::to_string(getpid());
-    std::filesystem::create_directories(d);
+    auto* d = new std::string(std::string(base ? base : "/tmp") + "/halo-fuzz-" + std::to_string(getpid()));
+    std::filesystem::create_directories(*d);
     std::atexit([] { std::error_code ec; std::filesystem::remove_all(tmp_dir(), ec); });
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // the writer's own failures are expected
     return d;
   }();
-  return dir;
+  return *dir;
 }
 
 struct Id {

@@ -153,7 +153,7 @@ void read_all(const std::vector<std::string>& files, const Layout& layout, bool 
       for (bool cl : {false, true}) {
         ds.read(i, x.data(), y.data(), scratch, cl);
         if (check_values) check_transform(ds, raw, x, cl, i);
-        if (std::memcmp(y.data(), y2.data(), y.size()) != 0) {
+        if (!y.empty() && std::memcmp(y.data(), y2.data(), y.size()) != 0) {
           std::fprintf(stderr, "halo fuzz: label of sample %lld differs between read() and read_raw()\n", (long long)i);
           std::abort();
         }

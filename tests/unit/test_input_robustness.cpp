@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "halo/data/dataset.hpp"
 #include "halo/data/format.hpp"
 #include "halo/data/h5.hpp"
 #include "halo/train/checkpoint.hpp"
@@ -89,4 +90,35 @@ TEST_CASE("checkpoint: a meta/ dataset holding an array is an IOError, not a sta
   train::save_checkpoint(path, d);
   CHECK(train::load_checkpoint(path).integers.at("epoch") == 2);
   std::remove(path.c_str());
+}
+
+TEST_CASE("dataset: a packed file whose data is a scalar is an IOError, not an out-of-bounds read") {
+  // first shard: data (3,) label (3,) with layout axes "" (one value per sample); second:
+  // scalar data used to pass the per-sample shape check and read data_dims[0] of an empty shape
+  auto shard = [](const std::string& name, bool scalar) {
+    return write_h5(name, [scalar](hid_t f) {
+      hsize_t n = 3;
+      const float v[3] = {1, 2, 3};
+      hid_t s = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr);
+      hid_t d = H5Dcreate2(f, "data", H5T_NATIVE_FLOAT, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+      H5Dclose(d);
+      H5Sclose(s);
+      s = H5Screate_simple(1, &n, nullptr);
+      d = H5Dcreate2(f, "label", H5T_NATIVE_FLOAT, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+      H5Dclose(d);
+      H5Sclose(s);
+    });
+  };
+  const std::string a = shard("test_robust_packed_a", false), b = shard("test_robust_packed_b", true);
+  data::Layout l;
+  l.packed = true;
+  l.data = "data";
+  l.label = "label";
+  l.axes = "";
+  CHECK(data::H5Dataset({a}, l, data::Driver::posix).size() == 3);
+  CHECK_THROWS_AS(data::H5Dataset({a, b}, l, data::Driver::posix), IOError);
+  std::remove(a.c_str());
+  std::remove(b.c_str());
 }

@@ -219,7 +219,7 @@ H5Dataset::H5Dataset(std::vector<std::string> files, Layout layout, Driver drive
     for (int32_t f = 0; f < int32_t(files_.size()); ++f) {
       OpenFile& of = open(f);
       Shape rows(of.data_dims.begin() + (of.data_dims.empty() ? 0 : 1), of.data_dims.end());
-      HALO_CHECK_T(IOError, rows == stored_shape_, where(f, layout_.data), ": samples of shape ",
+      HALO_CHECK_T(IOError, of.data_dims.size() == ax + 1 && rows == stored_shape_, where(f, layout_.data), ": samples of shape ",
                    to_string(rows), " but ", files_[0], " holds ", to_string(stored_shape_));
       HALO_CHECK_T(IOError, !of.label_dims.empty() && of.label_dims[0] == of.data_dims[0], where(f, layout_.label),
                    ": ", of.label_dims.empty() ? 0 : of.label_dims[0], " labels for ", of.data_dims[0], " samples");

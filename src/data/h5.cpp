@@ -183,6 +183,9 @@ std::string read_string_attr(hid_t obj, const std::string& attr, const std::stri
   H5Id a{H5Aopen(obj, attr.c_str(), H5P_DEFAULT), H5Aclose};
   H5Id type{H5Aget_type(a.get()), H5Tclose};
   if (H5Tget_class(type.get()) != H5T_STRING) return fallback;
+  H5Id space{H5Aget_space(a.get()), H5Sclose};  // one string: an array would overrun the buffers below
+  HALO_CHECK_T(IOError, H5Sget_simple_extent_npoints(space.get()) == 1, "attribute '", attr, "' holds ",
+               H5Sget_simple_extent_npoints(space.get()), " strings, expected one");
   if (H5Tis_variable_str(type.get()) > 0) {
     H5Id mem{H5Tcopy(H5T_C_S1), H5Tclose};
     H5Tset_size(mem.get(), H5T_VARIABLE);

@@ -265,6 +265,10 @@ class QuietHdf5 {
 // ---- reading -----------------------------------------------------------------------------
 
 std::string read_string(hid_t obj, bool is_attr, const std::string& name, const std::string& path) {
+  // The buffer below holds one string: an array of them would overrun it.
+  H5Handle space{is_attr ? H5Aget_space(obj) : H5Dget_space(obj), H5Sclose};
+  HALO_CHECK_T(IOError, H5Sget_simple_extent_npoints(space.id) == 1, "checkpoint '", path, "': '", name,
+               "' holds ", H5Sget_simple_extent_npoints(space.id), " strings, expected one");
   H5Handle type{is_attr ? H5Aget_type(obj) : H5Dget_type(obj), H5Tclose};
   size_t n = H5Tget_size(type.id);
   std::vector<char> buf(n + 1, 0);
@@ -314,6 +318,8 @@ void read_dataset(hid_t file, const std::string& n, Visit* v) {
   };
   if (n.rfind("meta/", 0) == 0) {
     std::string key = n.substr(5);
+    HALO_CHECK_T(IOError, H5Sget_simple_extent_npoints(space.id) == 1, "checkpoint ", v->path, ": dataset '", n,
+                 "' holds ", H5Sget_simple_extent_npoints(space.id), " values, expected one");
     H5T_class_t cls = H5Tget_class(type.id);
     if (cls == H5T_STRING) {
       std::string s = read_string(ds.id, false, n, path);

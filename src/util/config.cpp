@@ -47,6 +47,39 @@ static std::vector<std::string> split_key(const std::string& key) {
   return parts;
 }
 
+// Limits on what a configuration may hold, checked right after parsing: real ones are a few
+// levels deep with a few hundred entries. Deeper nesting would only exhaust the stack of the
+// recursive walks (here and in yaml-cpp's emitter and copier; yaml-cpp before 0.7 has no
+// depth limit of its own), and aliases can make a short text expand into billions of
+// nodes ("billion laughs"), which unused_keys() and dump() would then walk.
+constexpr size_t kMaxDepth = 64;
+constexpr size_t kMaxNodes = 100000;
+
+// Keys must be scalars (unused_keys() and the dotted paths need names), nesting at most
+// kMaxDepth deep and the tree, aliases expanded, at most kMaxNodes nodes. Iterative, so
+// that it cannot overflow the stack itself.
+static void validate(const YAML::Node& root, const std::string& src) {
+  std::vector<std::pair<YAML::Node, size_t>> todo{{root, 0}};
+  size_t visited = 0;
+  while (!todo.empty()) {
+    auto [n, depth] = todo.back();
+    todo.pop_back();
+    HALO_CHECK_T(ConfigError, ++visited <= kMaxNodes, "configuration ", src, ": more than ", kMaxNodes,
+                 " entries (aliases expanding without bound?)");
+    HALO_CHECK_T(ConfigError, depth <= kMaxDepth, "configuration ", src, ": nested deeper than ", kMaxDepth,
+                 " levels");
+    if (n.IsMap()) {
+      for (const auto& kv : n) {
+        HALO_CHECK_T(ConfigError, kv.first.IsScalar(), "configuration ", src,
+                     ": keys must be plain names, not lists or mappings (line ", kv.first.Mark().line + 1, ")");
+        todo.emplace_back(kv.second, depth + 1);
+      }
+    } else if (n.IsSequence()) {
+      for (const auto& v : n) todo.emplace_back(v, depth + 1);
+    }
+  }
+}
+
 Config Config::load_file(const std::string& path) {
   Config c;
   try {
@@ -58,6 +91,7 @@ Config Config::load_file(const std::string& path) {
   }
   if (!c.impl_->root || c.impl_->root.IsNull()) c.impl_->root = YAML::Node(YAML::NodeType::Map);
   HALO_CHECK_T(ConfigError, c.impl_->root.IsMap(), "configuration file '", path, "' must hold a mapping");
+  validate(c.impl_->root, "file '" + path + "'");
   c.impl_->source = path;
   return c;
 }
@@ -70,6 +104,8 @@ Config Config::parse(const std::string& text) {
     throw ConfigError(std::string("configuration text: ") + e.what());
   }
   if (!c.impl_->root || c.impl_->root.IsNull()) c.impl_->root = YAML::Node(YAML::NodeType::Map);
+  HALO_CHECK_T(ConfigError, c.impl_->root.IsMap(), "configuration text must hold a mapping (key: value lines)");
+  validate(c.impl_->root, "text");
   c.impl_->source = "<text>";
   return c;
 }
@@ -85,6 +121,9 @@ void Config::set(const std::string& assignment) {
   } catch (const YAML::Exception& e) {
     throw ConfigError("override '" + assignment + "': " + e.what());
   }
+  validate(value, "override '" + assignment + "'");
+  HALO_CHECK_T(ConfigError, parts.size() <= kMaxDepth, "override '", assignment, "': key nested deeper than ",
+               kMaxDepth, " levels");
   // Walk with explicit copies: yaml-cpp nodes are handles, assignment rebinds.
   std::vector<YAML::Node> chain{impl_->root};
   for (size_t i = 0; i + 1 < parts.size(); ++i) {

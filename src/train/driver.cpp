@@ -65,8 +65,8 @@ std::string host_name() {
 // mode); the world's ranks must divide evenly so every instance has the same size.
 int instance_count(Config& cfg, const dist::Communicator& world) {
   const int64_t m = cfg.get_int("dist.instances", 1, 1, 1 << 20);
-  HALO_CHECK_T(ConfigError, world.size() % m == 0, "dist.instances=", m, " (from ", cfg.origin("dist.instances"),
-               ") must divide the ", world.size(), " ranks of the job into equal instances");
+  HALO_CHECK_T(ConfigError, world.size() % m == 0, "dist.instances (from ", cfg.origin("dist.instances"), ") is ", m,
+               ": it must divide the ", world.size(), " ranks of the job into equal instances");
   return int(m);
 }
 

@@ -106,13 +106,15 @@ int run(train::Driver& d) {
   so.momentum = cfg.get_double("optimizer.momentum", 0.9, 0, 1);
   so.nesterov = cfg.get_bool("optimizer.nesterov", false);
   so.weight_decay = cfg.get_double("optimizer.weight_decay", 0.0, 0, kNoLimit);
-  const double peak_lr = cfg.get_double("optimizer.base_lr", 0.001, kPositive, kNoLimit) * double(data.global_batch) /
-                         cfg.get_double("optimizer.base_batch_size", 64, 1, kNoLimit);
+  const double base_lr = cfg.get_double("optimizer.base_lr", 0.001, kPositive, kNoLimit);
+  const double lr_scaling = double(data.global_batch) / cfg.get_double("optimizer.base_batch_size", 64, 1, kNoLimit);
+  const double peak_lr = base_lr * lr_scaling;
   so.lr = peak_lr;
   optim::SGD sgd(model.parameters(), so);
   const double warmup_epochs = cfg.get_double("optimizer.warmup_epochs", 4, 0, kNoLimit);
-  auto decay = train::piecewise(peak_lr, epochs_to_steps(cfg.get_doubles("optimizer.decay_epochs", {32, 64}), spe),
-                                cfg.get_doubles("optimizer.decay_factors", {0.25, 0.125}));
+  const std::vector<double> decay_epochs = cfg.get_doubles("optimizer.decay_epochs", {32, 64});
+  const std::vector<double> decay_factors = cfg.get_doubles("optimizer.decay_factors", {0.25, 0.125});
+  auto decay = train::piecewise(peak_lr, epochs_to_steps(decay_epochs, spe), decay_factors);
   const int64_t warmup_steps = optim::epochs_to_steps(warmup_epochs, spe);
   sgd.set_schedule(warmup_steps > 0 ? optim::warmup(warmup_steps, decay, cfg.get_double("optimizer.warmup_start_lr", 0, 0, kNoLimit))
                                     : decay);
@@ -127,6 +129,21 @@ int run(train::Driver& d) {
   }
   if (!d.finish_config(to)) return 0;
 
+  // ---- MLPerf log: the hyperparameters the closed division checks, as used ----
+  // As the reference's schedule: base_lr at base_batch_size, scaled by the warmup factor
+  // global batch / base_batch_size to the peak; decay factors relative to the peak.
+  train::MLLogger& ml = d.mllog();
+  ml.event("opt_name", std::string("sgd"));
+  ml.event("opt_base_learning_rate", base_lr);
+  ml.event("opt_learning_rate_warmup_epochs", warmup_epochs);
+  ml.event("opt_learning_rate_warmup_factor", lr_scaling);
+  ml.event("opt_learning_rate_decay_boundary_epochs", decay_epochs);
+  ml.event("opt_learning_rate_decay_factor", decay_factors);
+  ml.event("opt_momentum", so.momentum);
+  ml.event("opt_weight_decay", so.weight_decay);
+  ml.event("dropout", mo.dropout);
+  ml.set_eval_metric("mae", "eval_error");
+
   log::info("halo-cosmoflow: ", comm.size(), " ranks, ", train_ds->size(), " training samples of ",
             to_string(train_ds->sample_shape()), ", ",
             data.val_loader ? std::to_string(data.val_loader->dataset().size()) : std::string("no"),
@@ -136,14 +153,16 @@ int run(train::Driver& d) {
 
   train::Trainer trainer(comm, model, sgd, loss, *data.train_loader, data.val_loader.get(),
                          std::make_unique<CosmoFlowMetric>(), to);
+  d.start_run(data, to);
   train::FitResult r = trainer.fit();
   if (!r.interrupted && !r.last_val_metrics.empty() && comm.rank() == 0) {
     std::printf("final validation MAE: %.4f (predicting the mean of uniform targets: %.4f)\n",
                 r.last_val_metrics["mae"], r.last_val_metrics["mae_predict_zero"]);
     std::fflush(stdout);
   }
-  // Stopped by a signal with its checkpoint written: the batch script requeues and resumes.
-  return r.stop_signal != 0 ? train::kExitResumable : 0;
+  // run_stop, the time to train; kExitResumable after a stop signal (with its checkpoint
+  // written: the batch script requeues and resumes).
+  return d.finish_run(r);
 }
 
 }  // namespace
@@ -158,5 +177,6 @@ int main(int argc, char** argv) {
   spec.generate_command = "halo-data generate --format cosmoflow-mlperf --size 32";
   spec.default_batch_size = 8;
   spec.default_epochs = 4;
+  spec.mlperf_benchmark = "cosmoflow";
   return halo::train::run_driver(argc, argv, spec, run);
 }

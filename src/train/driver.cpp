@@ -1,10 +1,12 @@
 #include "halo/train/driver.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "halo/config.hpp"
 #include "halo/train/stop_signal.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -59,6 +61,37 @@ std::string host_name() {
   return host;
 }
 
+// dist.instances: how many independent trainings share the job (MLPerf HPC's throughput
+// mode); the world's ranks must divide evenly so every instance has the same size.
+int instance_count(Config& cfg, const dist::Communicator& world) {
+  const int64_t m = cfg.get_int("dist.instances", 1, 1, 1 << 20);
+  HALO_CHECK_T(ConfigError, world.size() % m == 0, "dist.instances (from ", cfg.origin("dist.instances"), ") is ", m,
+               ": it must divide the ", world.size(), " ranks of the job into equal instances");
+  return int(m);
+}
+
+// Nodes of `comm`: the ranks that are first on their node.
+int64_t count_nodes(const dist::Communicator& comm) {
+  int64_t n[2] = {comm.local_rank() == 0 ? 1 : 0, comm.local_rank() == 0 ? comm.local_size() : 0};
+  comm.allreduce_sum(n, 2, "node count");
+  return n[0];
+}
+
+// Drops the data files from this node's page cache (POSIX_FADV_DONTNEED: clean pages only,
+// no root needed), so a timed run does not start from data a previous run left in memory.
+// MLPerf's cache_clear. Unreadable files are left to the loaders to report.
+void drop_page_cache(const std::vector<std::string>& dirs) {
+  for (const auto& dir : dirs) {
+    if (dir.empty() || !std::filesystem::exists(dir)) continue;
+    for (const auto& f : data::list_files(dir)) {
+      const int fd = ::open(f.c_str(), O_RDONLY);
+      if (fd < 0) continue;
+      ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      ::close(fd);
+    }
+  }
+}
+
 void create_parent_directory(const std::string& file) {
   if (file.empty()) return;
   auto dir = std::filesystem::path(file).parent_path();
@@ -102,7 +135,12 @@ Driver::Driver(DriverSpec spec, const DriverArgs& args)
     : spec_(std::move(spec)),
       args_(args),
       cfg_(load_config(args)),
-      comm_(MPI_COMM_WORLD, communicator_options(cfg_)) {
+      init_start_ms_(MLLogger::now_ms()),
+      world_(MPI_COMM_WORLD, communicator_options(cfg_)),
+      instances_(instance_count(cfg_, world_)),
+      instance_(world_.rank() / (world_.size() / instances_)),
+      comm_(instances_ > 1 ? world_.split(instance_, world_.rank()) : world_) {
+  // Ranks within the instance: each instance's rank 0 reports its own training.
   log::set_rank(comm_.rank(), comm_.size());
   const std::string level = cfg_.get_string("output.log_level", "info");
   HALO_CHECK_T(ConfigError, level == "debug" || level == "info" || level == "warn" || level == "error",
@@ -111,7 +149,36 @@ Driver::Driver(DriverSpec spec, const DriverArgs& args)
                  : level == "warn" ? log::Level::warn
                  : level == "error" ? log::Level::error
                                     : log::Level::info);
-  seed_ = uint64_t(cfg_.get_int("training.seed", 0));
+  // Each instance trains its own model: its own seed (instance 0 keeps the configured one).
+  seed_ = uint64_t(cfg_.get_int("training.seed", 0)) + uint64_t(instance_);
+
+  // MLPerf logging. The mlperf.* keys are read (and checked) whether or not a log is written,
+  // so the unknown-key check accepts a configuration that keeps them.
+  std::string mllog_path = cfg_.get_string("output.mllog", "");
+  if (instances_ > 1) mllog_path = instance_path(mllog_path, instance_);
+  const std::string org = cfg_.get_string("mlperf.org", "Halo");
+  const std::string division = cfg_.get_string("mlperf.division", "closed");
+  const std::string status = cfg_.get_string("mlperf.status", "onprem");
+  // A collective: every rank takes part whether or not the platform is given.
+  const int64_t nodes = count_nodes(comm_);
+  const std::string platform = cfg_.get_string("mlperf.platform", str(nodes, "x", host_name()));
+  HALO_CHECK_T(ConfigError, !org.empty() && !platform.empty(), "mlperf.org and mlperf.platform must not be empty");
+  HALO_CHECK_T(ConfigError, division == "closed" || division == "open", "mlperf.division (from ",
+               cfg_.origin("mlperf.division"), ") must be closed or open (got '", division, "')");
+  HALO_CHECK_T(ConfigError, status == "onprem" || status == "cloud" || status == "preview" || status == "research",
+               "mlperf.status (from ", cfg_.origin("mlperf.status"),
+               ") must be onprem, cloud, preview or research (got '", status, "')");
+  // A resumed run appends to its log (MLPerf counts only uninterrupted runs; the appended
+  // log shows what happened).
+  mllog_ = std::make_unique<MLLogger>(mllog_path, comm_.rank() == 0, args_.resume);
+  MLLogger& ml = *mllog_;
+  ml.start("init_start");
+  if (!spec_.mlperf_benchmark.empty()) ml.event("submission_benchmark", spec_.mlperf_benchmark);
+  ml.event("submission_org", org);
+  ml.event("submission_division", division);
+  ml.event("submission_status", status);
+  ml.event("submission_platform", platform);
+  if (instances_ > 1) ml.event("instance", int64_t(instance_), MLMeta{{"instances", int64_t(instances_)}});
 }
 
 Device Driver::device(const std::string& model) {
@@ -211,6 +278,15 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   to.checkpoint_at_end = cfg_.get_bool("checkpoint.at_end", true);
   to.checkpoint_keep = int(cfg_.get_int("checkpoint.keep", 1, 1, 1000));
   to.metrics_file = cfg_.get_string("output.metrics", "");
+  // The Trainer copies its options: the logger (which exists from the constructor on) goes in
+  // now; it logs nothing before fit(), which starts after run_start.
+  to.mllog = mllog_.get();
+  if (instances_ > 1) {
+    // Every instance writes its own files: the same path would be overwritten by all.
+    to.checkpoint_path = instance_path(to.checkpoint_path, instance_);
+    to.metrics_file = instance_path(to.metrics_file, instance_);
+    to.name += str(" instance ", instance_);
+  }
   to.progress = cfg_.get_bool("output.progress", true);
   to.progress_style = cfg_.get_string("output.progress_style", "auto");
   to.progress_interval_s = cfg_.get_double("output.progress_interval_s", 10, 0, kNoLimit);
@@ -258,6 +334,93 @@ bool Driver::finish_config(TrainerOptions& options) {
     return false;
   }
   return true;
+}
+
+void Driver::start_run(DriverData& data, TrainerOptions& options) {
+  MLLogger& ml = *mllog_;
+  ml.event("train_samples", int64_t(data.train->size()));
+  ml.event("eval_samples", data.val_loader ? int64_t(data.val_loader->dataset().size()) : int64_t(0));
+  ml.event("global_batch_size", data.global_batch);
+  ml.event("gradient_accumulation_frequency", int64_t(options.grad_sync.accumulation_steps));
+  ml.event("seed", int64_t(seed_));
+  // Collective on every rank.
+  int64_t n[2] = {comm_.local_rank() == 0 ? 1 : 0, comm_.local_rank() == 0 ? comm_.local_size() : 0};
+  comm_.allreduce_sum(n, 2, "node count");
+  ml.event("number_of_nodes", n[0]);
+  // One GPU per rank (Driver::device()); on the CPU no accelerator.
+  ml.event("accelerators_per_node", device_.is_cuda() ? (n[1] + n[0] - 1) / n[0] : int64_t(0));
+  if (ml.enabled() || !cfg_.get_string("output.mllog", "").empty()) {
+    if (comm_.local_rank() == 0) drop_page_cache({data.train_dir, data.val_dir});
+    comm_.barrier("cache clear");
+  }
+  ml.event("cache_clear", true);
+  ml.end("init_stop");
+  if (data.options.staging != data::Staging::none) {
+    // Staging is outside the timed region since MLPerf HPC v3.0; the barrier makes
+    // staging_stop the moment the slowest rank is done.
+    ml.start("staging_start");
+    const int64_t t0 = MLLogger::now_ms();
+    data.train_loader->stage();
+    comm_.barrier("staging");
+    staging_s_ = double(MLLogger::now_ms() - t0) / 1000.0;
+    ml.end("staging_stop", MLMeta{{"staging_duration", staging_s_}});
+  }
+  // Every rank starts the clock together.
+  comm_.barrier("run start");
+  run_start_ms_ = MLLogger::now_ms();
+  ml.start("run_start");
+  options.mllog = mllog_.get();  // as trainer_options() already set
+}
+
+int Driver::finish_run(const FitResult& r) {
+  // The end of the timed region: every rank has finished fit() (its last collective).
+  const int64_t stop_ms = MLLogger::now_ms();
+  mllog_->end("run_stop", MLMeta{{"status", std::string(r.target_reached ? "success" : "aborted")}});
+  const double ttt = double(stop_ms - run_start_ms_) / 1000.0;
+  const double wall = double(stop_ms - init_start_ms_) / 1000.0;
+  if (comm_.rank() == 0) {
+    std::printf("%stime to train: %.3f s (run_start to run_stop, MLPerf HPC's timed region; initialisation %.3f s "
+                "and staging %.3f s excluded); wall time %.3f s; target %s\n",
+                instances_ > 1 ? str("instance ", instance_, ": ").c_str() : "", ttt,
+                double(run_start_ms_ - init_start_ms_) / 1000.0 - staging_s_, staging_s_, wall,
+                r.target_reached ? "reached" : "not reached");
+    std::fflush(stdout);
+  }
+  if (instances_ > 1) {
+    // MLPerf HPC's weak-scaling metric: models trained per minute, over the time from the
+    // first instance's run_start to the last one's run_stop. Each instance's rank 0 fills
+    // its slot; the sum over the world gathers them.
+    const size_t m = size_t(instances_);
+    std::vector<double> v(4 * m, 0.0);
+    if (comm_.rank() == 0) {
+      v[size_t(instance_)] = double(run_start_ms_);
+      v[m + size_t(instance_)] = double(stop_ms);
+      v[2 * m + size_t(instance_)] = r.interrupted ? 0.0 : 1.0;
+      v[3 * m + size_t(instance_)] = r.target_reached ? 1.0 : 0.0;
+    }
+    world_.allreduce_sum(v.data(), v.size(), "throughput report");
+    if (world_.rank() == 0) {
+      double first = v[0], last = v[m];
+      int finished = 0, converged = 0;
+      std::vector<double> ttts;
+      for (size_t k = 0; k < m; ++k) {
+        first = std::min(first, v[k]);
+        last = std::max(last, v[m + k]);
+        finished += int(v[2 * m + k]);
+        converged += int(v[3 * m + k]);
+        ttts.push_back((v[m + k] - v[k]) / 1000.0);
+      }
+      std::sort(ttts.begin(), ttts.end());
+      const double median = m % 2 ? ttts[m / 2] : 0.5 * (ttts[m / 2 - 1] + ttts[m / 2]);
+      const double span_min = (last - first) / 60000.0;
+      std::printf("throughput: instances=%d models_per_min=%.4f (%d finished, %d reached the target, "
+                  "first run_start to last run_stop %.3f s) time_to_train_s min/median/max=%.3f/%.3f/%.3f\n",
+                  instances_, span_min > 0 ? double(finished) / span_min : 0.0, finished, converged,
+                  (last - first) / 1000.0, ttts.front(), median, ttts.back());
+      std::fflush(stdout);
+    }
+  }
+  return r.stop_signal != 0 ? kExitResumable : 0;
 }
 
 int run_driver(int argc, char** argv, const DriverSpec& spec, const std::function<int(Driver&)>& body) {

@@ -453,6 +453,7 @@ FitResult Trainer::fit() {
 
   I.model.train();
   for (int epoch = I.epochs_done; epoch < I.o.epochs; ++epoch) {
+    if (I.o.mllog) I.o.mllog->epoch_start(epoch + 1);
     I.train.start_epoch(epoch);
     // A resumed run skips the batches its checkpoint had already trained on: the epoch's
     // order is a function of (seed, epoch), so the rest comes out as it would have.
@@ -667,6 +668,7 @@ FitResult Trainer::fit() {
     }
     const double train_s = epoch_sw.seconds();
     train_seconds_run += train_s;
+    if (I.o.mllog) I.o.mllog->epoch_stop(epoch + 1);
 
     // The epoch is complete: reduce its numbers over ranks.
     EpochRecord r;
@@ -699,7 +701,9 @@ FitResult Trainer::fit() {
     const bool last = I.epochs_done == I.o.epochs;
     if (I.val && I.o.validate_every > 0 && (I.epochs_done % I.o.validate_every == 0 || last)) {
       Stopwatch vsw;
+      if (I.o.mllog) I.o.mllog->eval_start(epoch + 1);
       r.val_metrics = validate(epoch, &r.val_loss, &r.val_samples);
+      if (I.o.mllog) I.o.mllog->eval_stop(epoch + 1, r.val_metrics);
       r.validated = true;
       r.val_skipped_samples = I.val->epoch_stats().skipped_samples;
       I.comm.allreduce_sum(&r.val_skipped_samples, 1, "validation bad samples");

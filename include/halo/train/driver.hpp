@@ -28,6 +28,7 @@
 #include "halo/data/loader.hpp"
 #include "halo/dist/communicator.hpp"
 #include "halo/tensor/device.hpp"
+#include "halo/train/mllog.hpp"
 #include "halo/train/trainer.hpp"
 #include "halo/util/config.hpp"
 
@@ -45,6 +46,9 @@ struct DriverSpec {
   std::string generate_command = "halo-data generate";
   int64_t default_batch_size = 8;  ///< global
   int default_epochs = 4;
+  /// MLPerf HPC's name of the benchmark (submission_benchmark: cosmoflow, deepcam); empty:
+  /// output.mllog logs no submission_benchmark.
+  std::string mlperf_benchmark;
 };
 
 /// The command line as parsed (before any configuration is read).
@@ -73,12 +77,24 @@ struct DriverData {
 
 class Driver {
  public:
-  /// Loads the configuration and the overrides, creates the communicator (dist.stall_timeout_s)
-  /// and sets the log level (output.log_level) and rank prefix. Collective.
+  /// Loads the configuration and the overrides, creates the communicator (dist.stall_timeout_s;
+  /// with dist.instances = M > 1, this rank's instance: the world's ranks split into M groups
+  /// of consecutive ranks) and sets the log level (output.log_level) and rank prefix. Opens
+  /// output.mllog (on the instance's rank 0) and logs init_start and the submission fields.
+  /// Collective.
   Driver(DriverSpec spec, const DriverArgs& args);
 
   Config& config() { return cfg_; }
+  /// The communicator of this rank's training instance (all of MPI_COMM_WORLD's ranks when
+  /// dist.instances is 1).
   const dist::Communicator& comm() const { return comm_; }
+  const dist::Communicator& world() const { return world_; }
+  int instance() const { return instance_; }    ///< 0 .. instances() - 1
+  int instances() const { return instances_; }  ///< dist.instances
+  /// The MLPerf log of this instance (output.mllog; disabled on the ranks other than the
+  /// instance's rank 0, or when the key is empty). Drivers log their hyperparameters into it
+  /// between the Driver's construction and start_run().
+  MLLogger& mllog() { return *mllog_; }
   const DriverSpec& spec() const { return spec_; }
   uint64_t seed() const { return seed_; }  ///< training.seed
   bool resume() const { return args_.resume; }
@@ -110,11 +126,31 @@ class Driver {
   /// Call it after every key was read.
   bool finish_config(TrainerOptions& options);
 
+  /// The end of initialisation and the start of the timed run as MLPerf HPC defines them:
+  /// logs the data set sizes, global_batch_size, gradient_accumulation_frequency, seed,
+  /// number_of_nodes, accelerators_per_node, cache_clear (with output.mllog, node-local rank 0
+  /// first drops the data files from the page cache) and init_stop; stages the training shard
+  /// (data.staging) between staging_start and staging_stop, outside the timed region (allowed
+  /// since HPC v3.0); then a barrier and run_start. Sets options.mllog. Collective.
+  void start_run(DriverData& data, TrainerOptions& options);
+  /// Logs run_stop (status success when the target was reached, else aborted), prints the
+  /// time to train (run_start to run_stop) beside the wall time and, with dist.instances > 1,
+  /// the throughput line on world rank 0 (collective over the world). Returns the exit code
+  /// (kExitResumable after a stop signal).
+  int finish_run(const FitResult& result);
+
  private:
   DriverSpec spec_;
   DriverArgs args_;
   Config cfg_;
+  int64_t init_start_ms_ = 0;  // before the communicator: MPI_Comm_dup is part of the start-up
+  dist::Communicator world_;
+  int instances_ = 1;
+  int instance_ = 0;
   dist::Communicator comm_;
+  std::unique_ptr<MLLogger> mllog_;
+  int64_t run_start_ms_ = 0;
+  double staging_s_ = 0;
   Device device_ = Device::cpu();  // from device(); open_data() pins batches for a GPU
   uint64_t seed_ = 0;
 };

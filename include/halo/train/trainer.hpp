@@ -30,6 +30,7 @@
 #include "halo/optim/loss_scaler.hpp"
 #include "halo/optim/optimizer.hpp"
 #include "halo/train/checkpoint.hpp"
+#include "halo/train/mllog.hpp"
 
 namespace halo::train {
 
@@ -127,6 +128,10 @@ struct TrainerOptions {
   /// Log a one-line summary after every epoch.
   bool epoch_summary = true;
   std::string name = "train";  ///< names the run in log lines
+  /// MLPerf log (output.mllog, not owned; null: none): fit() adds epoch_start/epoch_stop and
+  /// eval_start/eval_stop with epoch_num and the logger's eval metric. Every rank may pass
+  /// one; only rank 0's is enabled.
+  MLLogger* mllog = nullptr;
 };
 
 /// Per-epoch numbers (global over ranks), as written to the metrics file.

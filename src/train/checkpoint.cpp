@@ -16,6 +16,7 @@
 #include <optional>
 #include <vector>
 
+#include "halo/data/h5.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/log.hpp"
 
@@ -428,6 +429,9 @@ std::string kept_checkpoint_name(const std::string& path, int64_t step) {
 }
 
 std::vector<std::string> list_checkpoints(const std::string& path) {
+  // Debian's (parallel) HDF5 is not thread-safe: while a checkpoint is written or read, the
+  // loaders' background readers (which hold the same lock for each HDF5 call) must wait.
+  std::lock_guard<std::recursive_mutex> hdf5_lock(data::hdf5_mutex());
   std::vector<std::string> out;
   if (::access(path.c_str(), F_OK) == 0) out.push_back(path);
   for (const auto& [step, name] : kept_checkpoints(path)) out.push_back(name);
@@ -464,6 +468,9 @@ int remove_stale_checkpoint_temps(const std::string& path) {
 }
 
 void save_checkpoint(const std::string& path, const CheckpointData& data, int keep) {
+  // Debian's (parallel) HDF5 is not thread-safe: while a checkpoint is written or read, the
+  // loaders' background readers (which hold the same lock for each HDF5 call) must wait.
+  std::lock_guard<std::recursive_mutex> hdf5_lock(data::hdf5_mutex());
   HALO_CHECK_T(IOError, keep >= 1, "checkpoint '", path, "': keep must be at least 1 (got ", keep, ")");
   int64_t step = 0;
   if (keep > 1) {
@@ -519,6 +526,9 @@ void save_checkpoint(const std::string& path, const CheckpointData& data, int ke
 }
 
 CheckpointData load_checkpoint(const std::string& path) {
+  // Debian's (parallel) HDF5 is not thread-safe: while a checkpoint is written or read, the
+  // loaders' background readers (which hold the same lock for each HDF5 call) must wait.
+  std::lock_guard<std::recursive_mutex> hdf5_lock(data::hdf5_mutex());
   QuietHdf5 quiet;
   H5Handle file{H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
   HALO_CHECK_T(IOError, file.id >= 0, "cannot open checkpoint '", path, "'", h5_reason(),

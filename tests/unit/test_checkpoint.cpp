@@ -7,11 +7,15 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "gradcheck.hpp"
+#include "halo/data/h5.hpp"
 #include "halo/train/checkpoint.hpp"
 
 using namespace halo;
@@ -180,4 +184,32 @@ TEST_CASE("checkpoint: a failed write leaves no temporary file and says why; sta
                     Catch::Contains("No such file or directory"));
   CHECK_THROWS_WITH(train::load_checkpoint(dir + "/missing/ckpt.h5"), Catch::Contains("No such file or directory"));
   fs::remove_all(dir);
+}
+
+// Debian's parallel HDF5 is not thread-safe, and the loaders read in background threads while
+// the trainer writes a checkpoint (a mid-epoch or timed one): a checkpoint write that did not
+// take the loaders' HDF5 lock crashed inside HDF5 now and then (H5Fflush, under load). Here
+// the lock is held by another thread: the write must wait for it, then complete.
+TEST_CASE("checkpoint: writing and reading wait for the HDF5 lock the loaders' readers hold") {
+  const std::string path = "test_ckpt_hdf5_lock.h5";
+  train::CheckpointData d;
+  d.tensors["model/w"] = testing::random_tensor({64}, 1, DType::f32);
+  d.integers["global_step"] = 1;
+  std::promise<void> locked;
+  std::promise<void> release;
+  std::thread reader([&] {
+    std::lock_guard<std::recursive_mutex> lock(data::hdf5_mutex());  // a loader thread mid-read
+    locked.set_value();
+    release.get_future().wait();
+  });
+  locked.get_future().wait();
+  auto write = std::async(std::launch::async, [&] { train::save_checkpoint(path, d); });
+  CHECK(write.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);
+  release.set_value();
+  reader.join();
+  REQUIRE(write.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  write.get();
+  CHECK(train::load_checkpoint(path).tensors.at("model/w").to_vector<float>() ==
+        d.tensors["model/w"].to_vector<float>());
+  std::remove(path.c_str());
 }

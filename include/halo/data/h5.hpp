@@ -1,7 +1,7 @@
 // Small helpers over the HDF5 C API shared by the loaders, the writers and halo-data.
 //
 // The Debian HDF5 is built parallel, hence without the thread-safe option: every HDF5 call
-// made by Halo's data code holds `hdf5_mutex()`. Background readers therefore overlap only
+// made by Halo (the data code, and checkpoint writing and reading) holds `hdf5_mutex()`. Background readers therefore overlap only
 // the transform and copy work with each other's I/O, never two HDF5 calls.
 #pragma once
 #include <hdf5.h>

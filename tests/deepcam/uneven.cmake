@@ -12,19 +12,9 @@ file(REMOVE_RECURSE ${d})
 file(MAKE_DIRECTORY ${d})
 set(common training.epochs=2 data.batch_size=4 checkpoint.path= loss.class_weights=auto)
 
-run_driver(${NAME}_pad ${common} output.metrics=${d}/pad.jsonl)
-file(READ ${WORK}/${NAME}_pad.log log)
-if(NOT log MATCHES "4 steps per epoch on every rank \\(7 samples per rank in 4 batches, 1 sample repeated")
-  message(FATAL_ERROR "the start-up line does not state the padded epoch (4 steps on every rank)")
-endif()
-run_python(${SUPPORT}/check_epoch_counts.py ${d}/pad.jsonl 4 14 5)
-
-run_driver(${NAME}_drop ${common} data.drop_last_batch=true output.metrics=${d}/drop.jsonl)
-file(READ ${WORK}/${NAME}_drop.log log)
-if(NOT log MATCHES "3 steps per epoch on every rank \\(6 samples per rank in 3 batches, 1 skipped per epoch")
-  message(FATAL_ERROR "the start-up line does not state the cut epoch (3 steps on every rank)")
-endif()
-run_python(${SUPPORT}/check_epoch_counts.py ${d}/drop.jsonl 3 12 5)
-
-run_driver(${NAME}_staged ${common} data.staging=memory output.metrics=${d}/staged.jsonl)
-run_python(${SUPPORT}/check_epoch_counts.py ${d}/staged.jsonl 4 14 5)
+run_epochs(${NAME}_pad ${d}/pad.jsonl
+           "4 steps per epoch on every rank \\(7 samples per rank in 4 batches, 1 sample repeated" 4 14 5 ${common})
+run_epochs(${NAME}_drop ${d}/drop.jsonl
+           "3 steps per epoch on every rank \\(6 samples per rank in 3 batches, 1 skipped per epoch" 3 12 5
+           ${common} data.drop_last_batch=true)
+run_epochs(${NAME}_staged ${d}/staged.jsonl "" 4 14 5 ${common} data.staging=memory)

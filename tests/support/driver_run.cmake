@@ -65,3 +65,16 @@ function(expect_refusal what)
     endif()
   endforeach()
 endfunction()
+
+# run_epochs(<log> <metrics file> <start-up regex or ""> <steps> <trained> <validated> <args>...):
+# runs the driver writing <metrics file>, checks its start-up line against the regex, and
+# checks every epoch's record: <steps> steps, <trained> samples trained, <validated> counted
+# by validation (tests/support/check_epoch_counts.py).
+function(run_epochs log metrics regex steps trained validated)
+  run_driver(${log} ${ARGN} output.metrics=${metrics})
+  file(READ ${WORK}/${log}.log out)
+  if(regex AND NOT out MATCHES "${regex}")
+    message(FATAL_ERROR "${log}: the start-up line does not match '${regex}'")
+  endif()
+  run_python(${SUPPORT}/check_epoch_counts.py ${metrics} ${steps} ${trained} ${validated})
+endfunction()

@@ -62,6 +62,14 @@ cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 for f in /etc/apt/apt.conf.d/*proxy* /etc/apt/apt.conf.d/*Proxy*; do
   [ -f "$f" ] && cp "$f" "$root/etc/apt/apt.conf.d/"
 done
+# Likewise a TLS-intercepting proxy's certificate bundle, when the host tells pip to use one
+# (the tests install the MLPerf compliance checker from PyPI).
+pip_cert=${PIP_CERT:-$(pip3 config get global.cert 2>/dev/null || true)}
+pip_env=()
+if [ -n "$pip_cert" ] && [ -f "$pip_cert" ]; then
+  cp "$pip_cert" "$root/etc/halo-host-ca.crt"
+  pip_env=(PIP_CERT=/etc/halo-host-ca.crt)
+fi
 mkdir -p "$root/root"
 git clone -q "$here" "$root/root/halo"
 trap unmount_all EXIT
@@ -76,7 +84,7 @@ run() {
   set +e
   chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HALO_DEMO_SAMPLES="$samples" \
+    HALO_DEMO_SAMPLES="$samples" "${pip_env[@]}" \
     bash -c "cd /root/halo && $cmd" > "$log" 2>&1
   rc=$?
   set -e

@@ -54,6 +54,24 @@ dist::CommunicatorOptions communicator_options(const Config& cfg) {
   return copt;
 }
 
+// Rank 0's list of strings on every rank (MPI_Bcast of the sizes, then of the characters).
+std::vector<std::string> broadcast_strings(const dist::Communicator& comm, std::vector<std::string> v) {
+  int64_t n = int64_t(v.size());
+  MPI_Bcast(&n, 1, MPI_INT64_T, 0, comm.comm());
+  std::vector<int64_t> sizes(static_cast<size_t>(n));
+  for (size_t i = 0; i < v.size(); ++i) sizes[i] = int64_t(v[i].size());
+  MPI_Bcast(sizes.data(), int(n), MPI_INT64_T, 0, comm.comm());
+  std::string all;
+  for (const auto& s : v) all += s;
+  int64_t total = 0;
+  for (int64_t k : sizes) total += k;
+  all.resize(size_t(total));
+  MPI_Bcast(all.data(), int(total), MPI_CHAR, 0, comm.comm());
+  v.assign(size_t(n), std::string());
+  for (size_t i = 0, at = 0; i < size_t(n); at += size_t(sizes[i]), ++i) v[i] = all.substr(at, size_t(sizes[i]));
+  return v;
+}
+
 std::string host_name() {
   char host[256] = "?";
   ::gethostname(host, sizeof host - 1);
@@ -228,7 +246,7 @@ DriverData Driver::open_data() {
                comm_.size(), ")");
   data::LoaderOptions& lopt = d.options;
   lopt.batch_size = d.global_batch / comm_.size();
-  lopt.prefetch = int(cfg_.get_int("data.prefetch", 2, 0, 64));
+  lopt.prefetch = int(cfg_.get_int("data.prefetch", 2, 1, 64));
   lopt.io_threads = int(cfg_.get_int("data.io_threads", 1, 1, 256));
   lopt.staging = staging_from(cfg_.get_string("data.staging", "none"));
   lopt.stage_dir = cfg_.get_string("data.stage_dir", "");
@@ -303,7 +321,10 @@ TrainerOptions Driver::trainer_options(const Device& device) {
     HALO_CHECK_T(ConfigError, !to.checkpoint_path.empty(), "--resume needs checkpoint.path");
     // The newest first; the older kept ones (checkpoint.keep) are fallbacks should it be
     // corrupt, or missing because a job was killed while keeping the previous one.
-    std::vector<std::string> found = list_checkpoints(to.checkpoint_path);
+    // Rank 0 lists and every rank takes its list: ranks that saw the directory differently
+    // (a stale NFS cache on one node) would otherwise enter different collectives.
+    std::vector<std::string> found = broadcast_strings(
+        comm_, comm_.rank() == 0 ? list_checkpoints(to.checkpoint_path) : std::vector<std::string>{});
     if (found.empty()) {
       log::warn("--resume: no checkpoint at '", to.checkpoint_path, "' yet; starting from the beginning");
     } else {
@@ -398,6 +419,9 @@ int Driver::finish_run(const FitResult& r) {
       v[2 * m + size_t(instance_)] = r.interrupted ? 0.0 : 1.0;
       v[3 * m + size_t(instance_)] = r.target_reached ? 1.0 : 0.0;
     }
+    // Instances finish minutes apart (own seeds, early targets): the first ones wait here for
+    // the last, which is no stall.
+    world_.set_stall_timeout(1e9);
     world_.allreduce_sum(v.data(), v.size(), "throughput report");
     if (world_.rank() == 0) {
       double first = v[0], last = v[m];

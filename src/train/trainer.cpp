@@ -450,6 +450,20 @@ FitResult Trainer::fit() {
     progress.finish_line();
     log::info(s);
   };
+  // The end of a run stopped by a signal (stop_signal.hpp), its checkpoint already written.
+  auto stopped_by = [&](int sig, const std::string& where) {
+    log_line(str(I.o.name, ": stopped by ", sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a stop request",
+                 " ", where, " (", I.global_step, " steps done)",
+                 I.o.checkpoint_path.empty() ? std::string("; no checkpoint.path, nothing saved")
+                                             : "; resume from '" + I.o.checkpoint_path + "' with --resume"));
+    clear_stop_request();
+    result.interrupted = true;
+    result.stop_signal = sig;
+    result.epochs_done = I.epochs_done;
+    result.global_step = I.global_step;
+    result.seconds = run_sw.seconds();
+    return result;
+  };
 
   I.model.train();
   for (int epoch = I.epochs_done; epoch < I.o.epochs; ++epoch) {
@@ -636,18 +650,7 @@ FitResult Trainer::fit() {
       // request is then acted on at the next epoch's first step.
       if (stop_signal != 0 && I.step_in_epoch < spe) {
         I.save(*this, loss_sum, loss_count);
-        const int sig = stop_signal;
-        log_line(str(I.o.name, ": stopped by ", sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a stop request",
-                     " at epoch ", epoch + 1, " step ", I.step_in_epoch, "/", spe, " (", I.global_step, " steps done)",
-                     I.o.checkpoint_path.empty() ? std::string("; no checkpoint.path, nothing saved")
-                                                 : "; resume from '" + I.o.checkpoint_path + "' with --resume"));
-        clear_stop_request();
-        result.interrupted = true;
-        result.stop_signal = sig;
-        result.epochs_done = I.epochs_done;
-        result.global_step = I.global_step;
-        result.seconds = run_sw.seconds();
-        return result;
+        return stopped_by(stop_signal, str("at epoch ", epoch + 1, " step ", I.step_in_epoch, "/", spe));
       }
       if (checkpoint_due && I.step_in_epoch < spe) {
         I.save(*this, loss_sum, loss_count);
@@ -764,6 +767,18 @@ FitResult Trainer::fit() {
       I.save(*this, 0, 0);
       last_checkpoint = now_seconds();
       saved_now = true;
+    }
+    // A signal that came during the epoch's last step or its validation is acted on here, not
+    // after the next epoch's first step (with one step per epoch it would never be): one more
+    // small allreduce per epoch, so every rank agrees.
+    if (!reached && !last && watch_signals) {
+      const int mine = stop_requested();
+      int64_t seen[3] = {mine == SIGTERM, mine == SIGUSR1, mine != 0 && mine != SIGTERM && mine != SIGUSR1};
+      I.comm.allreduce_sum(seen, 3, "stop signal at the end of the epoch");
+      if (const int sig = seen[0] ? SIGTERM : seen[1] ? SIGUSR1 : seen[2] ? -1 : 0) {
+        if (!saved_now) I.save(*this, 0, 0);
+        return stopped_by(sig, str("at the end of epoch ", r.epoch));
+      }
     }
     if (!reached && !last && I.o.stop_after_steps >= 0 && I.global_step >= I.o.stop_after_steps) {
       if (!saved_now) I.save(*this, 0, 0);

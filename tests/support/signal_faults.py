@@ -4,6 +4,9 @@
       An uninterrupted run, then the same run sent SIGUSR1 (as Slurm's --signal does) in the
       middle of epoch 2: it must write its checkpoint and exit 75 (resumable), saying so; resumed
       with --resume it must end bit-identical to the uninterrupted run.
+  signal_faults.py stop-resume-one-step --work DIR --compare compare_checkpoints.py -- LAUNCH...
+      The same with epochs of one step (LAUNCH sets the batch): the signal arrives during
+      epoch 2's only step or its validation and must be acted on at the end of epoch 2.
   signal_faults.py killed-rank --work DIR -- LAUNCH...
       One rank is SIGKILLed mid-epoch: the job must end non-zero within 60 s (no hang), and no
       driver process may survive it.
@@ -78,26 +81,36 @@ def driver_pids(parent, name):
     return found
 
 
-def stop_resume(args, launch):
+def stop_resume(args, launch, one_step=False):
     w = args.work
     common = ["output.progress_style=plain", "output.progress_interval_s=0"]
     run(launch + common + [f"checkpoint.path={w}/full.h5", f"output.metrics={w}/full.jsonl"], "uninterrupted")
     parts = common + [f"checkpoint.path={w}/parts.h5", f"output.metrics={w}/parts.jsonl"]
-    rc, text, _ = run_until(launch + parts, "signalled", lambda e, s, n: e == 2 and 2 <= s < n - 2,
-                            lambda p: p.send_signal(signal.SIGUSR1), timeout=240)
+    if one_step:
+        when = lambda e, s, n: e == 2 and n == 1
+    else:
+        when = lambda e, s, n: e == 2 and 2 <= s < n - 2
+    rc, text, _ = run_until(launch + parts, "signalled", when, lambda p: p.send_signal(signal.SIGUSR1), timeout=240)
     if rc != 75:
         sys.exit(f"the signalled run exited {rc}, not 75 (resumable)")
-    m = re.search(r"stopped by SIGUSR1 at epoch (\d+) step (\d+)/(\d+)", text)
-    if not m:
-        sys.exit("the signalled run did not say it stopped by SIGUSR1")
-    epoch, step, steps = map(int, m.groups())
-    if not (epoch == 2 and 0 < step < steps):
-        sys.exit(f"stopped at epoch {epoch} step {step}/{steps}, not in the middle of epoch 2")
+    if one_step:
+        m = re.search(r"stopped by SIGUSR1 at the end of epoch (\d+)", text)
+        if not m or int(m.group(1)) != 2:
+            sys.exit("the signalled run did not stop at the end of epoch 2")
+        where = "the end of epoch 2"
+    else:
+        m = re.search(r"stopped by SIGUSR1 at epoch (\d+) step (\d+)/(\d+)", text)
+        if not m:
+            sys.exit("the signalled run did not say it stopped by SIGUSR1")
+        epoch, step, steps = map(int, m.groups())
+        if not (epoch == 2 and 0 < step < steps):
+            sys.exit(f"stopped at epoch {epoch} step {step}/{steps}, not in the middle of epoch 2")
+        where = f"epoch {epoch} step {step}/{steps}"
     shutil.copy(f"{w}/parts.h5", f"{w}/interrupted.h5")
     run(launch + parts + ["--resume"], "resumed")
     subprocess.run([sys.executable, args.compare, f"{w}/full.h5", f"{w}/parts.h5", "--differs", f"{w}/interrupted.h5",
                     "--metrics", f"{w}/full.jsonl", f"{w}/parts.jsonl"], check=True)
-    print(f"signal_faults: stopped at epoch {epoch} step {step}/{steps} with status 75; resumed bit-identical")
+    print(f"signal_faults: stopped at {where} with status 75; resumed bit-identical")
 
 
 def killed_rank(args, launch):
@@ -133,14 +146,17 @@ def main():
         sys.exit("usage: signal_faults.py MODE --work DIR [--compare SCRIPT] -- LAUNCH...")
     cut = argv.index("--")
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["stop-resume", "killed-rank"])
+    ap.add_argument("mode", choices=["stop-resume", "stop-resume-one-step", "killed-rank"])
     ap.add_argument("--work", required=True)
     ap.add_argument("--compare")
     args = ap.parse_args(argv[:cut])
     launch = argv[cut + 1:]
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
-    (stop_resume if args.mode == "stop-resume" else killed_rank)(args, launch)
+    if args.mode == "killed-rank":
+        killed_rank(args, launch)
+    else:
+        stop_resume(args, launch, one_step=args.mode == "stop-resume-one-step")
 
 
 if __name__ == "__main__":

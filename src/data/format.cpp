@@ -1,6 +1,7 @@
 #include "halo/data/format.hpp"
 
 #include <algorithm>
+#include <sstream>
 #include <filesystem>
 
 #include "halo/data/h5.hpp"
@@ -134,6 +135,44 @@ Layout layout_by_name(const std::string& n, const std::string& probe_file, int64
                           "' (auto, cosmoflow-mlperf, cosmoflow-lbann, cosmoflow-raw, deepcam, packed)"));
   }
   if (!stats_file.empty() && l.transform == Transform::minmax && !l.packed) l.stats_file = stats_file;
+  return l;
+}
+
+std::string encode_layout(const Layout& l) {
+  // One field per line; strings carry their length first, so any character survives.
+  std::ostringstream o;
+  auto put = [&](const std::string& v) { o << v.size() << ':' << v << '\n'; };
+  put(l.format), put(l.data), put(l.label), put(l.axes);
+  o << int(l.packed) << '\n' << name(l.transform) << '\n' << name(l.label_kind) << '\n' << l.subvolume << '\n';
+  put(l.stats_file), put(l.stats_min), put(l.stats_max);
+  o << l.num_classes << '\n';
+  return o.str();
+}
+
+Layout decode_layout(const std::string& s) {
+  std::istringstream in(s);
+  auto get = [&]() {
+    size_t n = 0;
+    char colon = 0;
+    in >> n >> colon;
+    HALO_CHECK_T(IOError, in && colon == ':' && n <= s.size(), "decode_layout: malformed layout");
+    std::string v(n, '\0');
+    in.read(&v[0], std::streamsize(n));
+    in.ignore(1);
+    return v;
+  };
+  Layout l;
+  l.format = get(), l.data = get(), l.label = get(), l.axes = get();
+  int packed = 0;
+  std::string transform, kind;
+  in >> packed >> transform >> kind >> l.subvolume;
+  l.packed = packed != 0;
+  l.transform = transform_from_name(transform);
+  l.label_kind = label_kind_from_name(kind);
+  in.ignore(1);
+  l.stats_file = get(), l.stats_min = get(), l.stats_max = get();
+  in >> l.num_classes;
+  HALO_CHECK_T(IOError, bool(in), "decode_layout: malformed layout");
   return l;
 }
 

@@ -14,6 +14,7 @@
 #include "halo/cuda/runtime.hpp"
 #include "halo/data/format.hpp"
 #include "halo/dist/nccl.hpp"
+#include "halo/dist/root_read.hpp"
 #include "halo/train/device_support.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/log.hpp"
@@ -41,8 +42,15 @@ NonFinitePolicy nonfinite_policy_from(const std::string& s) {
   throw ConfigError("training.on_nonfinite must be stop or skip (got '" + s + "')");
 }
 
+// Rank 0 reads the configuration file and broadcasts its text; every rank parses it (so a
+// YAML error reads the same everywhere). N ranks open the file once, not N times.
 Config load_config(const DriverArgs& args) {
-  Config cfg = args.config_file.empty() ? Config::parse("{}") : Config::load_file(args.config_file);
+  Config cfg = Config::parse("{}");
+  if (!args.config_file.empty()) {
+    const std::string text =
+        dist::read_on_root(MPI_COMM_WORLD, [&] { return Config::read_file_text(args.config_file); });
+    cfg = Config::parse_file(args.config_file, text);
+  }
   for (const auto& o : args.overrides) cfg.set(o);
   return cfg;
 }
@@ -226,14 +234,24 @@ Device Driver::device(const std::string& model) {
   return device;
 }
 
+// Rank 0 lists the directory and probes the layout (data.format=auto opens the first file),
+// then broadcasts both: the other ranks touch no directory and no file before their loaders
+// open what they read. A failure on rank 0 (no data, no HDF5 files, an unknown layout) is
+// thrown on every rank.
 std::shared_ptr<data::H5Dataset> Driver::open_dataset(const std::string& dir) {
   const std::string format = cfg_.get_string("data.format", "auto");
-  HALO_CHECK_T(IOError, std::filesystem::exists(dir), "no data at '", dir, "': generate a data set with `",
-               spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
-  auto files = data::list_files(dir);
-  HALO_CHECK_T(IOError, !files.empty(), "no HDF5 files in '", dir, "': generate a data set with `",
-               spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
-  return std::make_shared<data::H5Dataset>(files, data::layout_by_name(format, files.front()));
+  const auto msg = dist::unpack_strings(dist::read_on_root(comm_.comm(), [&] {
+    HALO_CHECK_T(IOError, std::filesystem::exists(dir), "no data at '", dir, "': generate a data set with `",
+                 spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
+    auto files = data::list_files(dir);
+    HALO_CHECK_T(IOError, !files.empty(), "no HDF5 files in '", dir, "': generate a data set with `",
+                 spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
+    files.insert(files.begin(), data::encode_layout(data::layout_by_name(format, files.front())));
+    return dist::pack_strings(files);
+  }));
+  HALO_CHECK_T(IOError, msg.size() >= 2, "open_dataset: malformed broadcast of the file list of '", dir, "'");
+  std::vector<std::string> files(msg.begin() + 1, msg.end());
+  return std::make_shared<data::H5Dataset>(files, data::decode_layout(msg.front()));
 }
 
 DriverData Driver::open_data() {

@@ -351,7 +351,7 @@ void Trainer::load_state(const CheckpointData& d) {
   I.step_in_epoch = integer("step_in_epoch");
   I.global_step = integer("global_step");
   const int64_t ranks = integer("ranks");
-  if (ranks != I.comm.size())
+  if (ranks != I.comm.size() && I.rank0())  // once, not once per rank
     log::warn(I.o.name, ": checkpoint '", path, "' was written by ", ranks, " ranks, resuming on ", I.comm.size(),
               ": training continues, but not bit for bit as an uninterrupted run would");
   auto real = [&](const char* k) {

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <set>
@@ -80,12 +82,20 @@ static void validate(const YAML::Node& root, const std::string& src) {
   }
 }
 
-Config Config::load_file(const std::string& path) {
+std::string Config::read_file_text(const std::string& path) {
+  std::error_code ec;
+  std::ifstream in(path, std::ios::binary);
+  if (!in || std::filesystem::is_directory(path, ec)) throw ConfigError("cannot open configuration file '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  HALO_CHECK_T(ConfigError, !in.bad(), "cannot read configuration file '", path, "'");
+  return text.str();
+}
+
+Config Config::parse_file(const std::string& path, const std::string& text) {
   Config c;
   try {
-    c.impl_->root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError("cannot open configuration file '" + path + "'");
+    c.impl_->root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw ConfigError("configuration file '" + path + "': " + e.what());
   }
@@ -95,6 +105,8 @@ Config Config::load_file(const std::string& path) {
   c.impl_->source = path;
   return c;
 }
+
+Config Config::load_file(const std::string& path) { return parse_file(path, read_file_text(path)); }
 
 Config Config::parse(const std::string& text) {
   Config c;

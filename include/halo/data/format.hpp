@@ -66,6 +66,10 @@ LabelKind label_kind_from_name(const std::string& s);
 /// whole volume when smaller). Throws IOError naming the file when nothing matches.
 Layout detect_layout(const std::string& file, int64_t subvolume = 0);
 
+/// A layout as one string and back (every field), so rank 0 can probe it and broadcast it.
+std::string encode_layout(const Layout& l);
+Layout decode_layout(const std::string& s);
+
 /// Layout by preset name ("cosmoflow-mlperf", ...) or "auto" (detect from `probe_file`).
 Layout layout_by_name(const std::string& name, const std::string& probe_file, int64_t subvolume = 0,
                       const std::string& stats_file = "");

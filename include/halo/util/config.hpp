@@ -26,6 +26,11 @@ class Config {
   Config& operator=(const Config&);
 
   static Config load_file(const std::string& path);
+  /// The two halves of load_file, for a job whose rank 0 reads the file and broadcasts the
+  /// text (dist/root_read.hpp): read_file_text throws ConfigError when `path` cannot be
+  /// read; parse_file parses `text` as the contents of `path` (messages name the file).
+  static std::string read_file_text(const std::string& path);
+  static Config parse_file(const std::string& path, const std::string& text);
   static Config parse(const std::string& yaml_text);
 
   /// Applies "key.path=value" (the value is parsed as YAML: numbers, lists, strings).

@@ -62,24 +62,6 @@ dist::CommunicatorOptions communicator_options(const Config& cfg) {
   return copt;
 }
 
-// Rank 0's list of strings on every rank (MPI_Bcast of the sizes, then of the characters).
-std::vector<std::string> broadcast_strings(const dist::Communicator& comm, std::vector<std::string> v) {
-  int64_t n = int64_t(v.size());
-  MPI_Bcast(&n, 1, MPI_INT64_T, 0, comm.comm());
-  std::vector<int64_t> sizes(static_cast<size_t>(n));
-  for (size_t i = 0; i < v.size(); ++i) sizes[i] = int64_t(v[i].size());
-  MPI_Bcast(sizes.data(), int(n), MPI_INT64_T, 0, comm.comm());
-  std::string all;
-  for (const auto& s : v) all += s;
-  int64_t total = 0;
-  for (int64_t k : sizes) total += k;
-  all.resize(size_t(total));
-  MPI_Bcast(all.data(), int(total), MPI_CHAR, 0, comm.comm());
-  v.assign(size_t(n), std::string());
-  for (size_t i = 0, at = 0; i < size_t(n); at += size_t(sizes[i]), ++i) v[i] = all.substr(at, size_t(sizes[i]));
-  return v;
-}
-
 std::string host_name() {
   char host[256] = "?";
   ::gethostname(host, sizeof host - 1);
@@ -341,8 +323,8 @@ TrainerOptions Driver::trainer_options(const Device& device) {
     // corrupt, or missing because a job was killed while keeping the previous one.
     // Rank 0 lists and every rank takes its list: ranks that saw the directory differently
     // (a stale NFS cache on one node) would otherwise enter different collectives.
-    std::vector<std::string> found = broadcast_strings(
-        comm_, comm_.rank() == 0 ? list_checkpoints(to.checkpoint_path) : std::vector<std::string>{});
+    const std::vector<std::string> found = dist::unpack_strings(dist::read_on_root(
+        comm_.comm(), [&] { return dist::pack_strings(list_checkpoints(to.checkpoint_path)); }));
     if (found.empty()) {
       log::warn("--resume: no checkpoint at '", to.checkpoint_path, "' yet; starting from the beginning");
     } else {

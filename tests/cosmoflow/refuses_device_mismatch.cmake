@@ -3,10 +3,10 @@
 # and its host. Runs in every build; on a machine with GPUs the cuda case must instead start.
 include(${SRC}/common.cmake)
 
-set(EXPECT "dist.backend=nccl" "rank [01] on " "trains on the CPU")
-expect_refusal("nccl on the CPU" training.device=cpu dist.backend=nccl --print-config)
-set(EXPECT "dist.backend must be auto, mpi or nccl")
-expect_refusal("unknown backend" dist.backend=gloo --print-config)
+run_driver_fails(refused_nccl_on_the_CPU training.device=cpu dist.backend=nccl --print-config
+                 EXPECT "dist.backend=nccl" "rank [01] on " "trains on the CPU")
+run_driver_fails(refused_unknown_backend dist.backend=gloo --print-config
+                 EXPECT "dist.backend must be auto, mpi or nccl")
 
 # training.device=cuda: refused on a machine without a GPU (or a build without CUDA), naming
 # the rank and host; accepted where the ranks see GPUs (then --print-config ends the run).

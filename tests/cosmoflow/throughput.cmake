@@ -45,5 +45,5 @@ endforeach()
 # 2 ranks cannot make 3 equal instances.
 list(REMOVE_AT MPI ${_np})
 list(INSERT MPI ${_np} 2)
-set(EXPECT "dist.instances \\(from the command line[^\n]* is 3: it must divide the 2 ranks of the job")
-expect_refusal(instances_refused dist.instances=3 checkpoint.path=)
+run_driver_fails(instances_refused dist.instances=3 checkpoint.path=
+                 EXPECT "dist.instances \\(from the command line[^\n]* is 3: it must divide the 2 ranks of the job")

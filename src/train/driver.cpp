@@ -80,9 +80,9 @@ int instance_count(Config& cfg, const dist::Communicator& world) {
 
 // Nodes of `comm`: the ranks that are first on their node.
 int64_t count_nodes(const dist::Communicator& comm) {
-  int64_t n[2] = {comm.local_rank() == 0 ? 1 : 0, comm.local_rank() == 0 ? comm.local_size() : 0};
-  comm.allreduce_sum(n, 2, "node count");
-  return n[0];
+  int64_t n = comm.local_rank() == 0 ? 1 : 0;  // one per node-local rank 0
+  comm.allreduce_sum(&n, 1, "node count");
+  return n;
 }
 
 // Drops the data files from this node's page cache (POSIX_FADV_DONTNEED: clean pages only,
@@ -365,11 +365,10 @@ void Driver::start_run(DriverData& data, TrainerOptions& options) {
   ml.event("gradient_accumulation_frequency", int64_t(options.grad_sync.accumulation_steps));
   ml.event("seed", int64_t(seed_));
   // Collective on every rank.
-  int64_t n[2] = {comm_.local_rank() == 0 ? 1 : 0, comm_.local_rank() == 0 ? comm_.local_size() : 0};
-  comm_.allreduce_sum(n, 2, "node count");
-  ml.event("number_of_nodes", n[0]);
-  // One GPU per rank (Driver::device()); on the CPU no accelerator.
-  ml.event("accelerators_per_node", device_.is_cuda() ? (n[1] + n[0] - 1) / n[0] : int64_t(0));
+  const int64_t nodes = count_nodes(comm_);
+  ml.event("number_of_nodes", nodes);
+  // One GPU per rank (Driver::device()), so the ranks per node; on the CPU no accelerator.
+  ml.event("accelerators_per_node", device_.is_cuda() ? (int64_t(comm_.size()) + nodes - 1) / nodes : int64_t(0));
   if (ml.enabled() || !cfg_.get_string("output.mllog", "").empty()) {
     if (comm_.local_rank() == 0) drop_page_cache({data.train_dir, data.val_dir});
     comm_.barrier("cache clear");

@@ -1,8 +1,13 @@
 #include "halo/dist/grad_sync.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 
 #include "grad_sync_device.hpp"
 #include "halo/dist/nccl.hpp"
@@ -36,9 +41,7 @@ MPI_Datatype mpi_type(DType t) {
 
 std::string megabytes(size_t bytes) { return str(double(bytes) / 1e6, " MB"); }
 
-}  // namespace
-
-struct GradientSynchronizer::Bucket {
+struct Bucket {
   int index = 0;
   std::vector<int> params;          // indices into params_, packing order
   std::vector<size_t> offsets;      // element offset of each parameter
@@ -53,14 +56,66 @@ struct GradientSynchronizer::Bucket {
   BucketTimes times;
 };
 
+}  // namespace
+
+// Everything the synchroniser needs to run; see grad_sync.hpp for the protocol.
+struct GradientSynchronizer::Impl {
+  Impl(Communicator comm, std::vector<nn::Parameter*> params, GradSyncOptions options);
+  ~Impl();
+
+  void attach(nn::Model& model);
+  void detach();
+  void mark_ready(const std::vector<nn::Parameter*>& ready);
+  bool wait();
+  bool communicates_now() const;
+  std::vector<BucketTimes> last_times() const;
+  uint64_t layout_hash() const;
+
+  bool progress_step();
+  void progress_loop();
+  void post(Bucket& b);
+  void finish(Bucket& b);
+  void reset_pass_locked();
+  void launch_device(int limit);
+  bool wait_device(std::unique_lock<std::mutex>& lock);
+
+  Communicator comm_;
+  GradSyncOptions opt_;
+  std::vector<nn::Parameter*> params_;
+  std::vector<BucketInfo> infos_;
+  std::vector<std::unique_ptr<Bucket>> buckets_;
+  std::unordered_map<const nn::Parameter*, int> index_of_;  // parameter -> index in params_
+  std::vector<int> bucket_of_;                               // per parameter
+  std::vector<char> marked_;                                 // per parameter, this pass
+
+  // Shared between the caller of mark_ready/wait and the progress thread.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // wakes the progress thread
+  std::condition_variable done_cv_;  // wakes wait()
+  int launch_limit_ = 0;   // buckets [0, launch_limit_) may be posted (all ready, in order)
+  int completed_ = 0;
+  int64_t micro_ = 0;      // backward passes finished (wait() calls)
+  bool stop_ = false;
+  std::atomic<bool> waiting_{false};  // the caller is blocked in wait()
+  // Touched only by the thread that progresses MPI.
+  int posted_ = 0;
+  std::vector<int> in_flight_;
+
+  bool use_thread_ = false;
+  std::thread thread_;
+  nn::Model* model_ = nullptr;
+  int hook_id_ = -1;
+  MPI_Op bf16_sum_ = MPI_OP_NULL;
+  std::unique_ptr<detail::DeviceGradSync> dev_;  // device path (parameters on a GPU)
+};
+
 std::string BucketInfo::describe() const {
   std::string s = str("bucket ", index, " (", params.size(), " params, ", megabytes(bytes));
   if (!params.empty()) s += str(": ", params.front(), params.size() > 1 ? " .. " + params.back() : "");
   return s + ")";
 }
 
-GradientSynchronizer::GradientSynchronizer(Communicator comm, std::vector<nn::Parameter*> params,
-                                           GradSyncOptions options)
+GradientSynchronizer::Impl::Impl(Communicator comm, std::vector<nn::Parameter*> params, GradSyncOptions options)
     : comm_(std::move(comm)), opt_(options), params_(std::move(params)) {
   HALO_CHECK_T(ConfigError, opt_.accumulation_steps >= 1, "GradSyncOptions::accumulation_steps must be >= 1, got ",
                opt_.accumulation_steps);
@@ -136,7 +191,7 @@ GradientSynchronizer::GradientSynchronizer(Communicator comm, std::vector<nn::Pa
   if (use_thread_) thread_ = std::thread([this] { progress_loop(); });
 }
 
-GradientSynchronizer::~GradientSynchronizer() {
+GradientSynchronizer::Impl::~Impl() {
   detach();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -153,24 +208,24 @@ GradientSynchronizer::~GradientSynchronizer() {
   }
 }
 
-void GradientSynchronizer::attach(nn::Model& model) {
+void GradientSynchronizer::Impl::attach(nn::Model& model) {
   detach();
   model_ = &model;
   hook_id_ = model.add_grad_ready_hook([this](const std::vector<nn::Parameter*>& ready) { mark_ready(ready); });
 }
 
-void GradientSynchronizer::detach() {
+void GradientSynchronizer::Impl::detach() {
   if (model_) model_->remove_grad_ready_hook(hook_id_);
   model_ = nullptr;
   hook_id_ = -1;
 }
 
-bool GradientSynchronizer::communicates_now() const {
+bool GradientSynchronizer::Impl::communicates_now() const {
   std::lock_guard<std::mutex> lock(mu_);
   return micro_ % opt_.accumulation_steps == opt_.accumulation_steps - 1;
 }
 
-void GradientSynchronizer::mark_ready(const std::vector<nn::Parameter*>& ready) {
+void GradientSynchronizer::Impl::mark_ready(const std::vector<nn::Parameter*>& ready) {
   int limit = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -197,7 +252,7 @@ void GradientSynchronizer::mark_ready(const std::vector<nn::Parameter*>& ready) 
   else progress_step();
 }
 
-void GradientSynchronizer::post(Bucket& b) {
+void GradientSynchronizer::Impl::post(Bucket& b) {
   // Pack the gradients (complete: backward announced them) into the wire buffer.
   if (b.compressed) {
     auto* w = reinterpret_cast<uint16_t*>(b.wire.data());
@@ -230,7 +285,7 @@ void GradientSynchronizer::post(Bucket& b) {
   }
 }
 
-void GradientSynchronizer::finish(Bucket& b) {
+void GradientSynchronizer::Impl::finish(Bucket& b) {
   comm_.watchdog().leave(b.seq);
   double scale = opt_.average ? 1.0 / (double(comm_.size()) * opt_.accumulation_steps) : 1.0;
   for (size_t i = 0; i < b.params.size(); ++i) {
@@ -259,7 +314,7 @@ void GradientSynchronizer::finish(Bucket& b) {
 
 // Posts every bucket that may go, then tests those in flight. Runs on exactly one thread
 // (the progress thread, or the caller when there is none). Returns whether anything moved.
-bool GradientSynchronizer::progress_step() {
+bool GradientSynchronizer::Impl::progress_step() {
   int limit;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -291,7 +346,7 @@ bool GradientSynchronizer::progress_step() {
   return moved;
 }
 
-void GradientSynchronizer::progress_loop() {
+void GradientSynchronizer::Impl::progress_loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -308,7 +363,7 @@ void GradientSynchronizer::progress_loop() {
   }
 }
 
-void GradientSynchronizer::reset_pass_locked() {
+void GradientSynchronizer::Impl::reset_pass_locked() {
   for (auto& b : buckets_) {
     b->pending = int(b->params.size());
     b->ready = false;
@@ -318,7 +373,7 @@ void GradientSynchronizer::reset_pass_locked() {
   completed_ = 0;
 }
 
-bool GradientSynchronizer::wait() {
+bool GradientSynchronizer::Impl::wait() {
   std::unique_lock<std::mutex> lock(mu_);
   bool communicating = micro_ % opt_.accumulation_steps == opt_.accumulation_steps - 1;
   if (!communicating) {
@@ -363,7 +418,7 @@ bool GradientSynchronizer::wait() {
 // Device path: queues buckets [posted_, limit) on the communication stream, in order (every
 // rank issues the same NCCL calls in the same order). Runs on the thread running backward,
 // whose current stream is the one the gradients were computed on.
-void GradientSynchronizer::launch_device(int limit) {
+void GradientSynchronizer::Impl::launch_device(int limit) {
   const double scale = opt_.average ? 1.0 / (double(comm_.size()) * opt_.accumulation_steps) : 1.0;
   while (posted_ < limit) {
     Bucket& b = *buckets_[size_t(posted_)];
@@ -373,7 +428,7 @@ void GradientSynchronizer::launch_device(int limit) {
   }
 }
 
-bool GradientSynchronizer::wait_device(std::unique_lock<std::mutex>& lock) {
+bool GradientSynchronizer::Impl::wait_device(std::unique_lock<std::mutex>& lock) {
   const int total = int(buckets_.size());
   lock.unlock();
   launch_device(total);
@@ -386,14 +441,14 @@ bool GradientSynchronizer::wait_device(std::unique_lock<std::mutex>& lock) {
   return true;
 }
 
-std::vector<BucketTimes> GradientSynchronizer::last_times() const {
+std::vector<BucketTimes> GradientSynchronizer::Impl::last_times() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<BucketTimes> t;
   for (auto& b : buckets_) t.push_back(b->times);
   return t;
 }
 
-uint64_t GradientSynchronizer::layout_hash() const {
+uint64_t GradientSynchronizer::Impl::layout_hash() const {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&](const void* p, size_t n) {
     const auto* c = static_cast<const unsigned char*>(p);
@@ -408,5 +463,22 @@ uint64_t GradientSynchronizer::layout_hash() const {
   }
   return h;
 }
+
+// The public class forwards: one indirection per call, none per element.
+GradientSynchronizer::GradientSynchronizer(Communicator comm, std::vector<nn::Parameter*> params,
+                                           GradSyncOptions options)
+    : impl_(std::make_unique<Impl>(std::move(comm), std::move(params), std::move(options))) {}
+GradientSynchronizer::~GradientSynchronizer() = default;
+void GradientSynchronizer::attach(nn::Model& model) { impl_->attach(model); }
+void GradientSynchronizer::detach() { impl_->detach(); }
+void GradientSynchronizer::mark_ready(const std::vector<nn::Parameter*>& params) { impl_->mark_ready(params); }
+bool GradientSynchronizer::wait() { return impl_->wait(); }
+bool GradientSynchronizer::communicates_now() const { return impl_->communicates_now(); }
+const std::vector<BucketInfo>& GradientSynchronizer::buckets() const { return impl_->infos_; }
+std::vector<BucketTimes> GradientSynchronizer::last_times() const { return impl_->last_times(); }
+uint64_t GradientSynchronizer::layout_hash() const { return impl_->layout_hash(); }
+bool GradientSynchronizer::uses_progress_thread() const { return impl_->use_thread_; }
+bool GradientSynchronizer::on_device() const { return impl_->dev_ != nullptr; }
+const Communicator& GradientSynchronizer::communicator() const { return impl_->comm_; }
 
 }  // namespace halo::dist

@@ -1,11 +1,16 @@
 #include "halo/dist/watchdog.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "halo/util/timer.hpp"
 
@@ -23,6 +28,43 @@ void copy_name(char* dst, size_t cap, const std::string& src) {
   std::memcpy(dst, src.data(), n);
   dst[n] = '\0';
 }
+
+}  // namespace
+
+// The watchdog's state and thread; see watchdog.hpp for the protocol.
+struct Watchdog::Impl {
+  Impl(MPI_Comm comm, bool use_mpi, double timeout_s, double poll_s);
+  ~Impl();
+
+  int64_t enter(const std::string& what);
+  void leave(int64_t seq);
+  int64_t entered() const;
+  RankStatus status() const;
+  void stop();
+
+  void run();
+  void answer_queries();
+  void coordinate(const StallInfo& stall, const std::string& note = "");
+  double coordinate_wait() const;
+  [[noreturn]] void abort_job(const std::string& report);
+
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+  bool use_mpi_;
+  std::atomic<double> timeout_s_;
+  double poll_s_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  int64_t entered_ = 0;
+  std::string last_name_;
+  double last_activity_;
+  struct Active { std::string name; double start; };
+  std::map<int64_t, Active> active_;
+  std::thread thread_;
+};
+
+namespace {
 
 // Watchdog threads must stop before MPI_Finalize: MPI deletes the attributes of
 // MPI_COMM_SELF first thing in MPI_Finalize, so a delete callback there stops them all,
@@ -119,20 +161,16 @@ std::string format_stall_report(const StallInfo& stall, const std::vector<RankSt
   return os.str();
 }
 
-Watchdog::Watchdog(MPI_Comm comm, bool use_mpi, double timeout_s, double poll_s)
+Watchdog::Impl::Impl(MPI_Comm comm, bool use_mpi, double timeout_s, double poll_s)
     : comm_(comm), use_mpi_(use_mpi), timeout_s_(timeout_s), poll_s_(poll_s), last_activity_(now_seconds()) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
-  register_watchdog(this);
   thread_ = std::thread([this] { run(); });
 }
 
-Watchdog::~Watchdog() {
-  stop();
-  unregister_watchdog(this);
-}
+Watchdog::Impl::~Impl() { stop(); }
 
-void Watchdog::stop() {
+void Watchdog::Impl::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -141,7 +179,7 @@ void Watchdog::stop() {
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
-int64_t Watchdog::enter(const std::string& what) {
+int64_t Watchdog::Impl::enter(const std::string& what) {
   std::lock_guard<std::mutex> lock(mu_);
   int64_t seq = ++entered_;
   last_name_ = what;
@@ -150,18 +188,18 @@ int64_t Watchdog::enter(const std::string& what) {
   return seq;
 }
 
-void Watchdog::leave(int64_t seq) {
+void Watchdog::Impl::leave(int64_t seq) {
   std::lock_guard<std::mutex> lock(mu_);
   active_.erase(seq);
   last_activity_ = now_seconds();
 }
 
-int64_t Watchdog::entered() const {
+int64_t Watchdog::Impl::entered() const {
   std::lock_guard<std::mutex> lock(mu_);
   return entered_;
 }
 
-RankStatus Watchdog::status() const {
+RankStatus Watchdog::Impl::status() const {
   std::lock_guard<std::mutex> lock(mu_);
   RankStatus s;
   double now = now_seconds();
@@ -178,7 +216,7 @@ RankStatus Watchdog::status() const {
   return s;
 }
 
-void Watchdog::answer_queries() {
+void Watchdog::Impl::answer_queries() {
   for (;;) {
     int flag = 0;
     MPI_Status st;
@@ -191,7 +229,7 @@ void Watchdog::answer_queries() {
   }
 }
 
-void Watchdog::coordinate(const StallInfo& stall, const std::string& note) {
+void Watchdog::Impl::coordinate(const StallInfo& stall, const std::string& note) {
   std::vector<RankStatus> ranks(size_t(size_), RankStatus{});
   for (int r = 0; r < size_; ++r) ranks[size_t(r)].rank = r;
   ranks[size_t(rank_)] = status();
@@ -225,16 +263,16 @@ void Watchdog::coordinate(const StallInfo& stall, const std::string& note) {
   abort_job(format_stall_report(stall, ranks, timeout_s_.load(), size_) + note);
 }
 
-double Watchdog::coordinate_wait() const { return std::max(1.0, 20 * poll_s_); }
+double Watchdog::Impl::coordinate_wait() const { return std::max(1.0, 20 * poll_s_); }
 
-void Watchdog::abort_job(const std::string& report) {
+void Watchdog::Impl::abort_job(const std::string& report) {
   std::fputs(report.c_str(), stderr);
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, kStallExitCode);
   std::_Exit(kStallExitCode);  // MPI_Abort does not return; this is for the record
 }
 
-void Watchdog::run() {
+void Watchdog::Impl::run() {
   bool reported = false;
   double give_up_at = 0;
   StallInfo mine;
@@ -282,5 +320,23 @@ void Watchdog::run() {
     }
   }
 }
+
+Watchdog::Watchdog(MPI_Comm comm, bool use_mpi, double timeout_s, double poll_s)
+    : impl_(std::make_unique<Impl>(comm, use_mpi, timeout_s, poll_s)) {
+  register_watchdog(this);
+}
+
+Watchdog::~Watchdog() {
+  impl_->stop();
+  unregister_watchdog(this);
+}
+
+int64_t Watchdog::enter(const std::string& what) { return impl_->enter(what); }
+void Watchdog::leave(int64_t seq) { impl_->leave(seq); }
+void Watchdog::set_timeout(double seconds) { impl_->timeout_s_.store(seconds); }
+double Watchdog::timeout() const { return impl_->timeout_s_.load(); }
+int64_t Watchdog::entered() const { return impl_->entered(); }
+RankStatus Watchdog::status() const { return impl_->status(); }
+void Watchdog::stop() { impl_->stop(); }
 
 }  // namespace halo::dist

@@ -19,14 +19,10 @@
 // waits on an event recorded on the compute stream when backward completed the bucket;
 // wait() makes the caller's stream wait for the last bucket before the optimizer runs.
 #pragma once
-#include <atomic>
-#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "halo/dist/communicator.hpp"
@@ -39,9 +35,6 @@ class Model;
 namespace halo::dist {
 
 class NcclCommunicator;
-namespace detail {
-class DeviceGradSync;
-}
 
 struct GradSyncOptions {
   size_t bucket_bytes = size_t(25) << 20;        ///< cap of every bucket after the first
@@ -102,54 +95,21 @@ class GradientSynchronizer {
   /// Whether the current backward pass is the one that communicates.
   bool communicates_now() const;
 
-  const std::vector<BucketInfo>& buckets() const { return infos_; }
+  const std::vector<BucketInfo>& buckets() const;
   /// Times of the last communicating step, per bucket.
   std::vector<BucketTimes> last_times() const;
   /// Hash of the bucket layout (names, sizes, order); equal on every rank.
   uint64_t layout_hash() const;
-  bool uses_progress_thread() const { return use_thread_; }
+  bool uses_progress_thread() const;
   /// True when the parameters are on a GPU and gradients go through NCCL.
-  bool on_device() const { return dev_ != nullptr; }
-  const Communicator& communicator() const { return comm_; }
+  bool on_device() const;
+  const Communicator& communicator() const;
 
  private:
-  struct Bucket;
-  bool progress_step();
-  void progress_loop();
-  void post(Bucket& b);
-  void finish(Bucket& b);
-  void reset_pass_locked();
-  void launch_device(int limit);
-  bool wait_device(std::unique_lock<std::mutex>& lock);
-
-  Communicator comm_;
-  GradSyncOptions opt_;
-  std::vector<nn::Parameter*> params_;
-  std::vector<BucketInfo> infos_;
-  std::vector<std::unique_ptr<Bucket>> buckets_;
-  std::unordered_map<const nn::Parameter*, int> index_of_;  // parameter -> index in params_
-  std::vector<int> bucket_of_;                               // per parameter
-  std::vector<char> marked_;                                 // per parameter, this pass
-
-  // Shared between the caller of mark_ready/wait and the progress thread.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;       // wakes the progress thread
-  std::condition_variable done_cv_;  // wakes wait()
-  int launch_limit_ = 0;   // buckets [0, launch_limit_) may be posted (all ready, in order)
-  int completed_ = 0;
-  int64_t micro_ = 0;      // backward passes finished (wait() calls)
-  bool stop_ = false;
-  std::atomic<bool> waiting_{false};  // the caller is blocked in wait()
-  // Touched only by the thread that progresses MPI.
-  int posted_ = 0;
-  std::vector<int> in_flight_;
-
-  bool use_thread_ = false;
-  std::thread thread_;
-  nn::Model* model_ = nullptr;
-  int hook_id_ = -1;
-  MPI_Op bf16_sum_ = MPI_OP_NULL;
-  std::unique_ptr<detail::DeviceGradSync> dev_;  // device path (parameters on a GPU)
+  // The buckets, the progress thread and its locks, the MPI reduction operator and the
+  // device path live in src/dist/grad_sync.cpp: users see none of them.
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace halo::dist

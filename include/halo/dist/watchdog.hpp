@@ -16,13 +16,9 @@
 #pragma once
 #include <mpi.h>
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <map>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace halo::dist {
@@ -81,34 +77,18 @@ class Watchdog {
     int64_t seq_;
   };
 
-  void set_timeout(double seconds) { timeout_s_.store(seconds); }
-  double timeout() const { return timeout_s_.load(); }
+  void set_timeout(double seconds);
+  double timeout() const;
   int64_t entered() const;
   RankStatus status() const;
   /// Stops the thread (idempotent); called before MPI_Finalize.
   void stop();
 
  private:
-  void run();
-  void answer_queries();
-  void coordinate(const StallInfo& stall, const std::string& note = "");
-  double coordinate_wait() const;
-  [[noreturn]] void abort_job(const std::string& report);
-
-  MPI_Comm comm_;
-  int rank_ = 0, size_ = 1;
-  bool use_mpi_;
-  std::atomic<double> timeout_s_;
-  double poll_s_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  int64_t entered_ = 0;
-  std::string last_name_;
-  double last_activity_;
-  struct Active { std::string name; double start; };
-  std::map<int64_t, Active> active_;
-  std::thread thread_;
+  // The thread, its lock and the table of collectives in progress live in
+  // src/dist/watchdog.cpp.
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace halo::dist

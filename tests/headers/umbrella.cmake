@@ -28,7 +28,12 @@ list(REMOVE_ITEM headers ${not_in_umbrella})
 
 if(MODE STREQUAL "write")
   set(areas ${area_order})
+  set(top "")  # headers directly in include/halo/ come first, after config.hpp
   foreach(h ${headers})
+    if(NOT h MATCHES "^halo/[^/]+/")
+      string(APPEND top "#include \"${h}\"\n")
+      continue()
+    endif()
     string(REGEX REPLACE "^halo/([^/]+)/.*" "\\1" area "${h}")
     if(NOT area IN_LIST areas)
       list(APPEND areas ${area})
@@ -43,7 +48,7 @@ if(MODE STREQUAL "write")
 #pragma once
 
 #include \"halo/config.hpp\"
-")
+${top}")
   foreach(area ${areas})
     set(block "")
     foreach(h ${headers})

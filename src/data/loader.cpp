@@ -322,6 +322,7 @@ void DataLoader::Impl::fill(Slot& s, int64_t b, ReadScratch& scratch) {
   s.batch.size = n;
   s.batch.real = std::clamp<int64_t>(real - begin, 0, n);
   s.batch.index = b;
+  s.batch.source = ds.get();
   s.batch.x = n == opt.batch_size ? s.x_full : s.x_full.slice(0, n);
   s.batch.y = n == opt.batch_size ? s.y_full : s.y_full.slice(0, n);
 }

@@ -293,7 +293,7 @@ StepResult Trainer::step(const data::Batch& batch) {
   StepContext ctx;
   ctx.start = now_seconds();
   ctx.batch = &batch;
-  if (I.train) ctx.dataset = &I.train->dataset();
+  ctx.dataset = batch.source;
   ctx.fill_flags = [&batch](int64_t* flags) { flags[1] = batch.skipped; };
   HALO_CHECK_T(ShapeError, batch.size >= 1, I.o.name, ": step() needs a batch of at least one sample");
   StepResult r = run_step(I.prepare_input(batch.x), I.prepare_target(batch.y), batch.size, ctx);

@@ -70,7 +70,7 @@ struct Trainer::StepContext {
   int epoch = -1;  // 0-based epoch of fit(); -1: step() called from a program's loop
   int64_t steps_per_epoch = 0;
   const data::Batch* batch = nullptr;      // names the samples of a non-finite step
-  const data::Dataset* dataset = nullptr;  // the batch's source
+  const data::Dataset* dataset = nullptr;  // the batch's source (Batch::source)
   const char* untracked = "not known (step() on tensors)";  // said instead of the samples
   double start = 0, data_s = 0;            // when the step began, and its wait for data
   // Summed over ranks with the step's non-finite flag: [0] ranks whose loss is non-finite,

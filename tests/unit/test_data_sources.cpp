@@ -227,9 +227,19 @@ TEST_CASE("checkpoint free functions: a step loop saved and restored continues e
   optim::Adam adam_b(b.parameters(), {});
   nn::MSELoss lb;
   {
-    train::Trainer tb(self(), b, adam_b, lb, o);
+    train::TrainerOptions with_path = o;
+    with_path.checkpoint_path = dir + "/trainer.h5";
+    train::Trainer tb(self(), b, adam_b, lb, with_path);
     for (int s = 0; s < 3; ++s) tb.step(x, y);
     train::save_training_checkpoint(path, b, adam_b, nullptr, {0, 3, 3, 1});
+    tb.save_checkpoint();  // the Trainer's own writes the same state, and its position
+  }
+  {
+    nn::Model e = make();
+    optim::Adam adam_e(e.parameters(), {});
+    CHECK(train::load_training_checkpoint(dir + "/trainer.h5", e, adam_e).global_step == 3);
+    auto pb = b.parameters(), pe = e.parameters();
+    for (size_t i = 0; i < pb.size(); ++i) CHECK(pb[i]->value.to_vector<float>() == pe[i]->value.to_vector<float>());
   }
   nn::Model c = make();
   optim::Adam adam_c(c.parameters(), {});

@@ -85,6 +85,7 @@ struct Batch {
   /// number of steps. Train on them; leave them out of anything that counts samples.
   int64_t real = 0;
   int64_t skipped = 0;  ///< bad samples of this batch replaced by others (BadSamplePolicy::skip)
+  const Dataset* source = nullptr;  ///< the data set the rows come from (names them in errors)
 };
 
 struct LoaderStats {

@@ -184,7 +184,8 @@ class Trainer {
   std::map<std::string, double> validate(int64_t epoch, double* val_loss = nullptr, int64_t* val_samples = nullptr);
 
   /// Everything a resumed run needs (training_state() of checkpoint.hpp: parameters, buffers,
-  /// optimizer and scaler state, Dropout steps, position) and the loop's running sums.
+  /// optimizer and scaler state, Dropout steps, position) with options.checkpoint_strings;
+  /// checkpoints written by fit() add the running loss sums of an unfinished epoch.
   CheckpointData checkpoint_state() const;
   void load_state(const CheckpointData& data);
 
@@ -199,6 +200,7 @@ class Trainer {
   void start();  // the checks and set-up both constructors share
   struct Impl;
   struct StepContext;
+  struct FitLoop;  // fit()'s state between its phases (fit.cpp)
   StepResult run_step(const Tensor& x, const Tensor& y, int64_t batch_size, StepContext& ctx);
   std::unique_ptr<Impl> impl_;
 };

@@ -185,3 +185,26 @@ TEST_CASE("Trainer::step alone over the ranks equals one process stepping on the
   CHECK(max_param_diff(m, m1) < 1e-5);
   CHECK(t.global_step() == 6);
 }
+
+TEST_CASE("fit() over an ArrayDataset replaces a NaN sample on its rank and counts it once", "[trainer][memory]") {
+  const int64_t n = 24;
+  auto [x, y] = arrays(n);
+  x.data<float>()[5 * 128 + 17] = std::nanf("");
+  auto ds = std::make_shared<data::ArrayDataset>(x, y, "fields");
+  nn::Model m = small_cnn();
+  optim::SGD sgd(m.parameters(), {.lr = 0.05});
+  nn::MSELoss loss;
+  data::LoaderOptions lo;
+  lo.batch_size = 2;
+  lo.on_bad_sample = data::BadSamplePolicy::skip;
+  lo.comm = dist::Communicator(MPI_COMM_WORLD);
+  data::DataLoader loader(ds, lo);
+  train::Trainer t(dist::Communicator(MPI_COMM_WORLD), m, sgd, loss, loader, nullptr, nullptr, quiet(2));
+  train::FitResult r = t.fit();
+  REQUIRE(r.epochs.size() == 2);
+  for (const auto& e : r.epochs) {
+    CHECK(e.skipped_samples == 1);
+    CHECK(e.skipped_steps == 0);
+    CHECK(std::isfinite(e.train_loss));
+  }
+}

@@ -45,6 +45,7 @@ struct Trainer::FitLoop {
     for (auto& c : builtin_callbacks(I.o, I.rank0(), I.resumed)) callbacks.push_back(std::move(c));
     callbacks.insert(callbacks.end(), I.callbacks.begin(), I.callbacks.end());
     st.name = I.o.name;
+    st.rank = I.comm.rank();
     st.rank0 = I.rank0();
     st.ranks = I.comm.size();
     st.resumed = I.resumed;

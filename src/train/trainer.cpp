@@ -401,6 +401,7 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
   r.timings.forward_s = tf - t1;
   r.timings.backward_s = t2 - tf;
   r.timings.comm_s = (t1 - td) + (t3 - t2);
+  r.timings.guard_s = t1 - td;
   r.timings.optimizer_s = t4 - t3;
   return r;
 }

@@ -7,6 +7,10 @@
 #include <mpi.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
 
 #include "halo/data/loader.hpp"
 #include "halo/data/memory.hpp"
@@ -17,6 +21,7 @@
 #include "halo/nn/model.hpp"
 #include "halo/nn/structure.hpp"
 #include "halo/optim/sgd.hpp"
+#include "halo/train/timeline.hpp"
 #include "halo/train/trainer.hpp"
 
 using namespace halo;
@@ -121,6 +126,11 @@ TEST_CASE("fit() on an ArrayDataset over the ranks equals one process with the g
   train::Trainer t(dist::Communicator(MPI_COMM_WORLD), m, sgd, loss, loader, nullptr, nullptr, quiet(3));
   auto counting = std::make_shared<Counting>();
   t.add_callback(counting);
+  long pid = world_rank() == 0 ? long(::getpid()) : 0;
+  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  const std::string trace = (std::filesystem::temp_directory_path() / ("halo-trace-" + std::to_string(pid) + ".json")).string();
+  auto timeline = std::make_shared<train::TimelineCallback>(trace);
+  t.add_callback(timeline);
   train::FitResult r = t.fit();
 
   nn::Model m1 = small_cnn();
@@ -148,6 +158,24 @@ TEST_CASE("fit() on an ArrayDataset over the ranks equals one process with the g
   CHECK(counting->epoch_end == 3);
   CHECK(counting->fit_end == 1);
   CHECK(counting->phases > 0);
+
+  // The timeline holds this rank's row and six phase spans per step (no validation here).
+  std::ifstream in(timeline->file());
+  REQUIRE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string json = text.str();
+  auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (size_t at = json.find(what); at != std::string::npos; at = json.find(what, at + 1)) ++n;
+    return n;
+  };
+  CHECK(count("\"name\":\"forward\"") == size_t(r.global_step));
+  CHECK(count("\"name\":\"gradient wait\"") == size_t(r.global_step));
+  CHECK(count("\"ph\":\"X\"") == size_t(6 * r.global_step));
+  CHECK(count("\"name\":\"rank " + std::to_string(world_rank()) + "\"") == 1);
+  in.close();
+  std::filesystem::remove(timeline->file());
 }
 
 TEST_CASE("Trainer::step alone over the ranks equals one process stepping on the whole batch", "[trainer][memory]") {

@@ -13,13 +13,15 @@
 
 namespace halo::train {
 
-/// Wall time of the phases of one step, in seconds.
+/// Wall time of the phases of one step, in seconds. They follow each other in this order:
+/// data wait, step guard, forward, backward, gradient wait (comm_s - guard_s), optimizer.
 struct StepTimings {
   double start = 0;        ///< now_seconds() when the step (with its data wait) began
   double data_s = 0;       ///< waiting for the batch (fit(): the loader; step(): 0)
   double forward_s = 0;    ///< zero_grad, forward and loss
   double backward_s = 0;   ///< backward (gradient allreduces start inside it)
   double comm_s = 0;       ///< step-guard check and waiting for the averaged gradients
+  double guard_s = 0;      ///< the step-guard part of comm_s (it runs before forward)
   double optimizer_s = 0;  ///< agreement on the step's flags, unscale, clipping, update
   double compute_s() const { return forward_s + backward_s + optimizer_s; }
 };
@@ -74,6 +76,7 @@ struct FitResult {
 /// Where fit() stands, as callbacks see it.
 struct FitState {
   std::string name;  ///< TrainerOptions::name
+  int rank = 0;
   bool rank0 = false;
   int ranks = 1;
   bool resumed = false;  ///< the run continues a checkpoint

@@ -69,13 +69,15 @@
 
 #include "halo/data/dataset.hpp"
 #include "halo/data/format.hpp"
-#include "halo/data/h5.hpp"
 #include "halo/data/inspect.hpp"
 #include "halo/data/loader.hpp"
+#include "halo/data/memory.hpp"
 #include "halo/data/packed.hpp"
 #include "halo/data/sampler.hpp"
+#include "halo/data/source.hpp"
 #include "halo/data/synthetic.hpp"
 
+#include "halo/train/callback.hpp"
 #include "halo/train/checkpoint.hpp"
 #include "halo/train/class_weights.hpp"
 #include "halo/train/device_batches.hpp"
@@ -85,6 +87,7 @@
 #include "halo/train/mllog.hpp"
 #include "halo/train/progress.hpp"
 #include "halo/train/stop_signal.hpp"
+#include "halo/train/timeline.hpp"
 #include "halo/train/trainer.hpp"
 
 #include "halo/models/cosmoflow.hpp"

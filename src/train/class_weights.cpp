@@ -24,11 +24,10 @@ std::vector<double> class_weights_from_counts(const std::vector<double>& counts,
   return w;
 }
 
-std::vector<double> count_label_pixels(const data::H5Dataset& dataset, const std::vector<int64_t>& indices,
+std::vector<double> count_label_pixels(const data::Dataset& dataset, const std::vector<int64_t>& indices,
                                        int classes, bool skip_bad_samples) {
   HALO_CHECK_T(ConfigError, dataset.label_dtype() == DType::i32, "counting label pixels needs class masks, but ",
-               dataset.files().empty() ? std::string("the data set") : dataset.files().front(),
-               " holds label vectors");
+               dataset.size() > 0 ? dataset.describe(0) : std::string("the data set"), " holds label vectors");
   std::vector<double> counts(size_t(classes), 0.0);
   std::vector<float> x(size_t(numel(dataset.sample_shape())));
   std::vector<int32_t> y(size_t(numel(dataset.label_shape())));
@@ -47,7 +46,7 @@ std::vector<double> count_label_pixels(const data::H5Dataset& dataset, const std
   return counts;
 }
 
-std::vector<double> class_weights_from_labels(const dist::Communicator& comm, const data::H5Dataset& dataset,
+std::vector<double> class_weights_from_labels(const dist::Communicator& comm, const data::Dataset& dataset,
                                               const std::vector<int64_t>& indices, int classes, double power,
                                               bool skip_bad_samples) {
   std::vector<double> counts = count_label_pixels(dataset, indices, classes, skip_bad_samples);

@@ -14,23 +14,6 @@
 
 cmake_minimum_required(VERSION 3.20)
 
-# Headers that still include hdf5.h (directly or through another header), or declare threads
-# and locks, until the data area hides them behind its Dataset interface and a DataLoader
-# pimpl. While this list is not empty the umbrella itself cannot pass, so the test checks
-# everything halo.hpp includes except these, and fails when one of them no longer needs the
-# exemption, so the list only shrinks.
-# DELETE THIS LIST (leave it empty) once the data branch is merged.
-set(HALO_HEADERS_STILL_INCLUDING_HDF5
-  halo/data/dataset.hpp
-  halo/data/h5.hpp
-  halo/data/inspect.hpp
-  halo/data/loader.hpp
-  halo/data/packed.hpp
-  halo/train/class_weights.hpp
-  halo/train/device_batches.hpp
-  halo/train/driver.hpp
-  halo/train/trainer.hpp)
-
 foreach(v HALO_BUILD_DIR PREFIX CXX_COMPILER SETTINGS)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "strict_includes.cmake: -D${v}=... is required")
@@ -132,36 +115,18 @@ function(report_headers skip out_var)
 endfunction()
 
 string(REPLACE ";" " " shown "${flags}")
-set(exempt ${HALO_HEADERS_STILL_INCLUDING_HDF5})
 set(internals "")
 foreach(h ${installed})
-  if(NOT h IN_LIST exempt)
-    scan_internals(${h} hits)
-    string(APPEND internals "${hits}")
-  endif()
+  scan_internals(${h} hits)
+  string(APPEND internals "${hits}")
 endforeach()
 
-if(NOT exempt)
-  check_tu(umbrella_only "#include \"halo/halo.hpp\"\nint main() { return 0; }\n")
-  set(what "halo/halo.hpp does")
-else()
-  # Everything else the umbrella includes.
-  file(STRINGS "${PREFIX}/include/halo/halo.hpp" lines REGEX "^#include \"halo/")
-  set(text "")
-  foreach(l ${lines})
-    string(REGEX REPLACE "^#include \"([^\"]+)\".*" "\\1" h "${l}")
-    if(NOT h IN_LIST exempt)
-      string(APPEND text "#include \"${h}\"\n")
-    endif()
-  endforeach()
-  check_tu(umbrella_minus_exempt "${text}int main() { return 0; }\n")
-  set(what "the public headers outside HALO_HEADERS_STILL_INCLUDING_HDF5 do")
-endif()
+check_tu(umbrella_only "#include \"halo/halo.hpp\"\nint main() { return 0; }\n")
 if(NOT ok OR internals)
   set(msg "")
   if(NOT ok)
-    report_headers("${exempt}" report)
-    string(APPEND msg "${what} not compile with only MPI on the include path:\n  ${problem}\n"
+    report_headers("" report)
+    string(APPEND msg "halo/halo.hpp does not compile with only MPI on the include path:\n  ${problem}\n"
                       "Public headers that fail alone:\n${report}"
                       "A public header includes a private dependency (HDF5, oneDNN, ...): hide it behind "
                       "a pimpl or a private header in src/.\nflags: ${shown}\n")
@@ -173,30 +138,4 @@ if(NOT ok OR internals)
   message(FATAL_ERROR "${msg}")
 endif()
 
-if(NOT exempt)
-  message(STATUS "halo/halo.hpp compiles against ${PREFIX}/include with: ${shown}")
-  return()
-endif()
-
-# Each exempt header must still need its exemption.
-set(stale "")
-foreach(h ${exempt})
-  string(REGEX REPLACE "[/.]" "_" stem "${h}")
-  if(NOT EXISTS "${PREFIX}/include/${h}")
-    list(APPEND stale "${h} (no longer installed)")
-    continue()
-  endif()
-  check_tu(exempt_${stem} "#include \"${h}\"\n")
-  scan_internals(${h} hits)
-  if(ok AND NOT hits)
-    list(APPEND stale "${h} (compiles without HDF5 and declares no internals now)")
-  endif()
-endforeach()
-if(stale)
-  list(JOIN stale "\n  " stale)
-  message(FATAL_ERROR "remove from HALO_HEADERS_STILL_INCLUDING_HDF5 in tests/consumer/strict_includes.cmake:\n"
-                      "  ${stale}\n(once the list is empty, the test compiles halo/halo.hpp itself)")
-endif()
-list(LENGTH exempt n)
-message(STATUS "public headers compile against ${PREFIX}/include with: ${shown}; "
-               "${n} headers still need HDF5 and are exempt (HALO_HEADERS_STILL_INCLUDING_HDF5)")
+message(STATUS "halo/halo.hpp compiles against ${PREFIX}/include with: ${shown}")

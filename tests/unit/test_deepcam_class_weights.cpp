@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "halo/data/dataset.hpp"
 #include "halo/data/format.hpp"
 #include "halo/data/synthetic.hpp"
 #include "halo/train/class_weights.hpp"

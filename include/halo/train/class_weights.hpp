@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "halo/data/dataset.hpp"
+#include "halo/data/source.hpp"
 #include "halo/dist/communicator.hpp"
 
 namespace halo::train {
@@ -24,12 +24,12 @@ std::vector<double> class_weights_from_counts(const std::vector<double>& counts,
 /// (integer masks); pixels with other values are not counted. A sample that fails the
 /// loader's value checks (data::BadSampleError) stops the count unless `skip_bad_samples`
 /// (the loader's BadSamplePolicy::skip), which leaves it out as training will.
-std::vector<double> count_label_pixels(const data::H5Dataset& dataset, const std::vector<int64_t>& indices,
+std::vector<double> count_label_pixels(const data::Dataset& dataset, const std::vector<int64_t>& indices,
                                        int classes, bool skip_bad_samples = false);
 
 /// Every rank counts the labels of `indices` (its shard), the counts are summed over `comm`,
 /// and the weights come from the global counts: identical on every rank. Collective.
-std::vector<double> class_weights_from_labels(const dist::Communicator& comm, const data::H5Dataset& dataset,
+std::vector<double> class_weights_from_labels(const dist::Communicator& comm, const data::Dataset& dataset,
                                               const std::vector<int64_t>& indices, int classes,
                                               double power = -0.125, bool skip_bad_samples = false);
 

@@ -4,7 +4,7 @@
 #include <climits>
 #include <cstring>
 
-#include "grad_sync_device.hpp"
+#include "nccl/grad_sync_device.hpp"
 #include "halo/dist/nccl.hpp"
 #include "halo/nn/model.hpp"
 #include "halo/util/error.hpp"

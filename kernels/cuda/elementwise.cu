@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "activation_math.hpp"
 #include "cuda/check.hpp"
 #include "cuda/elementwise.hpp"
 
@@ -18,35 +19,17 @@ __device__ __forceinline__ float load(const __nv_bfloat16* p, int64_t i) { retur
 __device__ __forceinline__ void store(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
-template <Activation F>
-__device__ __forceinline__ float act(float x, float alpha) {
-  if constexpr (F == Activation::relu) return x > 0.f ? x : 0.f;
-  if constexpr (F == Activation::leaky_relu) return x > 0.f ? x : alpha * x;
-  if constexpr (F == Activation::tanh) return tanhf(x);
-  if constexpr (F == Activation::sigmoid) return 1.f / (1.f + expf(-x));
-  return x;
-}
-
-// `v` is the forward input for relu/leaky_relu and the forward output for tanh/sigmoid.
-template <Activation F>
-__device__ __forceinline__ float act_grad(float v, float alpha) {
-  if constexpr (F == Activation::relu) return v > 0.f ? 1.f : 0.f;
-  if constexpr (F == Activation::leaky_relu) return v > 0.f ? 1.f : alpha;
-  if constexpr (F == Activation::tanh) return 1.f - v * v;
-  if constexpr (F == Activation::sigmoid) return v * (1.f - v);
-  return 1.f;
-}
-
 template <Activation F, class T>
 __global__ void act_fwd_kernel(const T* __restrict__ x, T* y, int64_t n, float alpha) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(y, i, act<F>(load(x, i), alpha));
+    store(y, i, kernels::activation_value<F>(load(x, i), alpha));
 }
 
 template <Activation F, class T>
+// `v` is the forward input for relu/leaky_relu or the forward output (see activation_math.hpp).
 __global__ void act_bwd_kernel(const T* __restrict__ v, const T* dy, T* dx, int64_t n, float alpha) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(dx, i, load(dy, i) * act_grad<F>(load(v, i), alpha));
+    store(dx, i, kernels::activation_grad<F>(load(v, i), load(dy, i), alpha));
 }
 
 template <class T>
@@ -75,13 +58,9 @@ template <class T>
 void launch_fwd(Activation f, const void* x, void* y, int64_t n, float alpha, cudaStream_t s) {
   auto xi = static_cast<const T*>(x);
   auto yo = static_cast<T*>(y);
-  switch (f) {
-    case Activation::none: act_fwd_kernel<Activation::none><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-    case Activation::relu: act_fwd_kernel<Activation::relu><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-    case Activation::leaky_relu: act_fwd_kernel<Activation::leaky_relu><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-    case Activation::tanh: act_fwd_kernel<Activation::tanh><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-    case Activation::sigmoid: act_fwd_kernel<Activation::sigmoid><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-  }
+  kernels::with_activation(f, [&](auto kind) {
+    act_fwd_kernel<decltype(kind)::value><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha);
+  });
 }
 
 template <class T>
@@ -89,13 +68,9 @@ void launch_bwd(Activation f, const void* v, const void* dy, void* dx, int64_t n
   auto vi = static_cast<const T*>(v);
   auto dyi = static_cast<const T*>(dy);
   auto dxo = static_cast<T*>(dx);
-  switch (f) {
-    case Activation::none: act_bwd_kernel<Activation::none><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-    case Activation::relu: act_bwd_kernel<Activation::relu><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-    case Activation::leaky_relu: act_bwd_kernel<Activation::leaky_relu><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-    case Activation::tanh: act_bwd_kernel<Activation::tanh><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-    case Activation::sigmoid: act_bwd_kernel<Activation::sigmoid><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-  }
+  kernels::with_activation(f, [&](auto kind) {
+    act_bwd_kernel<decltype(kind)::value><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha);
+  });
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "activation_math.hpp"
 #include "cuda/check.hpp"
 #include "cuda/device_access.cuh"
 #include "cuda/ops.hpp"
@@ -69,21 +70,12 @@ __global__ void strided_copy_kernel(D* dst, const S* src, StridedDesc d, I n, bo
 }
 
 // ---- conv epilogue and per-channel sums ----
-template <ops::Activation A>
-__device__ __forceinline__ float activate(float v, float slope) {
-  if constexpr (A == ops::Activation::relu) return v > 0.f ? v : 0.f;
-  if constexpr (A == ops::Activation::leaky_relu) return v > 0.f ? v : v * slope;
-  if constexpr (A == ops::Activation::tanh) return tanhf(v);
-  if constexpr (A == ops::Activation::sigmoid) return 1.f / (1.f + expf(-v));
-  return v;
-}
-
 template <ops::Activation A, class T, class I>
 __global__ void bias_act_kernel(T* y, const float* bias, I n, I C, I inner, float slope) {
   HALO_GRID_LOOP_T(I, i, n) {
     float v = ld(y, i);
     if (bias) v += bias[(i / inner) % C];
-    st(y, i, activate<A>(v, slope));
+    st(y, i, kernels::activation_value<A>(v, slope));
   }
 }
 
@@ -101,7 +93,7 @@ __global__ void bias_act_vec_kernel(T* y, const float* __restrict__ bias, int32_
     for (int j = 0; j < W; ++j) {
       float x = ld(e, j);
       if (bias) x += bias[c0 + j];
-      st(e, j, activate<A>(x, slope));
+      st(e, j, kernels::activation_value<A>(x, slope));
     }
     yv[v] = raw;
   }
@@ -431,13 +423,8 @@ void bias_activation(void* y, bool bf16, const float* bias, int64_t n, int64_t C
                      float slope, void* stream) {
   if (n == 0) return;
   auto s = as_stream(stream);
-  switch (a) {
-    case ops::Activation::none: launch_bias_act<ops::Activation::none>(y, bf16, bias, n, C, inner, slope, s); break;
-    case ops::Activation::relu: launch_bias_act<ops::Activation::relu>(y, bf16, bias, n, C, inner, slope, s); break;
-    case ops::Activation::leaky_relu: launch_bias_act<ops::Activation::leaky_relu>(y, bf16, bias, n, C, inner, slope, s); break;
-    case ops::Activation::tanh: launch_bias_act<ops::Activation::tanh>(y, bf16, bias, n, C, inner, slope, s); break;
-    case ops::Activation::sigmoid: launch_bias_act<ops::Activation::sigmoid>(y, bf16, bias, n, C, inner, slope, s); break;
-  }
+  kernels::with_activation(
+      a, [&](auto kind) { launch_bias_act<decltype(kind)::value>(y, bf16, bias, n, C, inner, slope, s); });
   HALO_CUDA_CHECK_LAUNCH("bias_activation");
 }
 

@@ -12,11 +12,11 @@ using detail::in_layout_of;
 
 const char* name(Activation a) {
   switch (a) {
-    case Activation::none: return "none";
-    case Activation::relu: return "relu";
-    case Activation::leaky_relu: return "leaky_relu";
-    case Activation::tanh: return "tanh";
-    case Activation::sigmoid: return "sigmoid";
+#define HALO_ACTIVATION_NAME(n) \
+  case Activation::n:           \
+    return #n;
+    HALO_ACTIVATIONS(HALO_ACTIVATION_NAME)
+#undef HALO_ACTIVATION_NAME
   }
   return "?";
 }

@@ -35,7 +35,7 @@ Tensor pool_forward_op(const Tensor& x, const PoolConfig& cfg, PoolPlan* plan, c
   check_cpu_float(x, who, "input");
   const Shape ys = pool_output_shape(x.shape(), cfg, who);
 #if HALO_ENABLE_ONEDNN
-  if (pool_onednn_supports(x)) {
+  if (pool_onednn_supports(x, cfg)) {
     OnednnSlot slot(plan);
     return pool_forward_onednn(x, cfg, slot.state);
   }
@@ -55,7 +55,7 @@ Tensor pool_backward_op(const Tensor& dy, const Tensor& x, const PoolConfig& cfg
   HALO_CHECK_SHAPE(dy.shape() == ys && dy.dtype() == x.dtype(), who, ": output gradient ", dy.str(),
                    " does not match the output ", to_string(ys), " of input ", x.str());
 #if HALO_ENABLE_ONEDNN
-  if (pool_onednn_supports(x)) {
+  if (pool_onednn_supports(x, cfg)) {
     OnednnSlot slot(plan);
     return pool_backward_onednn(dy, x, cfg, slot.state);
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "halo/ops/activation.hpp"
+#include "halo/ops/pool.hpp"
 
 namespace halo::cuda::raw {
 
@@ -34,7 +35,7 @@ struct PoolDesc {
   int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1};
   int64_t k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, p[3] = {0, 0, 0};
   int64_t xs[5] = {}, ys[5] = {};  ///< strides of N, C, D, H, W of input and output
-  bool max = true;
+  ops::PoolKind kind = ops::PoolKind::max;
   bool count_include_pad = true;
 };
 void pool_forward(const void* x, void* y, bool bf16, const PoolDesc& d, void* stream);

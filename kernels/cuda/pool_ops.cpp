@@ -33,7 +33,7 @@ cuda::raw::PoolDesc pool_desc(const Tensor& x, const Tensor& y, const PoolConfig
     d.xs[2 + off + i] = x.strides()[2 + j];
     d.ys[2 + off + i] = y.strides()[2 + j];
   }
-  d.max = cfg.kind == PoolKind::max;
+  d.kind = cfg.kind;
   d.count_include_pad = cfg.count_include_pad;
   return d;
 }

@@ -145,9 +145,10 @@ struct OpTable {
 /// sets replace those registered before). Call only from a backend's register function.
 OpTable& op_table_to_fill(DeviceKind kind);
 
-/// The kernels of family `Family` for `dev`; throws naming `who` and the device when this
-/// build has none there.
+/// The table of a device kind (registering the built-in backends on first use).
 const OpTable& op_table(DeviceKind kind);
+/// Throws ShapeError naming `who`, the family and the device (and, when the build has no
+/// backend for the device at all, how to get one).
 [[noreturn]] void throw_no_kernels(OpFamily family, Device dev, const std::string& who);
 
 template <class K>

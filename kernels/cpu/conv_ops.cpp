@@ -61,7 +61,6 @@ bool prefer_blocked(const kc::ConvGeometry& g, int pass) {
   return (pass == 1 && unit_stride) || (pass == 2 && spatial_kernel);
 }
 
-
 struct CpuConvState final : detail::ConvPlanState {
   kc::ConvGeometry geometry;
   /// oneDNN primitives, one slot per pass (0 forward, 1 backward-data, 2 backward-weights
@@ -71,47 +70,49 @@ struct CpuConvState final : detail::ConvPlanState {
   bool blocked[3] = {false, false, false};
 };
 
+/// Picks the kernel (the fastest this build has for the dtype and shape, or the one asked
+/// for, after checking it can run) and, for oneDNN, which passes work on blocked formats.
 void prepare(ConvPlan& plan, ConvBackend backend) {
-  const std::string& who_ = plan.who();
+  const std::string& who = plan.who();
   const DType dtype = plan.dtype();
   const ConvParams& p = plan.params();
   const Shape& input = plan.input_shape();
   const Shape& weight = plan.weight_shape();
-  HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::f64, who_, ": convolution needs f32 or f64, got ",
+  HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::f64, who, ": convolution needs f32 or f64, got ",
                    name(dtype));
   auto st = std::make_shared<CpuConvState>();
   st->geometry = geometry(plan);
   const kc::ConvGeometry& g = st->geometry;
   const bool fast_ok = dtype == DType::f32 && onednn_available();
-  ConvBackend backend_ = backend;
+  ConvBackend chosen = backend;
   switch (backend) {
     case ConvBackend::automatic:
       if (dtype == DType::f32 && !p.transposed && kc::first_layer_supported(g))
-        backend_ = ConvBackend::first_layer;
+        chosen = ConvBackend::first_layer;
       else if (dtype == DType::f32 && !p.transposed && kc::depthwise_supported(g) && (g.dil[1] > 1 || g.dil[2] > 1))
-        backend_ = ConvBackend::depthwise;
+        chosen = ConvBackend::depthwise;
       else
-        backend_ = fast_ok ? ConvBackend::library : ConvBackend::reference;
+        chosen = fast_ok ? ConvBackend::library : ConvBackend::reference;
       break;
     case ConvBackend::reference: break;
     case ConvBackend::library:
-      HALO_CHECK_T(Error, fast_ok, who_, ": the oneDNN convolution needs f32 and a build with HALO_ENABLE_ONEDNN");
+      HALO_CHECK_T(Error, fast_ok, who, ": the oneDNN convolution needs f32 and a build with HALO_ENABLE_ONEDNN");
       break;
     case ConvBackend::depthwise:
-      HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::depthwise_supported(g), who_,
+      HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::depthwise_supported(g), who,
                    ": the depthwise kernel needs f32, a 2D convolution (not transposed) and groups equal to the "
                    "input and output channels; got input ",
                    to_string(input), " weight ", to_string(weight), " (", p.str(), ")");
       break;
     case ConvBackend::first_layer:
-      HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::first_layer_supported(g), who_,
+      HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::first_layer_supported(g), who,
                    ": the first-layer kernel needs f32, 3x3x3 kernels, stride 1, padding 1, no groups, <= 4 "
                    "input and 32 output channels and AVX-512; got input ",
                    to_string(input), " weight ", to_string(weight), " (", p.str(), ")");
       break;
   }
-  std::string kernel = name(backend_);
-  if (backend_ == ConvBackend::library) {
+  std::string kernel = name(chosen);
+  if (chosen == ConvBackend::library) {
     kernel = "onednn";
     static const char* pass_names[3] = {"fwd", "bwd-data", "bwd-weights"};
     for (int k = 0; k < 3; ++k) {
@@ -121,7 +122,7 @@ void prepare(ConvPlan& plan, ConvBackend backend) {
     }
   }
   detail::ConvPlanAccess::state(plan) = st;
-  detail::ConvPlanAccess::choose(plan, backend_, kernel);
+  detail::ConvPlanAccess::choose(plan, chosen, kernel);
 }
 
 void check_tensor(const ConvPlan& plan, const Tensor& t, const Shape& expect, const char* what) {

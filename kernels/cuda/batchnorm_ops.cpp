@@ -4,7 +4,7 @@
 #include "batchnorm_stats.hpp"
 #include "cuda/register.hpp"
 #include "dense.hpp"
-#include "cuda/layer_ops.hpp"
+#include "cuda/batchnorm.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
 

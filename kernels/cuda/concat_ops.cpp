@@ -1,5 +1,5 @@
 // The cuda concat table: strided copies (ops.cu), f32 or bf16.
-#include "cuda/ops.hpp"
+#include "cuda/strided_copy.hpp"
 #include "cuda/register.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"

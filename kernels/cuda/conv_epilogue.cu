@@ -8,7 +8,7 @@
 
 #include "activation_math.hpp"
 #include "cuda/launch.cuh"
-#include "cuda/ops.hpp"
+#include "cuda/conv_epilogue.hpp"
 
 namespace halo::cuda::raw {
 

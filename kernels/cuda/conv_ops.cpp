@@ -4,7 +4,7 @@
 
 #include "cuda/conv.hpp"
 #include "cuda/elementwise.hpp"
-#include "cuda/ops.hpp"
+#include "cuda/conv_epilogue.hpp"
 #include "cuda/register.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"

@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "cuda/launch.cuh"
-#include "cuda/layer_ops.hpp"
+#include "cuda/loss.hpp"
 
 namespace halo::cuda::raw {
 

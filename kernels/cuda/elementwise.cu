@@ -10,7 +10,6 @@
 #include "activation_math.hpp"
 #include "cuda/elementwise.hpp"
 #include "cuda/launch.cuh"
-#include "cuda/ops.hpp"
 
 namespace halo::cuda::raw {
 

@@ -1,8 +1,6 @@
 // The cuda element-wise table: f32 or bf16 tensors on one GPU, flat over any dense layout
 // (kernels in elementwise.cu, ops.cu and dropout.cu).
 #include "cuda/elementwise.hpp"
-#include "cuda/ops.hpp"
-#include "cuda/pool_dropout.hpp"
 #include "cuda/register.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"

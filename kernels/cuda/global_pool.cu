@@ -8,7 +8,7 @@
 #include <algorithm>
 
 #include "cuda/launch.cuh"
-#include "cuda/pool_dropout.hpp"
+#include "cuda/pool.hpp"
 
 namespace halo::cuda::raw {
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 
 #include "cuda/launch.cuh"
-#include "cuda/ops.hpp"
+#include "cuda/loss.hpp"
 
 namespace halo::cuda::raw {
 

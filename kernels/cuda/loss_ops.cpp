@@ -3,8 +3,7 @@
 
 #include "cuda/register.hpp"
 #include "dense.hpp"
-#include "cuda/layer_ops.hpp"
-#include "cuda/ops.hpp"
+#include "cuda/loss.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
 

@@ -1,6 +1,6 @@
 // The cuda matmul table: cuBLAS (gemm_cublas.cpp) and the bias kernels of ops.cu.
 #include "cuda/gemm.hpp"
-#include "cuda/ops.hpp"
+#include "cuda/conv_epilogue.hpp"
 #include "cuda/register.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"

@@ -3,8 +3,7 @@
 #include "dense.hpp"
 #include <limits>
 
-#include "cuda/layer_ops.hpp"
-#include "cuda/ops.hpp"
+#include "cuda/metrics.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
 

@@ -5,8 +5,7 @@
 #include <algorithm>
 
 #include "cuda/launch.cuh"
-#include "cuda/ops.hpp"
-#include "cuda/optim_ops.hpp"
+#include "cuda/optim.hpp"
 
 namespace halo::cuda::raw {
 

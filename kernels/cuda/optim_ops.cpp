@@ -2,8 +2,7 @@
 #include <cmath>
 
 #include "cuda/elementwise.hpp"
-#include "cuda/ops.hpp"
-#include "cuda/optim_ops.hpp"
+#include "cuda/optim.hpp"
 #include "cuda/register.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"

@@ -7,7 +7,7 @@
 #include <cstdlib>
 
 #include "cuda/launch.cuh"
-#include "cuda/ops.hpp"
+#include "cuda/pool.hpp"
 
 namespace halo::cuda::raw {
 

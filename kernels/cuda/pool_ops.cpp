@@ -1,7 +1,6 @@
 // The cuda pooling table: own kernels over explicit strides (kernels in ops.cu and
 // global_pool.cu), f32 or bf16.
-#include "cuda/ops.hpp"
-#include "cuda/pool_dropout.hpp"
+#include "cuda/pool.hpp"
 #include "cuda/register.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"

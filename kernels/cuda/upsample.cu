@@ -8,7 +8,7 @@
 #include <algorithm>
 
 #include "cuda/launch.cuh"
-#include "cuda/layer_ops.hpp"
+#include "cuda/upsample.hpp"
 
 namespace halo::cuda::raw {
 

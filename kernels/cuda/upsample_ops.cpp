@@ -1,5 +1,5 @@
 // The cuda upsampling table (kernels in upsample.cu), f32 or bf16.
-#include "cuda/layer_ops.hpp"
+#include "cuda/upsample.hpp"
 #include "cuda/register.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"

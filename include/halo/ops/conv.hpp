@@ -98,7 +98,7 @@ class ConvPlan {
   /// The implementation the backend chose (never `automatic` once made).
   ConvBackend backend() const { return backend_; }
   ConvLayout layout() const { return layout_; }
-  /// The kernel as the backend names it ("onednn", "onednn blocked bwd-data", "cudnn", ...).
+  /// The kernel as the backend names it ("first_layer", "onednn blocked-bwd-data", "cudnn", ...).
   const std::string& kernel() const { return kernel_; }
   const std::string& who() const { return who_; }
 

@@ -41,7 +41,7 @@ class PoolPlan {
   ~PoolPlan();
   PoolPlan(const PoolPlan&) = delete;
   PoolPlan& operator=(const PoolPlan&) = delete;
-  /// Opaque backend state (oneDNN primitives and workspace).
+  /// Opaque state of the device's kernels (on the CPU: oneDNN primitives and workspace).
   struct Impl;
   std::unique_ptr<Impl> impl;
 };

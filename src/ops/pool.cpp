@@ -18,7 +18,7 @@ std::string dims_str(const std::vector<int64_t>& v) {
 }  // namespace
 
 std::string PoolConfig::str() const {
-  return halo::str(kind == PoolKind::max ? "max " : "avg ", dims_str(kernel), " stride ", dims_str(stride), " pad ",
+  return halo::str(name(kind), " ", dims_str(kernel), " stride ", dims_str(stride), " pad ",
                    dims_str(padding), kind == PoolKind::avg && !count_include_pad ? " (pad not counted)" : "");
 }
 

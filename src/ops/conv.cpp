@@ -6,7 +6,6 @@
 #include <cmath>
 
 #include "op_table.hpp"
-#include "plan_state.hpp"
 
 namespace halo::ops {
 

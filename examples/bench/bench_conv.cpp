@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
   }
   int threads = 2, batch = 4, size = 128, reps = 3, only = 0;
   bool blocked = false;
+  ops::ConvLayout layout = ops::ConvLayout::automatic;
   for (int i = 1; i < argc; ++i) {
     auto val = [&](int& v) {
       if (i + 1 >= argc) {
@@ -155,8 +156,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--compare-blocked")) blocked = true;
     else if (!std::strcmp(argv[i], "--layout")) {
       const std::string v = i + 1 < argc ? argv[++i] : "";
-      if (v == "channels_last") ops::set_conv_onednn_layout(ops::OnednnLayout::channels_last);
-      else if (v == "blocked") ops::set_conv_onednn_layout(ops::OnednnLayout::blocked);
+      if (v == "channels_last") layout = ops::ConvLayout::channels_last;
+      else if (v == "blocked") layout = ops::ConvLayout::blocked;
       else if (v != "automatic") {
         std::fprintf(stderr, "--layout takes automatic, channels_last or blocked\n");
         return 2;
@@ -194,7 +195,7 @@ int main(int argc, char** argv) {
     Tensor x = random_cl(xs, 1 + l, 1.0f);
     Tensor w = random_cl(ws, 11 + l, 0.1f).contiguous();
     Tensor b = random_cl({cout[l]}, 21 + l, 0.1f).contiguous();
-    ops::ConvPlan plan(xs, ws, p, DType::f32, Device::cpu(), e, true);
+    ops::ConvPlan plan(xs, ws, p, DType::f32, Device::cpu(), e, true, ops::ConvBackend::automatic, "conv", layout);
     const double flops = ops::conv_flops(xs, ws, p);
     Tensor y, gx;
     Tensor gy = random_cl(plan.output_shape(), 31 + l, 1.0f);
@@ -220,7 +221,7 @@ int main(int argc, char** argv) {
 #else
       (void)blocked;  // nothing to compare against without oneDNN
 #endif
-      rows.push_back({l + 1, to_string(xs), ps.name, ops::name(plan.backend()), (long long)cout[l], flops, ps.t,
+      rows.push_back({l + 1, to_string(xs), ps.name, plan.kernel(), (long long)cout[l], flops, ps.t,
                       ps.in_training, tb});
     }
   }

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "halo/ops/conv.hpp"
+#include "plan_state.hpp"
 #include "halo/tensor/tensor.hpp"
 
 namespace halo::kernels::cpu {

@@ -1,5 +1,6 @@
 // OpenMP element-wise kernels. Each loop is one pass over memory; small arrays stay on
 // one thread because waking the team costs more than the work.
+#include "activation_math.hpp"
 #include "cpu/elementwise.hpp"
 
 #include <cmath>
@@ -10,64 +11,29 @@ namespace halo::kernels::cpu {
 
 namespace {
 constexpr int64_t kParallelMin = 1 << 15;
-
-template <class T>
-inline T sigmoid(T x) {
-  // exp(-x) overflows to inf for very negative x, giving exactly 0: no NaN either way.
-  return T(1) / (T(1) + std::exp(-x));
-}
 }  // namespace
 
 template <class T>
 void activation_forward(ops::Activation a, const T* x, T* y, int64_t n, T slope) {
-  switch (a) {
-    case ops::Activation::none:
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i];
-      break;
-    case ops::Activation::relu:
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
-      break;
-    case ops::Activation::leaky_relu:
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : slope * x[i];
-      break;
-    case ops::Activation::tanh:
+  with_activation(a, [&](auto kind) {
+    constexpr ops::Activation F = decltype(kind)::value;
+    if constexpr (activation_is_transcendental<F>) {
 #pragma omp parallel for if (n > kParallelMin / 8) schedule(static)
-      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
-      break;
-    case ops::Activation::sigmoid:
-#pragma omp parallel for if (n > kParallelMin / 8) schedule(static)
-      for (int64_t i = 0; i < n; ++i) y[i] = sigmoid(x[i]);
-      break;
-  }
+      for (int64_t i = 0; i < n; ++i) y[i] = activation_value<F>(x[i], slope);
+    } else {
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
+      for (int64_t i = 0; i < n; ++i) y[i] = activation_value<F>(x[i], slope);
+    }
+  });
 }
 
 template <class T>
 void activation_backward(ops::Activation a, const T* y, const T* gy, T* gx, int64_t n, T slope) {
-  switch (a) {
-    case ops::Activation::none:
+  with_activation(a, [&](auto kind) {
+    constexpr ops::Activation F = decltype(kind)::value;
 #pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) gx[i] = gy[i];
-      break;
-    case ops::Activation::relu:
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) gx[i] = y[i] > T(0) ? gy[i] : T(0);
-      break;
-    case ops::Activation::leaky_relu:
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) gx[i] = y[i] > T(0) ? gy[i] : slope * gy[i];
-      break;
-    case ops::Activation::tanh:
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * (T(1) - y[i] * y[i]);
-      break;
-    case ops::Activation::sigmoid:
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-      for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * y[i] * (T(1) - y[i]);
-      break;
-  }
+    for (int64_t i = 0; i < n; ++i) gx[i] = activation_grad<F>(y[i], gy[i], slope);
+  });
 }
 
 template <class T>

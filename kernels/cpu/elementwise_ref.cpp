@@ -2,37 +2,25 @@
 #include <algorithm>
 #include <cmath>
 
+#include "activation_math.hpp"
 #include "cpu/elementwise.hpp"
 
 namespace halo::kernels::cpu::ref {
 
+// The activations' math is kernels/activation_math.hpp, shared with the fast kernels and
+// the GPU; what the reference adds is the plain serial loop (f64 gradient checks run here).
 template <class T>
 void activation_forward(ops::Activation a, const T* x, T* y, int64_t n, T slope) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = x[i];
-    switch (a) {
-      case ops::Activation::none: y[i] = v; break;
-      case ops::Activation::relu: y[i] = std::max(v, T(0)); break;
-      case ops::Activation::leaky_relu: y[i] = v > T(0) ? v : slope * v; break;
-      case ops::Activation::tanh: y[i] = std::tanh(v); break;
-      case ops::Activation::sigmoid: y[i] = T(1) / (T(1) + std::exp(-v)); break;
-    }
-  }
+  with_activation(a, [&](auto kind) {
+    for (int64_t i = 0; i < n; ++i) y[i] = activation_value<decltype(kind)::value>(x[i], slope);
+  });
 }
 
 template <class T>
 void activation_backward(ops::Activation a, const T* y, const T* gy, T* gx, int64_t n, T slope) {
-  for (int64_t i = 0; i < n; ++i) {
-    T d = 0;
-    switch (a) {
-      case ops::Activation::none: d = T(1); break;
-      case ops::Activation::relu: d = y[i] > T(0) ? T(1) : T(0); break;
-      case ops::Activation::leaky_relu: d = y[i] > T(0) ? T(1) : slope; break;
-      case ops::Activation::tanh: d = T(1) - y[i] * y[i]; break;
-      case ops::Activation::sigmoid: d = y[i] * (T(1) - y[i]); break;
-    }
-    gx[i] = d * gy[i];
-  }
+  with_activation(a, [&](auto kind) {
+    for (int64_t i = 0; i < n; ++i) gx[i] = activation_grad<decltype(kind)::value>(y[i], gy[i], slope);
+  });
 }
 
 template <class T>

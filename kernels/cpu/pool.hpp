@@ -25,8 +25,9 @@ void global_avg_pool_backward(const T* dy, Tensor& dx);
 
 /// oneDNN pooling state: primitives for one input shape/layout and the max-pool workspace.
 struct OnednnPoolState;
-/// True when oneDNN takes this input: f32 CPU tensors in channels-last layout.
-bool pool_onednn_supports(const Tensor& x);
+/// True when oneDNN takes this pooling: a kind it has (max, avg) on f32 CPU tensors in
+/// channels-last layout; the reference kernels run everything else.
+bool pool_onednn_supports(const Tensor& x, const ops::PoolConfig& cfg);
 /// Forward through oneDNN; (re)creates the primitives in `state` when the shape changed.
 Tensor pool_forward_onednn(const Tensor& x, const ops::PoolConfig& cfg, std::shared_ptr<OnednnPoolState>& state);
 Tensor pool_backward_onednn(const Tensor& dy, const Tensor& x, const ops::PoolConfig& cfg,

@@ -81,8 +81,9 @@ Tensor run_forward(const Tensor& x, const ops::PoolConfig& cfg, OnednnPoolState&
 
 // Channels-last only: for plain NCDHW, oneDNN 2.6 falls back to a generic kernel that was
 // measured 2-4x slower than the reference loops (halo-bench-poolnorm).
-bool pool_onednn_supports(const Tensor& x) {
-  return x.dtype() == DType::f32 && x.device().is_cpu() && x.is_channels_last() && !x.is_contiguous();
+bool pool_onednn_supports(const Tensor& x, const ops::PoolConfig& cfg) {
+  const bool kind_known = cfg.kind == ops::PoolKind::max || cfg.kind == ops::PoolKind::avg;
+  return kind_known && x.dtype() == DType::f32 && x.device().is_cpu() && x.is_channels_last() && !x.is_contiguous();
 }
 
 Tensor pool_forward_onednn(const Tensor& x, const ops::PoolConfig& cfg, std::shared_ptr<OnednnPoolState>& state) {

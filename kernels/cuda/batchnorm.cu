@@ -7,19 +7,14 @@
 
 #include <algorithm>
 
-#include "cuda/check.hpp"
-#include "cuda/device_access.cuh"
-#include "cuda/layer_ops.hpp"
+#include "cuda/launch.cuh"
+#include "cuda/batchnorm.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kRows = 8;  // threadIdx.y extent of the channels-last sums
-inline unsigned blocks_for(int64_t n) {
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 8192)));
-}
 
 // The two values a channel sums for element i of channel c.
 template <class T>

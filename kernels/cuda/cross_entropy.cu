@@ -6,15 +6,12 @@
 
 #include <algorithm>
 
-#include "cuda/check.hpp"
-#include "cuda/device_access.cuh"
-#include "cuda/layer_ops.hpp"
+#include "cuda/launch.cuh"
+#include "cuda/loss.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
-
-constexpr int kThreads = 256;
 
 __device__ __forceinline__ void block_sum2(double& a, double& b) {
   __shared__ double wa[kThreads / 32], wb[kThreads / 32];

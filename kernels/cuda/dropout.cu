@@ -9,7 +9,7 @@
 
 #include "cuda/check.hpp"
 #include "cuda/device_access.cuh"
-#include "cuda/pool_dropout.hpp"
+#include "cuda/elementwise.hpp"
 
 namespace halo::cuda::raw {
 

@@ -1,4 +1,5 @@
-// Element-wise kernels (declared in elementwise.hpp). Grid-stride loops over a flat array:
+// Element-wise kernels (declared in elementwise.hpp and ops.hpp): activations, scale, axpy,
+// fill, mul, axpby and the dot-product reduction. Grid-stride loops over a flat array:
 // these ops move bytes, so what matters is coalesced access and enough blocks in flight.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -6,82 +7,55 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "cuda/check.hpp"
+#include "activation_math.hpp"
 #include "cuda/elementwise.hpp"
+#include "cuda/launch.cuh"
 
 namespace halo::cuda::raw {
 
 namespace {
 
-__device__ __forceinline__ float load(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void store(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
-
-template <Activation F>
-__device__ __forceinline__ float act(float x, float alpha) {
-  if constexpr (F == Activation::relu) return x > 0.f ? x : 0.f;
-  if constexpr (F == Activation::leaky_relu) return x > 0.f ? x : alpha * x;
-  if constexpr (F == Activation::tanh) return tanhf(x);
-  if constexpr (F == Activation::sigmoid) return 1.f / (1.f + expf(-x));
-  return x;
-}
-
-// `v` is the forward input for relu/leaky_relu and the forward output for tanh/sigmoid.
-template <Activation F>
-__device__ __forceinline__ float act_grad(float v, float alpha) {
-  if constexpr (F == Activation::relu) return v > 0.f ? 1.f : 0.f;
-  if constexpr (F == Activation::leaky_relu) return v > 0.f ? 1.f : alpha;
-  if constexpr (F == Activation::tanh) return 1.f - v * v;
-  if constexpr (F == Activation::sigmoid) return v * (1.f - v);
-  return 1.f;
-}
-
 template <Activation F, class T>
 __global__ void act_fwd_kernel(const T* __restrict__ x, T* y, int64_t n, float alpha) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(y, i, act<F>(load(x, i), alpha));
+    st(y, i, kernels::activation_value<F>(ld(x, i), alpha));
 }
 
+// `v` is the forward input for relu/leaky_relu or the forward output (see activation_math.hpp).
 template <Activation F, class T>
 __global__ void act_bwd_kernel(const T* __restrict__ v, const T* dy, T* dx, int64_t n, float alpha) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(dx, i, load(dy, i) * act_grad<F>(load(v, i), alpha));
+    st(dx, i, kernels::activation_grad<F>(ld(v, i), ld(dy, i), alpha));
 }
 
 template <class T>
 __global__ void scale_kernel(T* x, int64_t n, float alpha) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(x, i, alpha * load(x, i));
+    st(x, i, alpha * ld(x, i));
 }
 
 template <class T>
 __global__ void axpy_kernel(float alpha, const T* __restrict__ x, T* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(y, i, load(y, i) + alpha * load(x, i));
+    st(y, i, ld(y, i) + alpha * ld(x, i));
 }
 
 template <class T>
 __global__ void fill_kernel(T* x, int64_t n, float value) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    store(x, i, value);
+    st(x, i, value);
 }
 
-constexpr int kThreads = 256;
-// Enough blocks to fill any current GPU several times over; the grid-stride loop does the rest.
-inline unsigned blocks_for(int64_t n) { return unsigned(std::min<int64_t>((n + kThreads - 1) / kThreads, 65536)); }
+// The activation, scale, axpy and fill launches allow a wider grid than the default.
+constexpr int64_t kWideGrid = 65536;
 
 template <class T>
 void launch_fwd(Activation f, const void* x, void* y, int64_t n, float alpha, cudaStream_t s) {
   auto xi = static_cast<const T*>(x);
   auto yo = static_cast<T*>(y);
-  switch (f) {
-    case Activation::none: act_fwd_kernel<Activation::none><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-    case Activation::relu: act_fwd_kernel<Activation::relu><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-    case Activation::leaky_relu: act_fwd_kernel<Activation::leaky_relu><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-    case Activation::tanh: act_fwd_kernel<Activation::tanh><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-    case Activation::sigmoid: act_fwd_kernel<Activation::sigmoid><<<blocks_for(n), kThreads, 0, s>>>(xi, yo, n, alpha); break;
-  }
+  kernels::with_activation(f, [&](auto kind) {
+    act_fwd_kernel<decltype(kind)::value><<<blocks_for(n, kWideGrid), kThreads, 0, s>>>(xi, yo, n, alpha);
+  });
 }
 
 template <class T>
@@ -89,13 +63,27 @@ void launch_bwd(Activation f, const void* v, const void* dy, void* dx, int64_t n
   auto vi = static_cast<const T*>(v);
   auto dyi = static_cast<const T*>(dy);
   auto dxo = static_cast<T*>(dx);
-  switch (f) {
-    case Activation::none: act_bwd_kernel<Activation::none><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-    case Activation::relu: act_bwd_kernel<Activation::relu><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-    case Activation::leaky_relu: act_bwd_kernel<Activation::leaky_relu><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-    case Activation::tanh: act_bwd_kernel<Activation::tanh><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-    case Activation::sigmoid: act_bwd_kernel<Activation::sigmoid><<<blocks_for(n), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha); break;
-  }
+  kernels::with_activation(f, [&](auto kind) {
+    act_bwd_kernel<decltype(kind)::value><<<blocks_for(n, kWideGrid), kThreads, 0, s>>>(vi, dyi, dxo, n, alpha);
+  });
+}
+
+template <class T>
+__global__ void mul_kernel(const T* a, const T* b, T* y, int64_t n) {
+  HALO_GRID_LOOP(i, n) st(y, i, ld(a, i) * ld(b, i));
+}
+
+template <class T>
+__global__ void axpby_kernel(float alpha, const T* x, float beta, T* y, int64_t n) {
+  HALO_GRID_LOOP(i, n) st(y, i, alpha * ld(x, i) + (beta == 0.f ? 0.f : beta * ld(y, i)));
+}
+
+template <class T>
+__global__ void dot_kernel(const T* a, const T* b, int64_t n, double* out) {
+  double acc = 0;
+  HALO_GRID_LOOP(i, n) acc += double(ld(a, i)) * (b ? double(ld(b, i)) : 1.0);
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) atomicAdd(out, acc);
 }
 
 }  // namespace
@@ -120,25 +108,49 @@ void activation_backward(Activation f, const void* xy, const void* dy, void* dx,
 void scale(void* x, int64_t n, bool bf16, float alpha, void* stream) {
   if (n == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  if (bf16) scale_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(x), n, alpha);
-  else scale_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<float*>(x), n, alpha);
+  if (bf16) scale_kernel<<<blocks_for(n, kWideGrid), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(x), n, alpha);
+  else scale_kernel<<<blocks_for(n, kWideGrid), kThreads, 0, s>>>(static_cast<float*>(x), n, alpha);
   HALO_CUDA_CHECK_LAUNCH("scale");
 }
 
 void axpy(float alpha, const void* x, void* y, int64_t n, bool bf16, void* stream) {
   if (n == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  if (bf16) axpy_kernel<<<blocks_for(n), kThreads, 0, s>>>(alpha, static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), n);
-  else axpy_kernel<<<blocks_for(n), kThreads, 0, s>>>(alpha, static_cast<const float*>(x), static_cast<float*>(y), n);
+  if (bf16) axpy_kernel<<<blocks_for(n, kWideGrid), kThreads, 0, s>>>(alpha, static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), n);
+  else axpy_kernel<<<blocks_for(n, kWideGrid), kThreads, 0, s>>>(alpha, static_cast<const float*>(x), static_cast<float*>(y), n);
   HALO_CUDA_CHECK_LAUNCH("axpy");
 }
 
 void fill(void* x, int64_t n, bool bf16, float value, void* stream) {
   if (n == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  if (bf16) fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(x), n, value);
-  else fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<float*>(x), n, value);
+  if (bf16) fill_kernel<<<blocks_for(n, kWideGrid), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(x), n, value);
+  else fill_kernel<<<blocks_for(n, kWideGrid), kThreads, 0, s>>>(static_cast<float*>(x), n, value);
   HALO_CUDA_CHECK_LAUNCH("fill");
+}
+
+void mul(const void* a, const void* b, void* y, int64_t n, bool bf16, void* stream) {
+  if (n == 0) return;
+  auto s = as_stream(stream);
+  HALO_BF16_OR_F32(bf16, mul_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(a),
+                                                                         static_cast<const T*>(b), static_cast<T*>(y), n));
+  HALO_CUDA_CHECK_LAUNCH("mul");
+}
+
+void axpby(float alpha, const void* x, float beta, void* y, int64_t n, bool bf16, void* stream) {
+  if (n == 0) return;
+  auto s = as_stream(stream);
+  HALO_BF16_OR_F32(bf16, axpby_kernel<<<blocks_for(n), kThreads, 0, s>>>(alpha, static_cast<const T*>(x), beta,
+                                                                           static_cast<T*>(y), n));
+  HALO_CUDA_CHECK_LAUNCH("axpby");
+}
+
+void dot(const void* a, const void* b, int64_t n, bool bf16, double* out, void* stream) {
+  if (n == 0) return;
+  auto s = as_stream(stream);
+  HALO_BF16_OR_F32(bf16, dot_kernel<<<std::min(blocks_for(n), 1024u), kThreads, 0, s>>>(
+                             static_cast<const T*>(a), static_cast<const T*>(b), n, out));
+  HALO_CUDA_CHECK_LAUNCH("dot");
 }
 
 }  // namespace halo::cuda::raw

@@ -7,9 +7,8 @@
 
 #include <algorithm>
 
-#include "cuda/check.hpp"
-#include "cuda/device_access.cuh"
-#include "cuda/pool_dropout.hpp"
+#include "cuda/launch.cuh"
+#include "cuda/pool.hpp"
 
 namespace halo::cuda::raw {
 
@@ -61,17 +60,6 @@ __global__ void broadcast_mean_grad_kernel(const T* dy, T* dx, int64_t n, int64_
     st(dx, i, ld(dy, nc) * inv);
   }
 }
-
-#define HALO_BF16_OR_F32(flag, ...) \
-  do {                              \
-    if (flag) {                     \
-      using T = bf16_t;             \
-      __VA_ARGS__;                  \
-    } else {                        \
-      using T = float;              \
-      __VA_ARGS__;                  \
-    }                               \
-  } while (0)
 
 }  // namespace
 

@@ -7,15 +7,13 @@
 
 #include <algorithm>
 
-#include "cuda/check.hpp"
-#include "cuda/device_access.cuh"
-#include "cuda/layer_ops.hpp"
+#include "cuda/launch.cuh"
+#include "cuda/metrics.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int64_t kMaxSharedClasses = 1024;  // 3 * 1024 counters = 12 KiB of shared memory
 
 template <class T, class L, bool Shared>

@@ -1,24 +1,15 @@
-// LAMB and LARS kernels (declared in optim_ops.hpp): grid-stride element loops; the LAMB
+// The optimizer updates: SGD and Adam (declared in ops.hpp), LAMB and LARS (optim_ops.hpp): grid-stride element loops; the LAMB
 // norms accumulate per thread in f64 and leave each block through one atomic per sum.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
-#include "cuda/check.hpp"
-#include "cuda/device_access.cuh"
-#include "cuda/optim_ops.hpp"
+#include "cuda/launch.cuh"
+#include "cuda/optim.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
-
-constexpr int kThreads = 256;
-inline unsigned blocks_for(int64_t n, int64_t cap) {
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, cap)));
-}
-
-#define HALO_GRID_LOOP(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 // The CPU rule's expression, in the same order, so f32 results agree to rounding.
 __device__ __forceinline__ float adam_direction(float m, float v, float ib1, float ib2, float eps) {
@@ -71,6 +62,31 @@ __global__ void lars_apply_kernel(float* w, const float* g, float* v, int64_t n,
   }
 }
 
+__global__ void sgd_kernel(float* w, const float* g, float* buf, int64_t n, float lr, float mu, float wd,
+                           bool nesterov) {
+  HALO_GRID_LOOP(i, n) {
+    float d = g[i] + wd * w[i];
+    if (buf) {
+      const float b = mu * buf[i] + d;
+      buf[i] = b;
+      d = nesterov ? d + mu * b : b;
+    }
+    w[i] -= lr * d;
+  }
+}
+
+__global__ void adam_kernel(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2,
+                            float eps, float l2, float shrink, float ib1, float ib2) {
+  HALO_GRID_LOOP(i, n) {
+    const float gi = g[i] + l2 * w[i];
+    const float mi = b1 * m[i] + (1.f - b1) * gi;
+    const float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = shrink * w[i] - lr * (mi * ib1) / (sqrtf(vi * ib2) + eps);
+  }
+}
+
 }  // namespace
 
 void lamb_moments(const float* w, const float* g, float* m, float* v, int64_t n, float beta1, float beta2, float eps,
@@ -92,6 +108,22 @@ void lars_apply(float* w, const float* g, float* v, int64_t n, float mu, float w
   if (n == 0) return;
   lars_apply_kernel<<<blocks_for(n, 8192), kThreads, 0, as_stream(stream)>>>(w, g, v, n, mu, wd, scaled_lr);
   HALO_CUDA_CHECK_LAUNCH("lars_apply");
+}
+
+void sgd_update(float* w, const float* g, float* buf, int64_t n, float lr, float momentum, float wd, bool nesterov,
+                void* stream) {
+  if (n == 0) return;
+  sgd_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(w, g, buf, n, lr, momentum, wd, nesterov);
+  HALO_CUDA_CHECK_LAUNCH("sgd_update");
+}
+
+void adam_update(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+                 float wd, bool decoupled, float bias1, float bias2, void* stream) {
+  if (n == 0) return;
+  const float l2 = decoupled ? 0.f : wd, shrink = decoupled ? 1.f - lr * wd : 1.f;
+  adam_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(w, g, m, v, n, lr, beta1, beta2, eps, l2, shrink,
+                                                                 1.f / bias1, 1.f / bias2);
+  HALO_CUDA_CHECK_LAUNCH("adam_update");
 }
 
 }  // namespace halo::cuda::raw

@@ -63,4 +63,24 @@ void synchronize(int device) {
   HALO_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+Event::Event(int device) : device_(device) {
+  DeviceGuard g(device);
+  HALO_CUDA_CHECK(cudaEventCreateWithFlags(&handle_, cudaEventDisableTiming));
+}
+Event::~Event() {
+  if (handle_) {
+    DeviceGuard g(device_);
+    cudaEventDestroy(handle_);
+  }
+}
+void Event::record(StreamHandle stream) {
+  DeviceGuard g(device_);
+  HALO_CUDA_CHECK(cudaEventRecord(handle_, stream));
+}
+void Event::synchronize() const { HALO_CUDA_CHECK(cudaEventSynchronize(handle_)); }
+void Event::block(StreamHandle stream) const {
+  DeviceGuard g(device_);
+  HALO_CUDA_CHECK(cudaStreamWaitEvent(stream, handle_, 0));
+}
+
 }  // namespace halo::cuda

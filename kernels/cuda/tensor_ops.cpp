@@ -2,7 +2,7 @@
 
 #include "cuda/check.hpp"
 #include "cuda/elementwise.hpp"
-#include "cuda/ops.hpp"
+#include "cuda/strided_copy.hpp"
 #include "halo/cuda/runtime.hpp"
 
 namespace halo::cuda {

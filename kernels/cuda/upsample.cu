@@ -7,15 +7,12 @@
 
 #include <algorithm>
 
-#include "cuda/check.hpp"
-#include "cuda/device_access.cuh"
-#include "cuda/layer_ops.hpp"
+#include "cuda/launch.cuh"
+#include "cuda/upsample.hpp"
 
 namespace halo::cuda::raw {
 
 namespace {
-
-constexpr int kThreads = 256;
 
 // Output element i -> (n, c, z, y, x); with channels-last output the channel varies fastest,
 // so neighbouring threads touch neighbouring addresses.
@@ -104,10 +101,6 @@ __global__ void upsample_bwd_kernel(const T* dy, float* dx, UpsampleDesc d, int6
       atomicAdd(r1 + w1 * d.xs[4], a1 * b1 * g);
     }
   }
-}
-
-unsigned blocks_for(int64_t n) {
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 8192)));
 }
 
 }  // namespace

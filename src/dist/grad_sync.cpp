@@ -9,7 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "grad_sync_device.hpp"
+#include "nccl/grad_sync_device.hpp"
 #include "halo/dist/nccl.hpp"
 #include "halo/nn/model.hpp"
 #include "halo/util/error.hpp"

@@ -2,6 +2,15 @@
 
 namespace halo::nn {
 
+bool Layer::runs_on(Device device) const {
+  if (device.is_cpu()) return true;
+  const auto families = op_families();
+  if (!families || !ops::has_backend(device.kind)) return false;
+  for (ops::OpFamily f : *families)
+    if (!ops::has_kernels(f, device.kind)) return false;
+  return true;
+}
+
 void Layer::to(Device dev) {
   for (auto& p : params_) {
     p.value = p.value.to(dev);

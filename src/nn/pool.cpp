@@ -21,8 +21,7 @@ PoolNd::PoolNd(ops::PoolConfig cfg) : cfg_(std::move(cfg)) {
 }
 
 std::string PoolNd::type() const {
-  return std::string(cfg_.kind == ops::PoolKind::max ? "MaxPool" : "AvgPool") + std::to_string(cfg_.spatial_dims()) +
-         "d";
+  return std::string(ops::layer_prefix(cfg_.kind)) + "Pool" + std::to_string(cfg_.spatial_dims()) + "d";
 }
 
 Shape PoolNd::output_shape(const std::vector<Shape>& inputs) const {

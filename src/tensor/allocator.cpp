@@ -8,14 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "halo/config.hpp"
+#include "backends.hpp"
 #include "halo/util/error.hpp"
-
-#if HALO_ENABLE_CUDA
-namespace halo::cuda {
-void register_backend();  // kernels/cuda/device_backend.cpp; idempotent
-}
-#endif
 
 namespace halo {
 
@@ -118,16 +112,13 @@ void register_device_backend(DeviceKind kind, DeviceBackend backend) {
 }
 
 const DeviceBackend& device_backend(DeviceKind kind) {
-#if HALO_ENABLE_CUDA
-  // Lazily, so that the backend is linked in with the tensor core and a GPU-less machine
-  // pays nothing until a cuda tensor is asked for.
-  if (kind == DeviceKind::cuda) cuda::register_backend();
-#endif
+  // On first use: the backends register themselves (kernels/backends.hpp), which touches no
+  // device, so a GPU-less machine pays nothing until a cuda tensor is asked for.
+  kernels::register_builtin_backends();
   std::lock_guard<std::mutex> lock(g_backend_mu);
   auto it = backends().find(int(kind));
-  HALO_CHECK(it != backends().end(), "no backend for device kind ",
-             kind == DeviceKind::cuda ? "cuda (build with HALO_ENABLE_CUDA=ON on a machine with a GPU)"
-                                      : "cpu");
+  HALO_CHECK(it != backends().end(), "no backend for device kind ", kind == DeviceKind::cuda ? "cuda: " : "cpu: ",
+             kernels::missing_backend_hint(kind));
   return it->second;
 }
 

@@ -1,24 +1,17 @@
 #include "halo/train/device_batches.hpp"
 
-#include "halo/config.hpp"
+#include <memory>
+
+#include "halo/cuda/runtime.hpp"
 #include "halo/util/error.hpp"
 
-#if HALO_ENABLE_CUDA
-#include <cuda_runtime.h>
-
-#include "cuda/check.hpp"
-#include "halo/cuda/runtime.hpp"
-#endif
-
 namespace halo::train {
-
-#if HALO_ENABLE_CUDA
 
 namespace {
 
 struct Slot {
   DeviceBatch batch;
-  cudaEvent_t copied = nullptr;  // recorded on the copy stream after the batch's copies
+  std::unique_ptr<cuda::Event> copied;  // recorded on the copy stream after the batch's copies
   bool filled = false;
 };
 
@@ -33,14 +26,15 @@ struct DeviceBatchQueue::Impl {
   bool started = false;
 
   Impl(data::DataLoader& l, Device d) : loader(l), device(d), copy_stream(d.index) {
-    cuda::DeviceGuard g(device.index);
-    for (auto& s : slots) HALO_CUDA_CHECK(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
+    for (auto& s : slots) s.copied = std::make_unique<cuda::Event>(device.index);
   }
 
   ~Impl() {
-    cuda::DeviceGuard g(device.index);
-    cudaStreamSynchronize(static_cast<cudaStream_t>(copy_stream.handle()));
-    for (auto& s : slots) cudaEventDestroy(s.copied);
+    try {
+      copy_stream.synchronize();
+    } catch (const Error&) {
+      // A failed device cannot finish the copy either; the error surfaces at the next call.
+    }
   }
 
   // Takes the loader's next batch and queues its copy into `s` on the copy stream.
@@ -58,8 +52,7 @@ struct DeviceBatchQueue::Impl {
       cuda::copy_async(s.batch.x, b->x, copy_stream);
       cuda::copy_async(s.batch.y, b->y, copy_stream);
     }
-    cuda::DeviceGuard g(device.index);
-    HALO_CUDA_CHECK(cudaEventRecord(s.copied, static_cast<cudaStream_t>(copy_stream.handle())));
+    s.copied->record(copy_stream.handle());
     s.batch.size = b->size;
     s.filled = true;
   }
@@ -71,13 +64,10 @@ struct DeviceBatchQueue::Impl {
     }
     Slot& now = slots[current];
     if (!now.filled) return nullptr;
-    {
-      cuda::DeviceGuard g(device.index);
-      // The loader reuses this batch's host buffer at its next next(), so its copy must be done.
-      HALO_CUDA_CHECK(cudaEventSynchronize(now.copied));
-      // Orders the step after the copy on the device too, whatever the host did.
-      HALO_CUDA_CHECK(cudaStreamWaitEvent(static_cast<cudaStream_t>(cuda::current_stream(device.index)), now.copied, 0));
-    }
+    // The loader reuses this batch's host buffer at its next next(), so its copy must be done.
+    now.copied->synchronize();
+    // Orders the step after the copy on the device too, whatever the host did.
+    now.copied->block(cuda::current_stream(device.index));
     current = 1 - current;
     fill(slots[current]);  // runs on the copy engine while the step on `now` computes
     return &now.batch;
@@ -90,19 +80,6 @@ DeviceBatchQueue::DeviceBatchQueue(data::DataLoader& loader, Device device) {
 }
 
 const DeviceBatch* DeviceBatchQueue::next() { return impl_->next(); }
-
-#else  // !HALO_ENABLE_CUDA
-
-struct DeviceBatchQueue::Impl {};
-
-DeviceBatchQueue::DeviceBatchQueue(data::DataLoader&, Device device) {
-  throw ConfigError(str("batches on ", device.str(), ": this build of Halo has no CUDA (configure with "
-                        "-DHALO_ENABLE_CUDA=ON)"));
-}
-
-const DeviceBatch* DeviceBatchQueue::next() { return nullptr; }
-
-#endif
 
 DeviceBatchQueue::~DeviceBatchQueue() = default;
 

@@ -1,63 +1,45 @@
 #include "halo/train/device_support.hpp"
 
-#include <mutex>
-
+#include "backends.hpp"
+#include "halo/ops/registry.hpp"
 #include "halo/util/error.hpp"
 
 namespace halo::train {
 
-namespace {
-
-std::mutex& registry_mutex() {
-  static std::mutex m;
-  return m;
-}
-
-std::set<std::string>& registry() {
-  // The built-in layers with CUDA kernels behind every op their passes call (cuDNN
-  // convolutions including transposed ones, pooling, global average pooling, BatchNorm with
-  // fused ReLU, activations, upsampling, cuBLAS matmul, concat, elementwise, dropout masks).
-  // A layer type missing here is refused on a GPU at start-up.
-  static std::set<std::string> types = {
-      "Conv2d",    "Conv3d",      "ConvTranspose2d", "ConvTranspose3d",  "MaxPool2d", "MaxPool3d", "AvgPool2d",
-      "AvgPool3d", "GlobalAvgPool", "BatchNorm2d",   "BatchNorm3d",      "BatchNorm2d+ReLU", "BatchNorm3d+ReLU",
-      "ReLU",      "LeakyReLU",   "Tanh",            "Sigmoid",          "Upsample",  "Linear",    "Flatten",
-      "Concat",    "Add",         "Scale",           "Dropout"};
-  return types;
-}
-
-}  // namespace
-
-std::set<std::string> cuda_layer_types() {
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  return registry();
-}
-
-void declare_cuda_layer_type(const std::string& type) {
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  registry().insert(type);
-}
-
-std::vector<LayerRef> layers_without(const nn::Model& model, const std::set<std::string>& supported) {
+std::vector<LayerRef> layers_without(const nn::Model& model, const FamilyAvailable& available) {
   std::vector<LayerRef> out;
   for (const auto& n : model.nodes()) {
     if (!n.layer) continue;  // a model input
-    const std::string type = n.layer->type();
-    if (!supported.count(type)) out.push_back({n.name, type});
+    const auto families = n.layer->op_families();
+    bool runs = families.has_value();
+    if (runs)
+      for (ops::OpFamily f : *families) runs = runs && available(f);
+    if (!runs) out.push_back({n.name, n.layer->type()});
   }
   return out;
 }
 
 void check_model_runs_on(const nn::Model& model, const Device& device, const std::string& who) {
-  if (!device.is_cuda()) return;
-  const auto missing = layers_without(model, cuda_layer_types());
-  if (missing.empty()) return;
+  if (device.is_cpu()) return;
+  const bool built = ops::has_backend(device.kind);
+  // Without a backend for the device, only the layers that declare no op families can be
+  // named as unported; the build itself is then the other half of the answer.
+  const auto missing = layers_without(
+      model, [&](ops::OpFamily f) { return !built || ops::has_kernels(f, device.kind); });
+  const std::string no_backend = built ? "" : kernels::missing_backend_hint(device.kind);
+  if (missing.empty()) {
+    HALO_CHECK_T(ConfigError, built, who, ": cannot train on ", device.str(), ": ", no_backend,
+                 "; or use training.device=cpu");
+    return;
+  }
   std::string list;
   for (const auto& l : missing) list += "\n  " + l.name + " (" + l.type + ")";
-  throw ConfigError(str(who, ": ", missing.size(), " layer(s) of the model have no CUDA kernel, so it cannot train on ",
-                        device.str(), ":", list,
+  throw ConfigError(str(who, ": ", missing.size(), " layer(s) of the model have no kernels for ", device.str(),
+                        ", so it cannot train there:", list,
                         "\nuse training.device=cpu, or replace these layers; a custom layer whose passes only call "
-                        "ops with CUDA kernels can be declared with train::declare_cuda_layer_type()"));
+                        "halo::ops runs wherever its ops have kernels once it lists their families "
+                        "(nn::Layer::op_families)",
+                        built ? "" : "\n(besides, " + no_backend + ")"));
 }
 
 GradBackend resolve_grad_backend(const std::string& backend, const Device& device, bool nccl_built,
@@ -74,7 +56,7 @@ GradBackend resolve_grad_backend(const std::string& backend, const Device& devic
                ", and the MPI gradient path reduces host memory only; use dist.backend=auto or nccl");
   HALO_CHECK_T(ConfigError, nccl_built, "training.device=", device.str(), ": ", where,
                " runs a build of Halo without NCCL, which gradients on GPUs need (install NCCL 2 and reconfigure "
-               "with -DHALO_ENABLE_CUDA=ON, NCCL_ROOT pointing at it); or use training.device=cpu");
+               "the CUDA build with NCCL_ROOT pointing at it); or use training.device=cpu");
   return GradBackend::nccl;
 }
 

@@ -1,5 +1,5 @@
 // The trainer's start-up refusals for a GPU run, on every rank and before any collective or
-// GPU work: a model with a layer lacking a CUDA kernel (listed by name and type), and a
+// GPU work: a model with a layer that cannot run there (listed by name and type), and a
 // model left on another device than TrainerOptions::device. Neither touches a GPU, so they
 // are checked in every build.
 #include <catch2/catch.hpp>
@@ -14,6 +14,7 @@
 #include "halo/nn/conv.hpp"
 #include "halo/nn/losses.hpp"
 #include "halo/nn/model.hpp"
+#include "halo/ops/registry.hpp"
 #include "halo/optim/sgd.hpp"
 #include "halo/train/device_support.hpp"
 #include "halo/train/trainer.hpp"
@@ -23,13 +24,23 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Without op families declared it is taken to run on the CPU only; with them, wherever they
+// have kernels.
 class Unported final : public nn::Layer {
  public:
+  explicit Unported(bool declares = false) : declares_(declares) {}
   std::string type() const override { return "Unported"; }
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    if (!declares_) return std::nullopt;
+    return std::vector<ops::OpFamily>{ops::OpFamily::elementwise};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override { return inputs.at(0); }
   using Layer::forward;
   Tensor forward(const std::vector<Tensor>& inputs) override { return inputs.at(0); }
   std::vector<Tensor> backward(const Tensor& grad_output) override { return {grad_output}; }
+
+ private:
+  bool declares_;
 };
 
 std::string shared_dir() {
@@ -62,15 +73,19 @@ TEST_CASE("trainer refuses a GPU run at construction: layers without CUDA kernel
   dist::Communicator comm(MPI_COMM_WORLD);
   nn::MSELoss loss;
 
-  nn::Model m;
-  m.input({16, 8, 8});
-  nn::ConvOptions same;
-  same.padding = 1;
-  m.append(std::make_shared<nn::Conv2d>(16, 3, 3, same), "conv");
-  m.append(std::make_shared<Unported>(), "odd_one");
-  m.append(std::make_shared<nn::ReLU>(), "relu");
-  m.compile();
-  m.init(1);
+  auto build = [](bool declares) {
+    nn::Model m;
+    m.input({16, 8, 8});
+    nn::ConvOptions same;
+    same.padding = 1;
+    m.append(std::make_shared<nn::Conv2d>(16, 3, 3, same), "conv");
+    m.append(std::make_shared<Unported>(declares), "odd_one");
+    m.append(std::make_shared<nn::ReLU>(), "relu");
+    m.compile();
+    m.init(1);
+    return m;
+  };
+  nn::Model m = build(false);
   optim::SGD sgd(m.parameters(), optim::SGDOptions{});
 
   train::TrainerOptions o;
@@ -79,9 +94,14 @@ TEST_CASE("trainer refuses a GPU run at construction: layers without CUDA kernel
   CHECK_THROWS_WITH(train::Trainer(comm, m, sgd, loss, loader, nullptr, nullptr, o),
                     Catch::Contains("odd_one (Unported)") && !Catch::Contains("conv (Conv2d)"));
 
-  train::declare_cuda_layer_type("Unported");
-  CHECK_THROWS_WITH(train::Trainer(comm, m, sgd, loss, loader, nullptr, nullptr, o),
-                    Catch::Contains("parameter 'conv/weight' is on cpu") && Catch::Contains("model.to(device)"));
+  nn::Model declared = build(true);
+  optim::SGD sgd2(declared.parameters(), optim::SGDOptions{});
+  if (ops::has_backend(DeviceKind::cuda))
+    CHECK_THROWS_WITH(train::Trainer(comm, declared, sgd2, loss, loader, nullptr, nullptr, o),
+                      Catch::Contains("parameter 'conv/weight' is on cpu") && Catch::Contains("model.to(device)"));
+  else
+    CHECK_THROWS_WITH(train::Trainer(comm, declared, sgd2, loss, loader, nullptr, nullptr, o),
+                      Catch::Contains("no CUDA support"));
 
   MPI_Barrier(MPI_COMM_WORLD);
   int rank = 0;

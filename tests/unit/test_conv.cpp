@@ -164,15 +164,19 @@ Tensor twice(const Tensor& t) {
 
 /// Runs all passes through `fast` and through the reference and compares.
 void compare_with_reference(const Shape& xs, int64_t cin, int64_t cout, int64_t k, const ops::ConvParams& p,
-                            ops::ConvEpilogue e, ops::ConvBackend fast, bool channels_last, uint64_t seed) {
+                            ops::ConvEpilogue e, ops::ConvBackend fast, bool channels_last, uint64_t seed,
+                            ops::ConvLayout layout = ops::ConvLayout::automatic) {
   Shape ws = ops::conv_weight_shape(cin, cout, std::vector<int64_t>(size_t(p.spatial_dims), k), p);
   Tensor x = random_tensor(xs, seed, DType::f32);
   if (channels_last) x = x.to_memory_format(MemoryFormat::channels_last);
   Tensor w = random_tensor(ws, seed + 1, DType::f32, -0.5, 0.5);
   Tensor b = random_tensor({cout}, seed + 2, DType::f32);
   ops::ConvPlan ref(xs, ws, p, DType::f32, Device::cpu(), e, true, ops::ConvBackend::reference, "ref");
-  ops::ConvPlan fst(xs, ws, p, DType::f32, Device::cpu(), e, true, fast, "fast");
+  ops::ConvPlan fst(xs, ws, p, DType::f32, Device::cpu(), e, true, fast, "fast", layout);
   REQUIRE(fst.backend() == fast);
+  // A forced blocked layout puts every oneDNN pass on blocked formats, and the plan says so.
+  if (fast == ops::ConvBackend::library && layout == ops::ConvLayout::blocked)
+    CHECK(fst.kernel() == "onednn blocked-fwd blocked-bwd-data blocked-bwd-weights");
   INFO("input " << to_string(xs) << " " << p.str() << " backend " << ops::name(fast)
                 << (channels_last ? " channels_last" : " contiguous"));
 
@@ -246,18 +250,18 @@ TEST_CASE("own depthwise kernel matches the reference (f32)", "[conv][depthwise]
 TEST_CASE("oneDNN conv matches the reference (f32)", "[conv][onednn]") {
   ops::ConvEpilogue leaky{A::leaky_relu, 0.1}, relu{A::relu, 0}, none{};
   for (bool cl : {true, false}) {
-    compare_with_reference({2, 8, 6, 7, 5}, 8, 16, 3, ops::ConvParams::uniform(3, 1, 1), leaky, ops::ConvBackend::onednn,
+    compare_with_reference({2, 8, 6, 7, 5}, 8, 16, 3, ops::ConvParams::uniform(3, 1, 1), leaky, ops::ConvBackend::library,
                            cl, 100);
     compare_with_reference({2, 6, 9, 8}, 6, 4, 3, ops::ConvParams::uniform(2, 2, 1, 1, 2), relu,
-                           ops::ConvBackend::onednn, cl, 200);
+                           ops::ConvBackend::library, cl, 200);
     compare_with_reference({1, 8, 5, 6, 7}, 8, 8, 3, ops::ConvParams::uniform(3, 1, 2, 2, 8), none,
-                           ops::ConvBackend::onednn, cl, 300);
-    compare_with_reference({2, 4, 8, 6, 7}, 4, 6, 1, ops::ConvParams::uniform(3, 2, 0), none, ops::ConvBackend::onednn,
+                           ops::ConvBackend::library, cl, 300);
+    compare_with_reference({2, 4, 8, 6, 7}, 4, 6, 1, ops::ConvParams::uniform(3, 2, 0), none, ops::ConvBackend::library,
                            cl, 350);
     compare_with_reference({1, 4, 3, 4, 5}, 4, 6, 3, ops::ConvParams::uniform(3, 2, 1, 1, 2, true, 1), relu,
-                           ops::ConvBackend::onednn, cl, 400);
+                           ops::ConvBackend::library, cl, 400);
     compare_with_reference({2, 6, 5, 4}, 6, 3, 2, ops::ConvParams::uniform(2, 2, 0, 1, 1, true), none,
-                           ops::ConvBackend::onednn, cl, 500);
+                           ops::ConvBackend::library, cl, 500);
   }
 }
 
@@ -267,35 +271,33 @@ TEST_CASE("oneDNN 2D depthwise, pointwise and transposed convs match the referen
   ops::ConvEpilogue relu{A::relu, 0}, none{};
   for (bool cl : {true, false}) {
     compare_with_reference({2, 32, 9, 11}, 32, 32, 3, ops::ConvParams::uniform(2, 1, 1, 1, 32), none,
-                           ops::ConvBackend::onednn, cl, 600);
+                           ops::ConvBackend::library, cl, 600);
     compare_with_reference({1, 32, 10, 12}, 32, 32, 3, ops::ConvParams::uniform(2, 2, 1, 1, 32), none,
-                           ops::ConvBackend::onednn, cl, 610);
+                           ops::ConvBackend::library, cl, 610);
     compare_with_reference({1, 48, 8, 9}, 48, 48, 3, ops::ConvParams::uniform(2, 1, 2, 2, 48), none,
-                           ops::ConvBackend::onednn, cl, 620);
-    compare_with_reference({2, 32, 7, 9}, 32, 48, 1, ops::ConvParams::uniform(2), relu, ops::ConvBackend::onednn,
+                           ops::ConvBackend::library, cl, 620);
+    compare_with_reference({2, 32, 7, 9}, 32, 48, 1, ops::ConvParams::uniform(2), relu, ops::ConvBackend::library,
                            cl, 630);
     compare_with_reference({1, 32, 9, 10}, 32, 16, 3, ops::ConvParams::uniform(2, 1, 3, 3), none,
-                           ops::ConvBackend::onednn, cl, 640);
+                           ops::ConvBackend::library, cl, 640);
     compare_with_reference({1, 32, 5, 7}, 32, 16, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), none,
-                           ops::ConvBackend::onednn, cl, 650);
+                           ops::ConvBackend::library, cl, 650);
     // the decoder's stride-2 transposed 3x3 (run as four stride-1 phase convolutions), with
     // a fused activation and bias, 2 samples, more output than input channels
     compare_with_reference({2, 16, 4, 6}, 16, 32, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), relu,
-                           ops::ConvBackend::onednn, cl, 660);
+                           ops::ConvBackend::library, cl, 660);
     compare_with_reference({1, 16, 3, 5}, 16, 3, 3, ops::ConvParams::uniform(2, 2, 1, 1, 1, true, 1), none,
-                           ops::ConvBackend::onednn, cl, 670);
+                           ops::ConvBackend::library, cl, 670);
   }
 }
 
 TEST_CASE("oneDNN conv on blocked activation formats matches the reference (f32)", "[conv][onednn]") {
-  ops::set_conv_onednn_layout(ops::OnednnLayout::blocked);
   for (bool cl : {true, false}) {
     compare_with_reference({2, 16, 5, 6, 7}, 16, 32, 3, ops::ConvParams::uniform(3, 1, 1), {A::leaky_relu, 0.1},
-                           ops::ConvBackend::onednn, cl, 900);
+                           ops::ConvBackend::library, cl, 900, ops::ConvLayout::blocked);
     compare_with_reference({1, 16, 4, 6, 5}, 16, 16, 3, ops::ConvParams::uniform(3, 2, 1, 1, 1, true, 1), {},
-                           ops::ConvBackend::onednn, cl, 950);
+                           ops::ConvBackend::library, cl, 950, ops::ConvLayout::blocked);
   }
-  ops::set_conv_onednn_layout(ops::OnednnLayout::automatic);
 }
 #endif
 

@@ -7,7 +7,8 @@
 #include <cmath>
 #include <random>
 
-#include "../../kernels/cuda/ops.hpp"
+#include "../../kernels/cuda/conv_epilogue.hpp"
+#include "../../kernels/cuda/pool.hpp"
 #include "gpu_test_skip.hpp"
 #include "halo/cuda/runtime.hpp"
 #include "halo/ops/pool.hpp"

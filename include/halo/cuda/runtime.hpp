@@ -6,21 +6,18 @@
 // work on S, and for work on another stream only after that stream waits for S's work up to
 // the free. So code that allocates, launches and frees on one stream never synchronises.
 //
-// This header compiles in every build: without CUDA, available() is false and the rest is
-// absent, so callers can test for a GPU without their own #if.
+// Every build sees the same declarations. Without CUDA, available() is false, device_count()
+// is 0 and the rest throws halo::Error "this build of Halo has no CUDA support (rebuild with
+// -DHALO_ENABLE_CUDA=ON)", so callers test for a GPU without their own #if.
 #pragma once
 #include <cstddef>
 
-#include "halo/config.hpp"
 #include "halo/tensor/tensor.hpp"
 
-#if HALO_ENABLE_CUDA
 struct CUstream_st;  // cudaStream_t without including the CUDA headers
-#endif
+struct CUevent_st;   // cudaEvent_t
 
 namespace halo::cuda {
-
-#if HALO_ENABLE_CUDA
 
 /// True when the CUDA driver is usable and at least one GPU is visible. Never throws.
 bool available();
@@ -78,6 +75,29 @@ class DeviceGuard {
 /// Blocks the host until all work on `device` is done.
 void synchronize(int device = 0);
 
+using EventHandle = CUevent_st*;
+
+/// A CUDA event on one device (timing disabled): marks a point in a stream's work, so other
+/// streams or the host can wait for it without waiting for the whole stream.
+class Event {
+ public:
+  explicit Event(int device = 0);
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  EventHandle handle() const { return handle_; }
+  /// Marks the work queued on `stream` so far.
+  void record(StreamHandle stream);
+  /// Blocks the host until the marked work is done.
+  void synchronize() const;
+  /// Makes later work on `stream` wait (on the device) for the marked work.
+  void block(StreamHandle stream) const;
+
+ private:
+  EventHandle handle_ = nullptr;
+  int device_ = 0;
+};
+
 /// Caching allocator of page-locked host memory: copies from it to a GPU run asynchronously
 /// and at full PCIe/NVLink speed. A freed block is reused only once the work queued on the
 /// freeing thread's current stream (device 0) at the time of the free has finished.
@@ -90,12 +110,5 @@ Tensor pinned_empty(const Shape& shape, DType dtype = DType::f32, MemoryFormat f
 /// returns at once. Host memory must be pinned for the copy to overlap compute, and both
 /// tensors must stay alive (and the source unchanged) until the stream has passed the copy.
 void copy_async(Tensor& dst, const Tensor& src, const Stream& stream);
-
-#else
-
-inline bool available() { return false; }
-inline int device_count() { return 0; }
-
-#endif
 
 }  // namespace halo::cuda

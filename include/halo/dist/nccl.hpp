@@ -26,7 +26,7 @@
 
 namespace halo::dist {
 
-/// Whether this build of Halo has NCCL (HALO_HAS_NCCL); says nothing about GPUs present.
+/// Whether this build of Halo has NCCL (a CUDA build that found NCCL 2); says nothing about GPUs present.
 bool nccl_available();
 
 /// What went wrong with a NCCL operation, for the watchdog's message.

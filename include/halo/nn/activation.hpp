@@ -14,6 +14,9 @@ class ElementwiseActivation : public Layer {
   Tensor forward(const std::vector<Tensor>& inputs) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
   double forward_flops(const std::vector<Shape>& inputs) const override;
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::elementwise};
+  }
 
  protected:
   ElementwiseActivation(ops::Activation kind, double slope) : kind_(kind), slope_(slope) {}

@@ -35,6 +35,9 @@ class BatchNormNd : public Layer {
   double forward_flops(const std::vector<Shape>& inputs) const override;
   /// weight = 1, bias = 0; running statistics reset to mean 0, variance 1.
   void init_parameters(uint64_t seed) override;
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::batchnorm};
+  }
 
   /// Synchronised BatchNorm: statistics summed across ranks by `reducer` (empty: local only).
   void set_stats_reducer(ops::StatsReducer reducer) { reducer_ = std::move(reducer); }

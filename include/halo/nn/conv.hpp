@@ -36,6 +36,9 @@ class ConvNd : public Layer {
   double forward_flops(const std::vector<Shape>& inputs) const override;
   void init_parameters(uint64_t seed) override;
   void to(Device dev) override;
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::conv};
+  }
 
   const ops::ConvParams& conv_params() const { return conv_params_; }
   const ops::ConvPlan& plan() const { return plan_; }

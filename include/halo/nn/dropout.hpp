@@ -16,6 +16,9 @@ class Dropout final : public Layer {
   using Layer::forward;
   Dropout(double p, uint64_t seed);
   std::string type() const override { return "Dropout"; }
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::elementwise};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;

@@ -3,10 +3,12 @@
 // tensors' device, so layers never mention a backend.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "halo/nn/parameter.hpp"
+#include "halo/ops/registry.hpp"
 #include "halo/tensor/tensor.hpp"
 
 namespace halo::nn {
@@ -34,6 +36,14 @@ class Layer {
   virtual void init_parameters(uint64_t seed) { (void)seed; }
   /// Moves parameters and buffers (and any cached plan) to a device.
   virtual void to(Device dev);
+  /// The op families (halo/ops/registry.hpp) that forward and backward call. The built-in
+  /// layers list theirs; a layer that lists none (nullopt, the default) is taken to run on
+  /// the CPU only. A custom layer computing only through halo::ops lists the families of
+  /// the ops it calls, and then runs wherever they have kernels.
+  virtual std::optional<std::vector<ops::OpFamily>> op_families() const { return std::nullopt; }
+  /// Whether forward and backward can run on `device`: always on the CPU; elsewhere when
+  /// op_families() is known and each family has kernels for the device's kind in this build.
+  bool runs_on(Device device) const;
 
   std::vector<Parameter>& parameters() { return params_; }
   std::vector<Buffer>& buffers() { return buffers_; }

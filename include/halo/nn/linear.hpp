@@ -12,6 +12,9 @@ class Linear final : public Layer {
   Linear(int64_t in_features, int64_t out_features, bool bias = true, DType dtype = DType::f32);
 
   std::string type() const override { return "Linear"; }
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::matmul};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;

@@ -14,6 +14,9 @@ class PoolNd : public Layer {
   explicit PoolNd(ops::PoolConfig cfg);
 
   std::string type() const override;
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::pool};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   using Layer::forward;
   Tensor forward(const std::vector<Tensor>& inputs) override;
@@ -61,6 +64,9 @@ class GlobalAvgPool : public Layer {
  public:
   explicit GlobalAvgPool(bool keep_dims = true) : keep_dims_(keep_dims) {}
   std::string type() const override { return "GlobalAvgPool"; }
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::pool};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   using Layer::forward;
   Tensor forward(const std::vector<Tensor>& inputs) override;

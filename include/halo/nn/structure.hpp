@@ -11,6 +11,8 @@ class Flatten final : public Layer {
  public:
   using Layer::forward;
   std::string type() const override { return "Flatten"; }
+  /// A reshape of the tensor core: no op kernels.
+  std::optional<std::vector<ops::OpFamily>> op_families() const override { return std::vector<ops::OpFamily>{}; }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
@@ -25,6 +27,9 @@ class Concat final : public Layer {
  public:
   using Layer::forward;
   std::string type() const override { return "Concat"; }
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::concat};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
@@ -40,6 +45,9 @@ class Add final : public Layer {
  public:
   using Layer::forward;
   std::string type() const override { return "Add"; }
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::elementwise};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
@@ -55,6 +63,9 @@ class Scale final : public Layer {
   using Layer::forward;
   explicit Scale(double factor) : factor_(factor) {}
   std::string type() const override { return "Scale"; }
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::elementwise};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;

@@ -18,6 +18,9 @@ class Upsample : public Layer {
                           bool align_corners = false);
 
   std::string type() const override { return "Upsample"; }
+  std::optional<std::vector<ops::OpFamily>> op_families() const override {
+    return std::vector<ops::OpFamily>{ops::OpFamily::upsample};
+  }
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   using Layer::forward;
   Tensor forward(const std::vector<Tensor>& inputs) override;

@@ -19,7 +19,6 @@
 
 namespace halo::ops {
 
-
 /// What forward applies after the convolution, fused where the backend allows:
 /// y = act(conv(x, w) + bias).
 struct ConvEpilogue {
@@ -52,37 +51,38 @@ Shape conv_output_shape(const Shape& input, const Shape& weight, const ConvParam
 /// Multiply-adds x2 of one forward pass over the whole input (all of its batch).
 double conv_flops(const Shape& input, const Shape& weight, const ConvParams& p);
 
-/// Which implementation a plan uses. `automatic` picks the fastest available for the
-/// dtype and shape; the others force a backend (tests compare them against the reference).
-/// depthwise: own kernels for 2D depthwise convolutions (groups = channels) in f32, chosen
+/// Which implementation a plan uses. `automatic` lets the device's backend pick the fastest
+/// it has for the dtype and shape; the others force one (tests compare them against the
+/// reference). library: the device's vendor library (oneDNN on the CPU, cuDNN on GPUs).
+/// first_layer and depthwise are own CPU kernels: the first CosmoFlow layer (few input
+/// channels, needs AVX-512), and 2D depthwise convolutions (groups = channels) in f32, chosen
 /// automatically at dilation > 1, where oneDNN's backward passes are slow.
-enum class ConvBackend { automatic, reference, onednn, first_layer, depthwise };
+enum class ConvBackend { automatic, reference, library, first_layer, depthwise };
 const char* name(ConvBackend b);
 /// Whether this build has the own first-layer kernel (it needs AVX-512).
 bool first_layer_kernel_available();
 
-/// How oneDNN plans lay out activations inside each pass. channels_last: used as they are;
-/// blocked: oneDNN's preferred format, reordered from and to channels-last around the
-/// primitive in plan-owned buffers; automatic: per pass and shape as measured on CosmoFlow
-/// (docs/performance.md). Read when a plan is created; meant for benchmarks.
-enum class OnednnLayout { automatic, channels_last, blocked };
-void set_conv_onednn_layout(OnednnLayout layout);
-OnednnLayout conv_onednn_layout();
+/// How a plan lays out activations inside its passes where its backend has the choice.
+/// channels_last: used as they are; blocked: the library's own blocked formats (oneDNN),
+/// reordered from and to channels-last around each pass in plan-owned buffers; automatic:
+/// per pass and shape as measured (docs/performance.md). Meant for benchmarks and tests.
+enum class ConvLayout { automatic, channels_last, blocked };
 
 namespace detail {
-/// Backend-owned per-plan state (primitives, reordered weights, workspaces).
-struct ConvPlanState {
-  virtual ~ConvPlanState() = default;
-};
+/// The backend's per-plan state (primitives, reordered weights, workspaces): defined and
+/// owned by the kernels of the plan's device kind.
+struct ConvPlanState;
+struct ConvPlanAccess;
 }  // namespace detail
 
 class ConvPlan {
  public:
   ConvPlan() = default;
-  /// `who` names the caller in errors ("Conv3d 'conv1'").
+  /// `who` names the caller in errors ("Conv3d 'conv1'"). Throws when the device's backend
+  /// cannot run this convolution (or the forced `backend`).
   ConvPlan(const Shape& input, const Shape& weight, const ConvParams& p, DType dtype, Device dev,
            ConvEpilogue epilogue = {}, bool has_bias = false, ConvBackend backend = ConvBackend::automatic,
-           std::string who = "conv");
+           std::string who = "conv", ConvLayout layout = ConvLayout::automatic);
 
   bool defined() const { return !input_.empty(); }
   /// True when this plan serves an input of this shape and dtype (layers rebuild otherwise).
@@ -95,16 +95,15 @@ class ConvPlan {
   bool has_bias() const { return has_bias_; }
   DType dtype() const { return dtype_; }
   Device device() const { return device_; }
+  /// The implementation the backend chose (never `automatic` once made).
   ConvBackend backend() const { return backend_; }
+  ConvLayout layout() const { return layout_; }
+  /// The kernel as the backend names it ("first_layer", "onednn blocked-bwd-data", "cudnn", ...).
+  const std::string& kernel() const { return kernel_; }
   const std::string& who() const { return who_; }
-  /// Whether oneDNN pass k (0 forward, 1 backward-data, 2 backward-weights of the direct
-  /// convolution) works on blocked activations.
-  bool blocked(int k) const { return blocked_[k]; }
-
-  /// Backend state, created lazily by the kernels (one slot per pass).
-  std::shared_ptr<detail::ConvPlanState> state[3];
 
  private:
+  friend struct detail::ConvPlanAccess;
   Shape input_, weight_, output_;
   ConvParams params_;
   ConvEpilogue epilogue_;
@@ -112,8 +111,10 @@ class ConvPlan {
   DType dtype_ = DType::f32;
   Device device_;
   ConvBackend backend_ = ConvBackend::reference;
+  ConvLayout layout_ = ConvLayout::automatic;
+  std::string kernel_;
   std::string who_;
-  bool blocked_[3] = {false, false, false};
+  std::shared_ptr<detail::ConvPlanState> state_;
 };
 
 /// y = act(conv(x, w) + bias). `bias` (shape [Cout]) must be given iff the plan has_bias.

@@ -14,7 +14,39 @@
 
 namespace halo::ops {
 
-enum class PoolKind { max, avg };
+/// The pooling kinds, listed once (name in configs and errors, prefix of the layer type):
+/// the enum and both names are generated from this list.
+#define HALO_POOL_KINDS(X) X(max, "Max") X(avg, "Avg")
+
+enum class PoolKind {
+#define HALO_POOL_KIND_ENTRY(kind, layer) kind,
+  HALO_POOL_KINDS(HALO_POOL_KIND_ENTRY)
+#undef HALO_POOL_KIND_ENTRY
+};
+
+/// "max", "avg".
+inline const char* name(PoolKind k) {
+  switch (k) {
+#define HALO_POOL_KIND_NAME(kind, layer) \
+  case PoolKind::kind:                   \
+    return #kind;
+    HALO_POOL_KINDS(HALO_POOL_KIND_NAME)
+#undef HALO_POOL_KIND_NAME
+  }
+  return "?";
+}
+
+/// "Max", "Avg": the start of the layer type ("MaxPool3d").
+inline const char* layer_prefix(PoolKind k) {
+  switch (k) {
+#define HALO_POOL_KIND_PREFIX(kind, layer) \
+  case PoolKind::kind:                     \
+    return layer;
+    HALO_POOL_KINDS(HALO_POOL_KIND_PREFIX)
+#undef HALO_POOL_KIND_PREFIX
+  }
+  return "?";
+}
 
 struct PoolConfig {
   PoolKind kind = PoolKind::max;
@@ -41,7 +73,7 @@ class PoolPlan {
   ~PoolPlan();
   PoolPlan(const PoolPlan&) = delete;
   PoolPlan& operator=(const PoolPlan&) = delete;
-  /// Opaque backend state (oneDNN primitives and workspace).
+  /// Opaque state of the device's kernels (on the CPU: oneDNN primitives and workspace).
   struct Impl;
   std::unique_ptr<Impl> impl;
 };

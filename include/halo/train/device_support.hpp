@@ -1,15 +1,15 @@
 // What a run on a GPU needs checked before its first step, so that a missing piece fails at
 // start-up with one message rather than mid-step with a kernel error:
 //
-//   - every layer of the model has a CUDA path (cuda_layer_types(); a custom layer whose
-//     forward and backward only call ops with CUDA kernels can be declared with
-//     declare_cuda_layer_type("MyLayer"));
+//   - every layer of the model runs on the device (nn::Layer::runs_on: the op families its
+//     passes call have kernels for that device kind in this build; a custom layer computing
+//     only through halo::ops declares its families with nn::Layer::op_families);
 //   - the gradient allreduce backend (`dist.backend`: auto, mpi or nccl) fits the device.
 //
 // Both checks are plain functions of their inputs, so they are tested on machines without
 // a GPU.
 #pragma once
-#include <set>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,21 +18,20 @@
 
 namespace halo::train {
 
-/// Layer::type() strings of the built-in layers whose forward and backward run on CUDA
-/// tensors, plus those declared with declare_cuda_layer_type().
-std::set<std::string> cuda_layer_types();
-/// Declares a layer type (Layer::type()) whose passes run on CUDA tensors.
-void declare_cuda_layer_type(const std::string& type);
-
 struct LayerRef {
   std::string name;  ///< node name in the model
   std::string type;  ///< Layer::type()
 };
-/// The model's layers (in node order) whose type is not in `supported`.
-std::vector<LayerRef> layers_without(const nn::Model& model, const std::set<std::string>& supported);
+/// Whether an op family has kernels (for the device in question).
+using FamilyAvailable = std::function<bool(ops::OpFamily)>;
+/// The model's layers (in node order) that cannot run where only the families for which
+/// `available` is true have kernels: those that do not declare their op families, and those
+/// using a family that is not available.
+std::vector<LayerRef> layers_without(const nn::Model& model, const FamilyAvailable& available);
 
-/// Throws ConfigError listing every layer of `model` without a CUDA path (by name and type)
-/// when `device` is a GPU; does nothing for the CPU. `who` names the run.
+/// Throws ConfigError when `device` is a GPU and the model cannot run there: naming every
+/// layer that cannot (by name and type), or saying that this build has no backend for the
+/// device. Does nothing for the CPU. `who` names the run.
 void check_model_runs_on(const nn::Model& model, const Device& device, const std::string& who);
 
 /// How gradients are averaged across ranks.

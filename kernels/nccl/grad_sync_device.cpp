@@ -1,9 +1,6 @@
-#include "grad_sync_device.hpp"
+// The device path of GradientSynchronizer on NCCL (see grad_sync_device.hpp).
+#include "nccl/grad_sync_device.hpp"
 
-#include "halo/config.hpp"
-#include "halo/util/error.hpp"
-
-#if HALO_HAS_NCCL
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -12,11 +9,9 @@
 #include "cuda/nccl_pack.hpp"
 #include "halo/cuda/runtime.hpp"
 #include "halo/util/timer.hpp"
-#endif
+#include "halo/util/error.hpp"
 
 namespace halo::dist::detail {
-
-#if HALO_HAS_NCCL
 
 struct DeviceGradSync::Impl {
   std::shared_ptr<NcclCommunicator> nccl;
@@ -121,20 +116,5 @@ void DeviceGradSync::finish(int count, const std::function<void(int)>& on_done) 
   if (count > 0)
     HALO_CUDA_CHECK(cudaStreamWaitEvent(cuda::current_stream(s.device), s.done[size_t(count - 1)], 0));
 }
-
-#else  // !HALO_HAS_NCCL
-
-struct DeviceGradSync::Impl {};
-
-DeviceGradSync::DeviceGradSync(std::shared_ptr<NcclCommunicator>, int, std::vector<DeviceBucket>) {
-  throw DistError(
-      "GradientSynchronizer: the parameters are on a GPU but this build has no NCCL (reconfigure with "
-      "-DHALO_ENABLE_CUDA=ON and NCCL 2 installed, NCCL_ROOT pointing at it)");
-}
-DeviceGradSync::~DeviceGradSync() = default;
-void DeviceGradSync::launch(int, double) {}
-void DeviceGradSync::finish(int, const std::function<void(int)>&) {}
-
-#endif
 
 }  // namespace halo::dist::detail

@@ -1,5 +1,5 @@
-// Private helpers of the op dispatch: bringing operands into a dense, shared layout so
-// kernels can treat them as flat arrays.
+// Helpers of the op entry points and kernels: bringing operands into a dense, shared layout
+// so kernels can treat them as flat arrays.
 #pragma once
 #include <string>
 
@@ -26,7 +26,7 @@ inline Tensor in_layout_of(const Tensor& x, const Tensor& like) {
   return t;
 }
 
-/// Throws unless t lives on the CPU (the only backend these kernels have in this build).
+/// Throws unless t lives on the CPU (for the CPU kernels and the reference ops).
 inline void check_cpu(const Tensor& t, const std::string& what) {
   HALO_CHECK_SHAPE(t.device().is_cpu(), what, ": tensor ", t.str(),
                    " is on a device without a kernel for this op in this build; move it to the cpu");

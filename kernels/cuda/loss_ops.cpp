@@ -1,0 +1,104 @@
+// The cuda loss table (kernels in ops.cu and cross_entropy.cu).
+#include <limits>
+
+#include "cuda/register.hpp"
+#include "dense.hpp"
+#include "cuda/loss.hpp"
+#include "cuda/tensor_ops.hpp"
+#include "halo/cuda/runtime.hpp"
+
+namespace halo::ops::cuda_kernels {
+namespace {
+
+namespace cuda = halo::cuda;
+
+// On the GPU the prediction may be bf16 (mixed precision) while the target stays f32: the
+// kernels read both in f32 and sum in f64.
+bool gpu_pair(const Tensor& p, const Tensor& t, const char* what) {
+  if (!p.defined() || !p.device().is_cuda()) return false;
+  HALO_CHECK_SHAPE(t.defined() && p.shape() == t.shape() && p.device() == t.device(), what, ": prediction ", p.str(),
+                   " and target ", t.defined() ? t.str() : "undefined", " must agree in shape and device");
+  HALO_CHECK_SHAPE(p.numel() > 0, what, ": empty prediction ", p.str());
+  return true;
+}
+
+double gpu_error_forward(const Tensor& p_in, const Tensor& t_in, bool squared) {
+  Tensor p = detail::dense(p_in);
+  Tensor t = detail::in_layout_of(t_in, p);
+  const bool pb = cuda::is_bf16(p, "loss"), tb = cuda::is_bf16(t, "loss");
+  cuda::DeviceGuard g(p.device().index);
+  Tensor acc = Tensor::zeros({1}, DType::f64, p.device());
+  cuda::raw::diff_loss(squared ? cuda::raw::DiffLoss::mse : cuda::raw::DiffLoss::l1, p.raw_data(), pb, t.raw_data(),
+                       tb, p.numel(), static_cast<double*>(acc.raw_data()), cuda::stream_of(p));
+  return acc.item() / double(p.numel());
+}
+
+Tensor gpu_error_backward(const Tensor& p_in, const Tensor& t_in, bool squared) {
+  Tensor p = detail::dense(p_in);
+  Tensor t = detail::in_layout_of(t_in, p);
+  Tensor g = Tensor::empty_like(p);
+  const bool pb = cuda::is_bf16(p, "loss"), tb = cuda::is_bf16(t, "loss");
+  cuda::DeviceGuard guard(p.device().index);
+  cuda::raw::diff_loss_grad(squared ? cuda::raw::DiffLoss::mse : cuda::raw::DiffLoss::l1, p.raw_data(), pb,
+                            t.raw_data(), tb, g.raw_data(), p.numel(), float(1.0 / double(p.numel())),
+                            cuda::stream_of(p));
+  return g;
+}
+
+double error_forward(const Tensor& p, const Tensor& t, bool squared, const char* what) {
+  gpu_pair(p, t, what);
+  return gpu_error_forward(p, t, squared);
+}
+
+Tensor error_backward(const Tensor& p, const Tensor& t, bool squared, const char* what) {
+  gpu_pair(p, t, what);
+  return gpu_error_backward(p, t, squared);
+}
+
+/// The cross-entropy on the GPU: logits f32 or bf16 (grad in the logits' dtype), labels i32 or
+/// i64 on the same device, class weights uploaded as K doubles.
+CrossEntropySums gpu_cross_entropy(const Tensor& logits_in, const Tensor& labels_in, const CrossEntropyOptions& o,
+                                   Tensor* grad, double scale) {
+  const char* what = "cross_entropy";
+  HALO_CHECK_SHAPE(labels_in.device() == logits_in.device(), what, ": labels ", labels_in.str(),
+                   " must be on the logits' device ", logits_in.device().str());
+  const int64_t K = logits_in.size(1);
+  const bool bf16 = cuda::is_bf16(logits_in, what);
+  const bool cl = logits_in.dim() >= 3 && logits_in.is_channels_last() && !logits_in.is_contiguous() &&
+                  logits_in.is_dense();
+  Tensor logits = cl ? logits_in : logits_in.contiguous();
+  Tensor labels = labels_in.contiguous();
+  cuda::raw::CeDesc d{logits.size(0), K, logits.size(0) == 0 ? 0 : logits.numel() / (logits.size(0) * K), cl};
+  if (grad) *grad = Tensor::empty_like(logits);
+  Tensor weights;
+  if (!o.class_weights.empty()) weights = Tensor::from_vector(o.class_weights, {K}).to(logits.device());
+  Tensor sums = Tensor::zeros({2}, DType::f64, logits.device());
+  const std::vector<int64_t> none{std::numeric_limits<int64_t>::max()};
+  Tensor bad = Tensor::from_vector(none, {1}).to(logits.device());
+  cuda::DeviceGuard guard(logits.device().index);
+  cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, d,
+                           weights.defined() ? weights.data<double>() : nullptr, o.ignore_index, sums.data<double>(),
+                           bad.data<int64_t>(), grad ? grad->raw_data() : nullptr, float(scale),
+                           cuda::stream_of(logits));
+  const int64_t first_bad = bad.to_vector<int64_t>()[0];
+  if (first_bad != std::numeric_limits<int64_t>::max()) {
+    const double value = labels.to(DType::f64).reshape({-1}).slice(first_bad, first_bad + 1).item();
+    throw ShapeError(str(what, ": label ", int64_t(value), " at flat position ", first_bad, " of labels ",
+                         labels_in.str(), " is outside [0, ", K, ") and is not the ignore_index ", o.ignore_index));
+  }
+  const auto s = sums.to_vector<double>();
+  return {s[0], s[1]};
+}
+
+}  // namespace
+}  // namespace halo::ops::cuda_kernels
+
+namespace halo::kernels::cuda_ops {
+
+void register_loss(ops::OpTable& t) {
+  static const ops::LossKernels k = {ops::cuda_kernels::error_forward, ops::cuda_kernels::error_backward,
+                                     ops::cuda_kernels::gpu_cross_entropy};
+  t.loss = &k;
+}
+
+}  // namespace halo::kernels::cuda_ops

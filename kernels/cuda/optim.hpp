@@ -1,0 +1,29 @@
+// The optimizer updates (optim.cu) on f32 master weights and state; see
+// halo/optim/update_rules.hpp for the formulas. The LAMB norms are f64 device reductions whose
+// two doubles come back to the host to form the trust ratio. As everywhere in kernels/cuda the
+// launchers take plain device pointers and the stream as void* (so the op tables compile with the
+// host compiler alone); element types are f32 or bf16 storage (the `bf16` flags) computed in f32,
+// and sums accumulate in f64.
+#pragma once
+#include <cstdint>
+
+namespace halo::cuda::raw {
+
+/// f32 master weights; see halo/optim/update_rules.hpp for the formulas.
+void sgd_update(float* w, const float* g, float* buf, int64_t n, float lr, float momentum, float wd, bool nesterov,
+                void* stream);
+void adam_update(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+                 float wd, bool decoupled, float bias1, float bias2, void* stream);
+
+
+/// LAMB pass 1: m, v updated in place; sums[0] += sum w^2, sums[1] += sum u^2 with
+/// u = (m*ib1)/(sqrt(v*ib2)+eps) + wd*w (sums: 2 device doubles).
+void lamb_moments(const float* w, const float* g, float* m, float* v, int64_t n, float beta1, float beta2, float eps,
+                  float wd, float ib1, float ib2, double* sums, void* stream);
+/// LAMB pass 2: w -= step * u (u recomputed from the updated moments).
+void lamb_apply(float* w, const float* m, const float* v, int64_t n, float eps, float wd, float ib1, float ib2,
+                float step, void* stream);
+/// LARS: v = mu*v + scaled_lr*(g + wd*w); w -= v.
+void lars_apply(float* w, const float* g, float* v, int64_t n, float mu, float wd, float scaled_lr, void* stream);
+
+}  // namespace halo::cuda::raw

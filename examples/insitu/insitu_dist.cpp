@@ -126,7 +126,7 @@ Settings parse(int rank, int argc, char** argv) {
     } else if (a == "--steps") s.steps = int(parse_int(rank, a, v, 1, 1 << 30));
     else if (a == "--warmup") s.warmup = int(parse_int(rank, a, v, 0, 1 << 30));
     else if (a == "--every") s.every = int(parse_int(rank, a, v, 1, 1 << 30));
-    else if (a == "--horizon") s.horizon = int(parse_int(rank, a, v, 1, insitu::Surrogate::kMargin));
+    else if (a == "--horizon") s.horizon = int(parse_int(rank, a, v, 1, 1 << 20));
     else if (a == "--iters") s.iters = int(parse_int(rank, a, v, 1, 1 << 20));
     else if (a == "--batch") s.batch = int(parse_int(rank, a, v, 1, 4096));
     else if (a == "--patch") s.patch = int(parse_int(rank, a, v, 1, 1024));
@@ -139,6 +139,15 @@ Settings parse(int rank, int argc, char** argv) {
     else if (a == "--verify") s.verify = int(parse_int(rank, a, v, 1, 1 << 30));
     else usage_error(rank, "unknown option " + a);
   }
+  if (s.horizon > insitu::Surrogate::kMargin)
+    usage_error(rank, "--horizon " + std::to_string(s.horizon) + " is too far: the surrogate sees " +
+                          std::to_string(insitu::Surrogate::kMargin) + " cells around each cell it predicts, and " +
+                          "a step carries information one cell, so it can look at most " +
+                          std::to_string(insitu::Surrogate::kMargin) + " steps ahead");
+  if (s.lr <= 0) usage_error(rank, "--lr must be positive");
+  if (s.verify == 0 && s.warmup + s.horizon > s.steps)
+    usage_error(rank, "no training round fits: the first needs --warmup + --horizon = " +
+                          std::to_string(s.warmup + s.horizon) + " steps, but --steps is " + std::to_string(s.steps));
   if (s.horizon > s.every)
     usage_error(rank, "--horizon " + std::to_string(s.horizon) + " is longer than --every " + std::to_string(s.every) +
                           ": a round's target would come after the next round's input");
@@ -219,6 +228,10 @@ int train(const Settings& s, const insitu::Slab& slab) {
   int snap_step = -1;
   MPI_Barrier(slab.comm);
   const double start = halo::now_seconds();
+  if (s.warmup == 0) {  // no warm-up: the first round learns from the initial state
+    Kokkos::deep_copy(snapshot, sim.field());
+    snap_step = 0;
+  }
   for (int t = 1; t <= s.steps; ++t) {
     double t0 = halo::now_seconds();
     sim.step();
@@ -255,9 +268,6 @@ int train(const Settings& s, const insitu::Slab& slab) {
     train_s += halo::now_seconds() - t0;
   }
   const double wall = halo::now_seconds() - start;
-  if (losses.empty())
-    throw std::invalid_argument("no training round fits in --steps " + std::to_string(s.steps) + " after --warmup " +
-                                std::to_string(s.warmup));
 
   // One round is a handful of small batches: the end of the run is judged on the mean of
   // the last rounds (up to 5), the start on the first round, before any learning.

@@ -240,7 +240,7 @@ int train(const Settings& s, const insitu::Slab& slab) {
     t0 = halo::now_seconds();
     if (snap_step >= 0 && t == snap_step + s.horizon) {  // the snapshot's future has arrived: learn it
       const uint64_t round = losses.size();
-      double loss = 0, base = 0;
+      double sums[2] = {0, 0};  // this rank's losses and no-change losses over the round
       for (int it = 0; it < s.iters; ++it) {
         const uint64_t seed = ((s.seed * 1000003 + round) * 8191 + uint64_t(it)) * 131 + uint64_t(slab.rank);
         if (scale == 0) {  // first round: measure the change's RMS, then draw the same patches scaled
@@ -250,12 +250,12 @@ int train(const Settings& s, const insitu::Slab& slab) {
           scale = ms > 0 ? float(1.0 / std::sqrt(ms / slab.size)) : 1.0f;
         }
         insitu::sample_patches(slab, snapshot, sim.field(), insitu::Surrogate::kMargin, scale, seed, x, y);
-        loss += surrogate.train_step(tx, ty);
-        base += halo::ops::sum_squares(ty) / double(ty.numel());  // what predicting "no change" scores
+        sums[0] += surrogate.train_step(tx, ty);
+        sums[1] += halo::ops::sum_squares(ty) / double(ty.numel());  // what predicting "no change" scores
       }
-      comm.allreduce_sum(&base, 1, "no-change baseline");
-      losses.push_back(loss / s.iters);
-      baselines.push_back(base / (s.iters * slab.size));
+      comm.allreduce_sum(sums, 2, "round losses");  // equal batches: the mean of rank means is the global mean
+      losses.push_back(sums[0] / (s.iters * slab.size));
+      baselines.push_back(sums[1] / (s.iters * slab.size));
       if (root)
         std::printf("round %4zu  step %6d  mse %.4e  no-change %.4e\n", losses.size(), t, losses.back(),
                     baselines.back());

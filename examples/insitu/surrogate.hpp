@@ -109,15 +109,15 @@ class Surrogate {
   int output_side() const { return o_.patch; }
   halo::nn::Model& model() { return model_; }
 
-  /// One synchronised optimizer step on this rank's batch (gradients averaged over ranks);
-  /// returns the loss averaged over ranks. The only place that knows how a step is taken.
+  /// One synchronised optimizer step on this rank's batch (collective: every rank calls it;
+  /// gradients averaged over ranks); returns this rank's loss. The only place that knows
+  /// how a step is taken.
   double train_step(const halo::Tensor& x, const halo::Tensor& y) {
     model_.zero_grad();
-    double loss = loss_.forward(model_.forward(x), y);
+    const double loss = loss_.forward(model_.forward(x), y);
     model_.backward(loss_.backward());  // the synchroniser's allreduces start meanwhile
     if (sync_->wait()) optimizer_->step();
-    comm_.allreduce_sum(&loss, 1, "surrogate loss");
-    return loss / comm_.size();
+    return loss;
   }
 
  private:

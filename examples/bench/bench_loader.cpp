@@ -142,7 +142,6 @@ static void run(int argc, char** argv) {
   o.io_threads = threads;
   o.prefetch = prefetch;
   o.shard.seed = 1;
-  o.comm = MPI_COMM_WORLD;
   auto dl = std::make_unique<DataLoader>(ds, o);
   double checksum = 0, wait = 0, local_samples = 0;
   int epoch = 0;

@@ -1,5 +1,7 @@
 #include "halo/data/dataset.hpp"
 
+#include "data/h5.hpp"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -286,6 +288,14 @@ void H5Dataset::close_files() const {
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   open_.clear();
   open_order_.clear();
+}
+
+std::string H5Dataset::describe(int64_t i) const {
+  const SampleRef& r = ref(i);
+  std::string out = str("file ", files_.at(size_t(r.file)));
+  if (layout_.packed) out += str(", row ", r.index);
+  if (layout_.subvolume > 0) out += str(", cube at ", r.origin[0], ",", r.origin[1], ",", r.origin[2]);
+  return out;
 }
 
 std::string H5Dataset::where(int32_t file, const std::string& dset) const {

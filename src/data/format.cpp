@@ -4,7 +4,7 @@
 #include <sstream>
 #include <filesystem>
 
-#include "halo/data/h5.hpp"
+#include "data/h5.hpp"
 #include "halo/util/error.hpp"
 
 namespace halo::data {

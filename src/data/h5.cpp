@@ -1,4 +1,4 @@
-#include "halo/data/h5.hpp"
+#include "data/h5.hpp"
 
 #include <filesystem>
 

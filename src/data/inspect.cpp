@@ -1,5 +1,7 @@
 #include "halo/data/inspect.hpp"
 
+#include "data/h5.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>

@@ -3,8 +3,15 @@
 #include "halo/cuda/runtime.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "halo/data/dataset.hpp"
 
 #include "halo/data/packed.hpp"
 #include "halo/util/error.hpp"
@@ -14,15 +21,30 @@
 namespace halo::data {
 
 namespace {
-std::pair<int, int> rank_size(MPI_Comm comm) {
+std::pair<int, int> rank_size(const std::optional<dist::Communicator>& comm) {
+  if (comm) return {comm->rank(), comm->size()};
   int init = 0, fin = 0;
   MPI_Initialized(&init);
   MPI_Finalized(&fin);
   if (!init || fin) return {0, 1};
   int r = 0, s = 1;
-  MPI_Comm_rank(comm, &r);
-  MPI_Comm_size(comm, &s);
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
   return {r, s};
+}
+
+// Axis letters of a staged shard (channel-first, as its axes attribute says): "C" and one
+// letter per spatial axis, D/H/W for the usual three.
+std::string staged_axes(const Dataset& ds) {
+  if (auto* h5 = dynamic_cast<const H5Dataset*>(&ds)) {
+    std::string axes = "C";
+    for (char a : h5->layout().axes)
+      if (a != 'C') axes += a;
+    return axes;
+  }
+  const size_t spatial = ds.sample_shape().size() - 1;
+  const std::string letters = spatial <= 3 ? std::string("DHW").substr(3 - spatial) : std::string("ABDEFGHIJKLMNOPQRSTUVWXYZ").substr(0, spatial);
+  return "C" + letters;
 }
 
 ShardOptions effective(ShardOptions s, const LoaderOptions& o) {
@@ -44,25 +66,80 @@ void add(LoaderStats& a, const LoaderStats& b) {
 }
 }  // namespace
 
-DataLoader::DataLoader(std::shared_ptr<const H5Dataset> dataset, LoaderOptions opt)
-    : ds_(std::move(dataset)),
-      opt_(std::move(opt)),
-      rank_(rank_size(opt_.comm).first),
-      size_(rank_size(opt_.comm).second),
-      sampler_(ds_ ? ds_->size() : 0, rank_, size_, effective(opt_.shard, opt_)) {
+
+// Everything the reader threads share with next() lives here, so loader.hpp declares no
+// thread or lock.
+struct DataLoader::Impl {
+  struct Slot {
+    Tensor x_full, y_full;
+    Batch batch;
+    int64_t filled = -1;
+    std::exception_ptr error;
+  };
+
+  std::shared_ptr<const Dataset> ds;
+  LoaderOptions opt;
+  int rank = 0, size = 1;
+  ShardedSampler sampler;
+  std::vector<Slot> slots;
+  std::vector<int64_t> order;
+  int64_t real = 0;  // order[0, real) are real samples, the rest padding
+  int64_t nbatches = 0;
+  int64_t next_to_fill = 0, consumed = 0, released = 0;
+  bool stop = false;
+  bool started = false;
+  std::vector<std::thread> threads;
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  LoaderStats epoch, total;
+  // staging
+  bool staged = false;
+  std::vector<int64_t> stage_row;  // dataset index -> staged row, -1 if not staged
+  std::vector<float> stage_x;
+  std::vector<unsigned char> stage_y;
+  std::shared_ptr<H5Dataset> stage_ds;
+  std::unordered_set<int64_t> bad;  // dataset indices found bad (skip policy), under mu
+
+  Impl(std::shared_ptr<const Dataset> d, LoaderOptions o)
+      : ds(std::move(d)),
+        opt(std::move(o)),
+        rank(rank_size(opt.comm).first),
+        size(rank_size(opt.comm).second),
+        sampler(ds ? ds->size() : 0, rank, size, effective(opt.shard, opt)) {}
+
+  void stop_workers();
+  void worker();
+  void fill(Slot& s, int64_t b, ReadScratch& scratch);
+  void read_sample(int64_t i, float* x, void* y, ReadScratch& scratch);
+  // Reads the sample at position `pos` of order, or under BadSamplePolicy::skip the next
+  // good one after it; returns the dataset index read and adds the bad original to `skipped`.
+  int64_t read_good_sample(int64_t pos, float* x, void* y, ReadScratch& scratch, int64_t& skipped);
+  // Under skip: remembers a bad sample (so it is never read again) and logs it the first time.
+  void mark_bad(const BadSampleError& e);
+  /// Batches are delivered channels-last (the option, for samples with spatial axes).
+  bool channels_last() const;
+  void stage();
+};
+
+DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt)
+    : impl_(std::make_unique<Impl>(std::move(dataset), std::move(opt))) {
+  auto& I = *impl_;
+  const auto& ds_ = I.ds;
+  const auto& opt_ = I.opt;
   HALO_CHECK_T(ConfigError, ds_ != nullptr, "DataLoader: no dataset");
   HALO_CHECK_T(ConfigError, opt_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ", opt_.batch_size);
   HALO_CHECK_T(ConfigError, opt_.prefetch >= 1, "DataLoader: prefetch must be >= 1, got ", opt_.prefetch);
   HALO_CHECK_T(ConfigError, opt_.io_threads >= 1, "DataLoader: io_threads must be >= 1, got ", opt_.io_threads);
   HALO_CHECK_T(ConfigError, opt_.staging != Staging::directory || !opt_.stage_dir.empty(),
                "DataLoader: directory staging needs stage_dir (a node-local path)");
+  HALO_CHECK_T(ConfigError, !ds_->sample_shape().empty(), "DataLoader: the dataset's samples have no shape");
   Shape xs{opt_.batch_size}, ys{opt_.batch_size};
   for (auto d : ds_->sample_shape()) xs.push_back(d);
   for (auto d : ds_->label_shape()) ys.push_back(d);
-  slots_.resize(size_t(opt_.prefetch + 1));
-  const MemoryFormat fmt = channels_last() ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  I.slots.resize(size_t(opt_.prefetch + 1));
+  const MemoryFormat fmt = I.channels_last() ? MemoryFormat::channels_last : MemoryFormat::contiguous;
   const bool pin = opt_.pin_memory && cuda::available();
-  for (auto& s : slots_) {
+  for (auto& s : I.slots) {
     // touched once here so steady-state batches never page-fault
 #if HALO_ENABLE_CUDA
     if (pin) {
@@ -79,11 +156,16 @@ DataLoader::DataLoader(std::shared_ptr<const H5Dataset> dataset, LoaderOptions o
   }
 }
 
-DataLoader::~DataLoader() { stop_workers(); }
+DataLoader::~DataLoader() { impl_->stop_workers(); }
 
-int64_t DataLoader::batches_per_epoch() const { return sampler_.batches(); }
+int64_t DataLoader::batches_per_epoch() const { return impl_->sampler.batches(); }
+const ShardedSampler& DataLoader::sampler() const { return impl_->sampler; }
+const Dataset& DataLoader::dataset() const { return *impl_->ds; }
+int DataLoader::rank() const { return impl_->rank; }
+void DataLoader::stage() { impl_->stage(); }
 
 std::string DataLoader::describe_epoch() const {
+  const ShardedSampler& sampler_ = impl_->sampler;
   const int64_t per_rank = sampler_.shard_size(), nb = sampler_.batches();
   std::string s = str(per_rank, " samples per rank in ", nb, nb == 1 ? " batch" : " batches");
   if (sampler_.padded() > 0)
@@ -93,119 +175,122 @@ std::string DataLoader::describe_epoch() const {
   return s;
 }
 
-void DataLoader::stop_workers() {
+void DataLoader::Impl::stop_workers() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
   }
-  cv_.notify_all();
-  for (auto& t : threads_) t.join();
-  threads_.clear();
+  cv.notify_all();
+  for (auto& t : threads) t.join();
+  threads.clear();
 }
 
-void DataLoader::stage() {
-  if (staged_ || opt_.staging == Staging::none) return;
+void DataLoader::Impl::stage() {
+  if (staged || opt.staging == Staging::none) return;
   Stopwatch sw;
-  std::vector<int64_t> mine = sampler_.shard(0);  // local-shuffle mode: the same set every epoch
-  stage_row_.assign(size_t(ds_->size()), -1);
-  const int64_t xn = numel(ds_->sample_shape());
-  const size_t yb = ds_->label_bytes();
+  std::vector<int64_t> mine = sampler.shard(0);  // local-shuffle mode: the same set every epoch
+  stage_row.assign(size_t(ds->size()), -1);
+  const int64_t xn = numel(ds->sample_shape());
+  const size_t yb = ds->label_bytes();
   ReadScratch scratch;
   std::vector<float> x(static_cast<size_t>(xn));
   std::vector<unsigned char> y(yb);
   std::unique_ptr<PackedWriter> writer;
   std::string path;
-  if (opt_.staging == Staging::memory) {
-    stage_x_.resize(mine.size() * size_t(xn));
-    stage_y_.resize(mine.size() * yb);
+  const auto* h5 = dynamic_cast<const H5Dataset*>(ds.get());
+  if (opt.staging == Staging::memory) {
+    stage_x.resize(mine.size() * size_t(xn));
+    stage_y.resize(mine.size() * yb);
   } else {
-    std::filesystem::create_directories(opt_.stage_dir);
-    path = (std::filesystem::path(opt_.stage_dir) / str("halo-stage-rank", rank_, ".h5")).string();
+    std::filesystem::create_directories(opt.stage_dir);
+    path = (std::filesystem::path(opt.stage_dir) / str("halo-stage-rank", rank, ".h5")).string();
     PackedDescription d;
-    d.axes = "C";
-    for (char a : ds_->layout().axes)
-      if (a != 'C') d.axes += a;
-    d.label_kind = ds_->layout().label_kind;
-    d.source_format = ds_->layout().format;
-    d.origin_files = ds_->files();
-    writer = std::make_unique<PackedWriter>(path, int64_t(mine.size()), ds_->sample_shape(), RawType::f32,
-                                            ds_->label_shape(), d);
+    d.axes = staged_axes(*ds);
+    d.label_kind = ds->label_dtype() == DType::i32 ? LabelKind::mask : LabelKind::vector;
+    d.source_format = h5 ? h5->layout().format : std::string("memory");
+    d.origin_files = h5 ? h5->files() : std::vector<std::string>{ds->describe(0)};
+    writer = std::make_unique<PackedWriter>(path, int64_t(mine.size()), ds->sample_shape(), RawType::f32,
+                                            ds->label_shape(), d);
   }
   for (size_t k = 0; k < mine.size(); ++k) {
     int64_t i = mine[k];
-    float* xp = opt_.staging == Staging::memory ? stage_x_.data() + k * size_t(xn) : x.data();
-    void* yp = opt_.staging == Staging::memory ? static_cast<void*>(stage_y_.data() + k * yb) : y.data();
+    float* xp = opt.staging == Staging::memory ? stage_x.data() + k * size_t(xn) : x.data();
+    void* yp = opt.staging == Staging::memory ? static_cast<void*>(stage_y.data() + k * yb) : y.data();
     try {
       // memory staging keeps the delivered format (batches are then plain copies); the
       // packed staging file is channel-first, as its axes attribute says
-      ds_->read(i, xp, yp, scratch, opt_.staging == Staging::memory && channels_last());
+      ds->read(i, xp, yp, scratch, opt.staging == Staging::memory && channels_last());
     } catch (const BadSampleError& e) {
-      if (opt_.on_bad_sample == BadSamplePolicy::error)
-        throw IOError(str("rank ", rank_, ": staging: ", e.what(), " (data.on_bad_sample=skip replaces bad samples instead)"));
+      if (opt.on_bad_sample == BadSamplePolicy::error)
+        throw IOError(str("rank ", rank, ": staging: ", e.what(), " (data.on_bad_sample=skip replaces bad samples instead)"));
       mark_bad(e);  // not staged: read_good_sample replaces it without a read
       continue;
     } catch (const Error& e) {
-      throw IOError(str("rank ", rank_, ": staging: ", e.what()));
+      throw IOError(str("rank ", rank, ": staging: ", e.what()));
     }
     if (writer) {
-      const SampleRef& r = ds_->ref(i);
-      writer->write(int64_t(k), xp, yp, {r.file, r.index, r.origin[0], r.origin[1], r.origin[2]});
+      if (h5) {
+        const SampleRef& r = h5->ref(i);
+        writer->write(int64_t(k), xp, yp, {r.file, r.index, r.origin[0], r.origin[1], r.origin[2]});
+      } else {
+        writer->write(int64_t(k), xp, yp, {0, i, 0, 0, 0});
+      }
     }
-    stage_row_[size_t(i)] = int64_t(k);
-    total_.bytes += double(ds_->stored_bytes() + yb);
+    stage_row[size_t(i)] = int64_t(k);
+    total.bytes += double(ds->stored_bytes() + yb);
   }
   if (writer) {
     writer->close();
-    ds_->close_files();
-    stage_ds_ = std::make_shared<H5Dataset>(std::vector<std::string>{path}, detect_layout(path), Driver::posix);
+    ds->close_files();
+    stage_ds = std::make_shared<H5Dataset>(std::vector<std::string>{path}, detect_layout(path), Driver::posix);
   }
-  staged_ = true;
-  total_.stage_seconds += sw.seconds();
+  staged = true;
+  total.stage_seconds += sw.seconds();
 }
 
-void DataLoader::read_sample(int64_t i, float* x, void* y, ReadScratch& scratch) {
-  if (staged_) {
-    int64_t row = stage_row_.at(size_t(i));
-    HALO_CHECK(row >= 0, "rank ", rank_, ": sample ", i, " was not staged on this rank");
-    if (stage_ds_) {
-      stage_ds_->read(row, x, y, scratch, channels_last());
+void DataLoader::Impl::read_sample(int64_t i, float* x, void* y, ReadScratch& scratch) {
+  if (staged) {
+    int64_t row = stage_row.at(size_t(i));
+    HALO_CHECK(row >= 0, "rank ", rank, ": sample ", i, " was not staged on this rank");
+    if (stage_ds) {
+      stage_ds->read(row, x, y, scratch, channels_last());
     } else {
-      const size_t xn = size_t(numel(ds_->sample_shape())), yb = ds_->label_bytes();
-      std::memcpy(x, stage_x_.data() + size_t(row) * xn, xn * sizeof(float));
-      std::memcpy(y, stage_y_.data() + size_t(row) * yb, yb);
+      const size_t xn = size_t(numel(ds->sample_shape())), yb = ds->label_bytes();
+      std::memcpy(x, stage_x.data() + size_t(row) * xn, xn * sizeof(float));
+      std::memcpy(y, stage_y.data() + size_t(row) * yb, yb);
     }
     return;
   }
-  ds_->read(i, x, y, scratch, channels_last());
+  ds->read(i, x, y, scratch, channels_last());
 }
 
-void DataLoader::mark_bad(const BadSampleError& e) {
+void DataLoader::Impl::mark_bad(const BadSampleError& e) {
   bool first = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    first = bad_.insert(e.sample()).second;
+    std::lock_guard<std::mutex> lock(mu);
+    first = bad.insert(e.sample()).second;
   }
-  if (first) log::warn("rank ", rank_, ": skipping bad sample (data.on_bad_sample=skip): ", e.what());
+  if (first) log::warn("rank ", rank, ": skipping bad sample (data.on_bad_sample=skip): ", e.what());
 }
 
-int64_t DataLoader::read_good_sample(int64_t pos, float* x, void* y, ReadScratch& scratch, int64_t& skipped) {
+int64_t DataLoader::Impl::read_good_sample(int64_t pos, float* x, void* y, ReadScratch& scratch, int64_t& skipped) {
   // Replacing (rather than dropping) a bad sample keeps the batch full and the number of
   // batches of every rank unchanged, so the ranks' steps and allreduces stay matched; the
   // replacement is a function of the epoch order only, so a resumed run sees the same batches.
-  const int64_t n = int64_t(order_.size());
+  const int64_t n = int64_t(order.size());
   for (int64_t j = 0; j < n; ++j) {
-    const int64_t i = order_[size_t((pos + j) % n)];
+    const int64_t i = order[size_t((pos + j) % n)];
     bool known_bad = false;
-    if (opt_.on_bad_sample == BadSamplePolicy::skip) {
-      std::lock_guard<std::mutex> lock(mu_);
-      known_bad = bad_.count(i) > 0;
+    if (opt.on_bad_sample == BadSamplePolicy::skip) {
+      std::lock_guard<std::mutex> lock(mu);
+      known_bad = bad.count(i) > 0;
     }
     if (!known_bad) {
       try {
         read_sample(i, x, y, scratch);
         return i;
       } catch (const BadSampleError& e) {
-        if (opt_.on_bad_sample == BadSamplePolicy::error)
+        if (opt.on_bad_sample == BadSamplePolicy::error)
           throw IOError(str(e.what(), " (data.on_bad_sample=skip replaces bad samples instead)"));
         mark_bad(e);
       }
@@ -214,19 +299,19 @@ int64_t DataLoader::read_good_sample(int64_t pos, float* x, void* y, ReadScratch
     // where its own position comes up.
     if (j == 0) ++skipped;
   }
-  throw IOError(str("rank ", rank_, ": every one of the ", n, " samples of this rank's epoch is bad (",
-                    ds_->files().front(), "...): nothing to replace them with"));
+  throw IOError(str("rank ", rank, ": every one of the ", n, " samples of this rank's epoch is bad (",
+                    ds->describe(order.front()), "...): nothing to replace them with"));
 }
 
-bool DataLoader::channels_last() const {
-  if (ds_->sample_shape().size() < 2) return false;
-  return opt_.memory_format ? *opt_.memory_format == MemoryFormat::channels_last : ds_->channels_stored_last();
+bool DataLoader::Impl::channels_last() const {
+  if (ds->sample_shape().size() < 2) return false;
+  return opt.memory_format ? *opt.memory_format == MemoryFormat::channels_last : ds->channels_stored_last();
 }
 
-void DataLoader::fill(Slot& s, int64_t b, ReadScratch& scratch) {
-  const int64_t begin = b * opt_.batch_size;
-  const int64_t n = std::min<int64_t>(opt_.batch_size, int64_t(order_.size()) - begin);
-  const size_t xn = size_t(numel(ds_->sample_shape())), yb = ds_->label_bytes();
+void DataLoader::Impl::fill(Slot& s, int64_t b, ReadScratch& scratch) {
+  const int64_t begin = b * opt.batch_size;
+  const int64_t n = std::min<int64_t>(opt.batch_size, int64_t(order.size()) - begin);
+  const size_t xn = size_t(numel(ds->sample_shape())), yb = ds->label_bytes();
   float* x = s.x_full.data<float>();
   auto* y = static_cast<unsigned char*>(s.y_full.raw_data());
   s.batch.samples.resize(size_t(n));
@@ -235,94 +320,96 @@ void DataLoader::fill(Slot& s, int64_t b, ReadScratch& scratch) {
     s.batch.samples[size_t(k)] =
         read_good_sample(begin + k, x + size_t(k) * xn, y + size_t(k) * yb, scratch, s.batch.skipped);
   s.batch.size = n;
-  s.batch.real = std::clamp<int64_t>(real_ - begin, 0, n);
+  s.batch.real = std::clamp<int64_t>(real - begin, 0, n);
   s.batch.index = b;
-  s.batch.x = n == opt_.batch_size ? s.x_full : s.x_full.slice(0, n);
-  s.batch.y = n == opt_.batch_size ? s.y_full : s.y_full.slice(0, n);
+  s.batch.x = n == opt.batch_size ? s.x_full : s.x_full.slice(0, n);
+  s.batch.y = n == opt.batch_size ? s.y_full : s.y_full.slice(0, n);
 }
 
-void DataLoader::worker() {
+void DataLoader::Impl::worker() {
   ReadScratch scratch;
-  const int64_t nslots = int64_t(slots_.size());
+  const int64_t nslots = int64_t(slots.size());
   while (true) {
     int64_t b;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (stop_ || next_to_fill_ >= nbatches_) return;
-      b = next_to_fill_++;
+      std::unique_lock<std::mutex> lock(mu);
+      if (stop || next_to_fill >= nbatches) return;
+      b = next_to_fill++;
       // batch b reuses the slot of batch b - nslots, which the consumer must have released
-      cv_.wait(lock, [&] { return stop_ || b < released_ + nslots; });
-      if (stop_) return;
+      cv.wait(lock, [&] { return stop || b < released + nslots; });
+      if (stop) return;
     }
-    Slot& s = slots_[size_t(b % nslots)];
+    Slot& s = slots[size_t(b % nslots)];
     Stopwatch sw;
     std::exception_ptr err;
     try {
       fill(s, b, scratch);
     } catch (const std::exception& e) {
-      err = std::make_exception_ptr(IOError(str("rank ", rank_, ": ", e.what())));
+      err = std::make_exception_ptr(IOError(str("rank ", rank, ": ", e.what())));
     }
     double t = sw.seconds();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> lock(mu);
       s.error = err;
       s.filled = b;
-      epoch_.read_seconds += t;
-      if (!err) epoch_.bytes += double(s.batch.size) * double(ds_->stored_bytes() + ds_->label_bytes());
+      epoch.read_seconds += t;
+      if (!err) epoch.bytes += double(s.batch.size) * double(ds->stored_bytes() + ds->label_bytes());
     }
-    cv_.notify_all();
+    cv.notify_all();
   }
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
-  stop_workers();
-  if (started_) add(total_, epoch_);
-  epoch_ = LoaderStats{};
-  stage();  // no-op unless staging is asked for and not yet done
-  order_ = sampler_.shard(epoch);
-  real_ = sampler_.real_size();
-  nbatches_ = batches_per_epoch();
-  for (auto& s : slots_) {
+void DataLoader::start_epoch(int64_t e) {
+  auto& I = *impl_;
+  I.stop_workers();
+  if (I.started) add(I.total, I.epoch);
+  I.epoch = LoaderStats{};
+  I.stage();  // no-op unless staging is asked for and not yet done
+  I.order = I.sampler.shard(e);
+  I.real = I.sampler.real_size();
+  I.nbatches = batches_per_epoch();
+  for (auto& s : I.slots) {
     s.filled = -1;
     s.error = nullptr;
   }
-  next_to_fill_ = consumed_ = released_ = 0;
-  stop_ = false;
-  started_ = true;
-  int nt = int(std::min<int64_t>(opt_.io_threads, std::max<int64_t>(nbatches_, 1)));
-  for (int t = 0; t < nt; ++t) threads_.emplace_back([this] { worker(); });
+  I.next_to_fill = I.consumed = I.released = 0;
+  I.stop = false;
+  I.started = true;
+  int nt = int(std::min<int64_t>(I.opt.io_threads, std::max<int64_t>(I.nbatches, 1)));
+  for (int t = 0; t < nt; ++t) I.threads.emplace_back([&I] { I.worker(); });
 }
 
 const Batch* DataLoader::next() {
-  HALO_CHECK(started_, "DataLoader::next: call start_epoch(epoch) first");
-  std::unique_lock<std::mutex> lock(mu_);
-  released_ = consumed_;  // the batch handed out last time may now be refilled
-  cv_.notify_all();
-  if (consumed_ >= nbatches_) return nullptr;
-  const int64_t b = consumed_;
-  Slot& s = slots_[size_t(b % int64_t(slots_.size()))];
+  auto& I = *impl_;
+  HALO_CHECK(I.started, "DataLoader::next: call start_epoch(epoch) first");
+  std::unique_lock<std::mutex> lock(I.mu);
+  I.released = I.consumed;  // the batch handed out last time may now be refilled
+  I.cv.notify_all();
+  if (I.consumed >= I.nbatches) return nullptr;
+  const int64_t b = I.consumed;
+  Impl::Slot& s = I.slots[size_t(b % int64_t(I.slots.size()))];
   if (s.filled != b) {
     Stopwatch sw;
-    cv_.wait(lock, [&] { return s.filled == b; });
-    epoch_.wait_seconds += sw.seconds();
+    I.cv.wait(lock, [&] { return s.filled == b; });
+    I.epoch.wait_seconds += sw.seconds();
   }
-  ++consumed_;
+  ++I.consumed;
   if (s.error) std::rethrow_exception(s.error);
-  epoch_.samples += s.batch.size;
-  epoch_.batches += 1;
-  epoch_.skipped_samples += s.batch.skipped;
+  I.epoch.samples += s.batch.size;
+  I.epoch.batches += 1;
+  I.epoch.skipped_samples += s.batch.skipped;
   return &s.batch;
 }
 
 LoaderStats DataLoader::epoch_stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return epoch_;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->epoch;
 }
 
 LoaderStats DataLoader::total_stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  LoaderStats t = total_;
-  add(t, epoch_);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  LoaderStats t = impl_->total;
+  add(t, impl_->epoch);
   return t;
 }
 

@@ -1,5 +1,7 @@
 #include "halo/data/packed.hpp"
 
+#include "data/h5.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <numeric>

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "halo/data/h5.hpp"
+#include "data/h5.hpp"
 #include "halo/data/packed.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/random.hpp"

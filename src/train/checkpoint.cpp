@@ -16,7 +16,7 @@
 #include <optional>
 #include <vector>
 
-#include "halo/data/h5.hpp"
+#include "data/h5.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/log.hpp"
 

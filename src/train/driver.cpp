@@ -257,7 +257,7 @@ DriverData Driver::open_data() {
   lopt.shard.shuffle = cfg_.get_bool("data.shuffle", true);
   // A staged shard is fixed per rank, so only its order can change between epochs.
   lopt.shard.local_shuffle = lopt.staging != data::Staging::none;
-  lopt.comm = comm_.comm();
+  lopt.comm = comm_;
   lopt.pin_memory = device_.is_cuda();  // batches copied to a GPU by DMA
   lopt.on_bad_sample = bad_sample_policy_from(cfg_.get_string("data.on_bad_sample", "error"));
 

@@ -49,3 +49,10 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "consumer test: halo-consumer exited ${rc}\n${out}\n${err}")
 endif()
 message(STATUS "consumer test: ${out}")
+
+# A user program trains on 2 ranks from arrays in memory (Dataset interface, Trainer::step).
+if(MPIEXEC)
+  string(REPLACE "|" ";" launcher "${MPIEXEC}")
+  run_step("train from memory on 2 ranks" ${launcher} "${WORK_DIR}/halo-consumer-train")
+  message(STATUS "consumer test: ${step_output}")
+endif()

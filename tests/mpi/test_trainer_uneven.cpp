@@ -181,7 +181,7 @@ TEST_CASE("trainer: distributed validation counts each real sample once, as one 
       vo.shard.shuffle = false;
       data::DataLoader everyone(val.ds, vo);
       data::LoaderOptions so = vo;
-      so.comm = MPI_COMM_SELF;  // the whole data set on this rank alone
+      so.comm = dist::Communicator(MPI_COMM_SELF);  // the whole data set on this rank alone
       data::DataLoader alone(val.ds, so);
       REQUIRE(alone.sampler().ranks() == 1);
 

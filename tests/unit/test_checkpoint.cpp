@@ -15,7 +15,7 @@
 #include <fstream>
 
 #include "gradcheck.hpp"
-#include "halo/data/h5.hpp"
+#include "data/h5.hpp"
 #include "halo/train/checkpoint.hpp"
 
 using namespace halo;

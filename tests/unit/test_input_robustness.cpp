@@ -11,7 +11,7 @@
 
 #include "halo/data/dataset.hpp"
 #include "halo/data/format.hpp"
-#include "halo/data/h5.hpp"
+#include "data/h5.hpp"
 #include "halo/train/checkpoint.hpp"
 #include "halo/util/config.hpp"
 #include "halo/util/error.hpp"

@@ -3,6 +3,7 @@
 // finalised at exit after every view of the tests is gone.
 #include <catch2/catch.hpp>
 
+#include "halo/data/loader.hpp"
 #include "halo/interop/kokkos.hpp"
 
 using namespace halo;
@@ -140,4 +141,39 @@ TEST_CASE("to_view rejects the wrong element type or rank with a message that sa
                                                        Catch::Contains("to(DType)"));
   CHECK_THROWS_WITH(interop::to_view<float*>(t), Catch::Contains("rank 2") && Catch::Contains("rank 1"));
   CHECK_THROWS_AS(interop::to_view<float**>(Tensor()), ShapeError);
+}
+
+TEST_CASE("make_dataset serves views to the loader and sees the simulation's later writes") {
+  ensure_kokkos();
+  Kokkos::View<float*****, Kokkos::LayoutRight, Kokkos::HostSpace> x("fields", 4, 2, 2, 2, 2);
+  Kokkos::View<int****, Kokkos::LayoutRight, Kokkos::HostSpace> y("classes", 4, 2, 2, 2);
+  for (int i = 0; i < 4; ++i)
+    for (int c = 0; c < 2; ++c)
+      for (int v = 0; v < 8; ++v) {
+        x(i, c, v / 4, (v / 2) % 2, v % 2) = float(100 * i + 10 * c + v);
+        if (c == 0) y(i, v / 4, (v / 2) % 2, v % 2) = i;
+      }
+  auto ds = interop::make_dataset(x, y);
+  CHECK(ds->size() == 4);
+  CHECK(ds->sample_shape() == Shape{2, 2, 2, 2});
+  CHECK(ds->label_dtype() == DType::i32);
+  CHECK(ds->describe(3) == "array 'fields', sample 3");
+
+  data::LoaderOptions o;
+  o.batch_size = 2;
+  o.shard.shuffle = false;
+  data::DataLoader loader(ds, o);
+  x(3, 1, 1, 1, 1) = -5.0f;  // written after the data set was made: shared, not copied
+  loader.start_epoch(0);
+  int64_t rows = 0;
+  while (const data::Batch* b = loader.next()) {
+    Tensor bx = b->x.contiguous();
+    for (int64_t k = 0; k < b->size; ++k) {
+      const int i = b->y.data<int32_t>()[k * 8];
+      CHECK(bx.data<float>()[k * 16] == float(100 * i));
+      CHECK(bx.data<float>()[k * 16 + 15] == (i == 3 ? -5.0f : float(100 * i + 17)));
+      ++rows;
+    }
+  }
+  CHECK(rows == 4);
 }

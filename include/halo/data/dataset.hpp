@@ -1,8 +1,9 @@
 // H5Dataset: a list of HDF5 files read through a Layout, as an indexed set of samples.
 //
-// Sample i is (file, index in file, sub-volume origin). Only the hyperslab of sample i is
-// ever read: one cube of a raw universe, one row of a packed shard. Reads check the stored
-// shape against the first file's and every error names the file and the dataset.
+// Implements data::Dataset (source.hpp). Sample i is (file, index in file, sub-volume
+// origin). Only the hyperslab of sample i is ever read: one cube of a raw universe, one row
+// of a packed shard. Reads check the stored shape against the first file's and every error
+// names the file and the dataset. The HDF5 handles stay in the source file (OpenFile).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -12,31 +13,12 @@
 #include <vector>
 
 #include "halo/data/format.hpp"
-#include "halo/data/h5.hpp"
+#include "halo/data/source.hpp"
 #include "halo/tensor/dtype.hpp"
 #include "halo/tensor/shape.hpp"
 #include "halo/util/error.hpp"
 
 namespace halo::data {
-
-/// A sample that was read but cannot be trained on: NaN or infinite values, negative counts
-/// before a log1p, NaN or infinite target vectors. Distinct from a failed read so the
-/// loader can skip it (LoaderOptions::on_bad_sample); what() names file, dataset and sample.
-class BadSampleError : public IOError {
- public:
-  BadSampleError(std::string file, std::string dataset, int64_t sample, std::string reason)
-      : IOError(str("file ", file, ", dataset '", dataset, "', sample ", sample, ": ", reason)),
-        file_(std::move(file)), dataset_(std::move(dataset)), sample_(sample), reason_(std::move(reason)) {}
-  const std::string& file() const { return file_; }
-  const std::string& dataset() const { return dataset_; }
-  int64_t sample() const { return sample_; }  ///< index in the H5Dataset
-  const std::string& reason() const { return reason_; }
-
- private:
-  std::string file_, dataset_;
-  int64_t sample_;
-  std::string reason_;
-};
 
 struct SampleRef {
   int32_t file = 0;
@@ -44,38 +26,32 @@ struct SampleRef {
   std::array<int64_t, 3> origin{0, 0, 0};  ///< sub-volume origin (first spatial axes), else 0
 };
 
-/// Per-thread scratch for the stored (untransformed) values.
-struct ReadScratch {
-  std::vector<unsigned char> raw;
-};
-
-class H5Dataset {
+class H5Dataset : public Dataset {
  public:
   H5Dataset(std::vector<std::string> files, Layout layout, Driver driver = Driver::automatic);
   ~H5Dataset();
   H5Dataset(const H5Dataset&) = delete;
   H5Dataset& operator=(const H5Dataset&) = delete;
 
-  int64_t size() const { return int64_t(samples_.size()); }
+  int64_t size() const override { return int64_t(samples_.size()); }
   const Layout& layout() const { return layout_; }
   const std::vector<std::string>& files() const { return files_; }
   const SampleRef& ref(int64_t i) const { return samples_.at(size_t(i)); }
 
   /// Delivered sample: (C, spatial...) float32.
-  const Shape& sample_shape() const { return sample_shape_; }
+  const Shape& sample_shape() const override { return sample_shape_; }
   /// True when the stored axes end with the channel axis (DHWC, HWC): channels-last is
   /// then the order in which samples can be delivered without a transpose.
-  bool channels_stored_last() const {
+  bool channels_stored_last() const override {
     return channel_axis_ >= 0 && channel_axis_ == int(stored_shape_.size()) - 1 && stored_shape_.size() > 1;
   }
   /// Delivered label: (L,) float32 for vectors, (spatial...) int32 for masks.
-  const Shape& label_shape() const { return label_shape_; }
-  DType label_dtype() const { return layout_.label_kind == LabelKind::mask ? DType::i32 : DType::f32; }
+  const Shape& label_shape() const override { return label_shape_; }
+  DType label_dtype() const override { return layout_.label_kind == LabelKind::mask ? DType::i32 : DType::f32; }
   /// Stored sample (one row / one cube, stored axis order) and its element type.
   const Shape& stored_shape() const { return stored_shape_; }
   RawType stored_type() const { return stored_type_; }
-  size_t stored_bytes() const { return size_t(numel(stored_shape_)) * raw_size(stored_type_); }
-  size_t label_bytes() const { return size_t(numel(label_shape_)) * 4; }
+  size_t stored_bytes() const override { return size_t(numel(stored_shape_)) * raw_size(stored_type_); }
   Driver driver() const { return driver_; }
   /// Per-channel min and max used by Transform::minmax (empty otherwise).
   const std::vector<float>& norm_min() const { return min_; }
@@ -87,7 +63,9 @@ class H5Dataset {
   /// With check_values() (the default) the stored values are checked while they are still
   /// in cache (finite floats, counts >= 0 before log1p, finite target vectors); a bad
   /// sample throws BadSampleError after the whole sample was read.
-  void read(int64_t i, float* x, void* y, ReadScratch& scratch, bool channels_last = false) const;
+  void read(int64_t i, float* x, void* y, ReadScratch& scratch, bool channels_last = false) const override;
+  /// "file a.h5", with ", row 3" in packed shards and ", cube at 0,64,0" for sub-volumes.
+  std::string describe(int64_t i) const override;
   /// Reads the stored values of sample i untransformed (stored_bytes()) and its label.
   void read_raw(int64_t i, void* raw, void* y) const;
   /// Applies the layout's transform and axis order to stored values. `rows` > 0 limits it
@@ -101,7 +79,7 @@ class H5Dataset {
   bool check_values() const { return check_values_; }
 
   /// Closes cached file handles (they are reopened on demand).
-  void close_files() const;
+  void close_files() const override;
 
  private:
   struct OpenFile;

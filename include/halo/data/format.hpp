@@ -5,11 +5,24 @@
 // `Layout` filled in by hand (or from a config), no code needed. docs/data-formats.md
 // names every dataset, shape, dtype and axis order.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace halo::data {
+
+/// How data files are opened: POSIX (sec2) or HDF5's MPI-IO driver on MPI_COMM_SELF with
+/// independent transfers (each rank reads only its own samples). `automatic` picks MPI-IO
+/// when MPI is initialised with MPI_THREAD_MULTIPLE (the background readers call it from
+/// their threads), else POSIX.
+enum class Driver { automatic, posix, mpio };
+const char* name(Driver d);
+
+/// The stored element type of a data set, mapped to a native memory type Halo converts from.
+enum class RawType { i8, u8, i16, u16, i32, u32, i64, f32, f64 };
+size_t raw_size(RawType t);
+const char* name(RawType t);
 
 /// What the loader does to stored values before delivering them as float32.
 enum class Transform {

@@ -1,7 +1,8 @@
-// DataLoader: this rank's shard of an H5Dataset, in batches, read ahead on I/O threads.
+// DataLoader: this rank's shard of any Dataset (source.hpp: HDF5 files, packed shards,
+// arrays in memory, callbacks, Kokkos views), in batches, read ahead on I/O threads.
 //
 //   auto ds = std::make_shared<H5Dataset>(list_files(dir), cosmoflow_mlperf());
-//   DataLoader train(ds, {.batch_size = 4, .shard = {.seed = 1}});
+//   DataLoader train(ds, {.batch_size = 4, .shard = {.seed = 1}, .comm = comm});
 //   for (int64_t e = 0; e < epochs; ++e) {
 //     train.start_epoch(e);
 //     while (const Batch* b = train.next()) step(b->x, b->y);
@@ -17,26 +18,23 @@
 // is dropped so that every batch is full. An error in a reader thread is rethrown by next()
 // as IOError naming the rank, the file and the dataset.
 #pragma once
-#include <mpi.h>
-
-#include <condition_variable>
-#include <exception>
 #include <memory>
 #include <optional>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <unordered_set>
 #include <vector>
 
-#include "halo/data/dataset.hpp"
+#include "halo/data/dataset.hpp"  // H5Dataset, the usual source (HDF5-free header)
+#include "halo/data/memory.hpp"
 #include "halo/data/sampler.hpp"
+#include "halo/data/source.hpp"
+#include "halo/dist/communicator.hpp"
 #include "halo/tensor/tensor.hpp"
 
 namespace halo::data {
 
-/// What the loader does with a sample that fails the value checks of H5Dataset::read
-/// (BadSampleError: NaN/Inf values or targets, negative counts before log1p).
+/// What the loader does with a sample whose read throws BadSampleError (the value checks of
+/// H5Dataset::read, ArrayDataset and CallbackDataset: NaN/Inf values or targets, negative
+/// counts before log1p).
 enum class BadSamplePolicy {
   error,  ///< next() throws IOError naming the rank, file, dataset, sample and what is wrong
   /// The sample is replaced by the next good one of this rank's epoch order (wrapping
@@ -60,7 +58,9 @@ struct LoaderOptions {
   /// Drop the samples that do not fill a batch on every rank (at most ranks * batch_size - 1
   /// per epoch) instead of padding the epoch with repeated samples. Same as shard.drop_last.
   bool drop_last_batch = false;
-  MPI_Comm comm = MPI_COMM_WORLD;  ///< rank and size; without MPI initialised: rank 0 of 1
+  /// The ranks the data is sharded over (the trainer's communicator). Unset: MPI_COMM_WORLD
+  /// when MPI is initialised, else rank 0 of 1 (a single process needs no MPI).
+  std::optional<dist::Communicator> comm;
   /// Memory format of delivered batches with spatial axes (the logical shape is always
   /// (N, C, spatial...)). Unset: the stored order, so the loader never transposes —
   /// channels-last for the MLPerf CosmoFlow (DHWC) and DeepCAM (HWC) files, contiguous for
@@ -98,7 +98,7 @@ struct LoaderStats {
 
 class DataLoader {
  public:
-  DataLoader(std::shared_ptr<const H5Dataset> dataset, LoaderOptions opt);
+  DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
@@ -112,57 +112,19 @@ class DataLoader {
   int64_t batches_per_epoch() const;
   /// "17 samples per rank in 5 batches, 1 sample repeated to even out the ranks": for logs.
   std::string describe_epoch() const;
-  const ShardedSampler& sampler() const { return sampler_; }
-  const H5Dataset& dataset() const { return *ds_; }
+  const ShardedSampler& sampler() const;
+  const Dataset& dataset() const;
   /// Copies this rank's shard into memory or the stage directory now (collective over
   /// nothing: each rank stages its own shard).
   void stage();
   /// Statistics of the current epoch, and since construction.
   LoaderStats epoch_stats() const;
   LoaderStats total_stats() const;
-  int rank() const { return rank_; }
+  int rank() const;
 
  private:
-  struct Slot {
-    Tensor x_full, y_full;
-    Batch batch;
-    int64_t filled = -1;
-    std::exception_ptr error;
-  };
-  void stop_workers();
-  void worker();
-  void fill(Slot& s, int64_t b, ReadScratch& scratch);
-  void read_sample(int64_t i, float* x, void* y, ReadScratch& scratch);
-  // Reads the sample at position `pos` of order_, or under BadSamplePolicy::skip the next
-  // good one after it; returns the dataset index read and adds the bad original to `skipped`.
-  int64_t read_good_sample(int64_t pos, float* x, void* y, ReadScratch& scratch, int64_t& skipped);
-  // Under skip: remembers a bad sample (so it is never read again) and logs it the first time.
-  void mark_bad(const BadSampleError& e);
-  /// Batches are delivered channels-last (the option, for samples with spatial axes).
-  bool channels_last() const;
-
-  std::shared_ptr<const H5Dataset> ds_;
-  LoaderOptions opt_;
-  int rank_ = 0, size_ = 1;
-  ShardedSampler sampler_;
-  std::vector<Slot> slots_;
-  std::vector<int64_t> order_;
-  int64_t real_ = 0;  // order_[0, real_) are real samples, the rest padding
-  int64_t nbatches_ = 0;
-  int64_t next_to_fill_ = 0, consumed_ = 0, released_ = 0;
-  bool stop_ = false;
-  bool started_ = false;
-  std::vector<std::thread> threads_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  LoaderStats epoch_, total_;
-  // staging
-  bool staged_ = false;
-  std::vector<int64_t> stage_row_;  // dataset index -> staged row, -1 if not staged
-  std::vector<float> stage_x_;
-  std::vector<unsigned char> stage_y_;
-  std::shared_ptr<H5Dataset> stage_ds_;
-  std::unordered_set<int64_t> bad_;  // dataset indices found bad (skip policy), under mu_
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace halo::data

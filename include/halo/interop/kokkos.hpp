@@ -1,8 +1,8 @@
 // Kokkos interoperability: Kokkos::View <-> halo::Tensor without copying.
 //
 // A simulation that keeps its fields in Kokkos views hands them to Halo as tensors
-// (from_view), and Halo's outputs can be read through views (to_view), in the same process
-// and the same memory. Header-only, so Halo itself never compiles against Kokkos; build with
+// (from_view) or as a data set for the DataLoader (make_dataset), and Halo's outputs can be
+// read through views (to_view), in the same process and the same memory. Header-only, so Halo itself never compiles against Kokkos; build with
 // HALO_ENABLE_KOKKOS (on when CMake finds Kokkos) and link halo::halo, which carries Kokkos.
 //
 // Memory spaces: host-accessible spaces map to Device::cpu(); in CUDA builds of Kokkos,
@@ -11,9 +11,11 @@
 #include <Kokkos_Core.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 
+#include "halo/data/memory.hpp"
 #include "halo/tensor/tensor.hpp"
 #include "halo/util/error.hpp"
 
@@ -119,6 +121,18 @@ Kokkos::View<DataType, Layout, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>
     }
   }
   return ViewType(static_cast<value_type*>(t.raw_data()), layout);
+}
+
+/// A data set (data::Dataset, for the DataLoader and the Trainer) over two host views:
+/// samples `x` float (N, C, spatial...) and labels `y` float (N, L) or int (N, spatial...).
+/// Row-major (LayoutRight) views are shared, not copied, so what the simulation writes into
+/// them later is what the next epoch reads; other layouts are copied once (ArrayDataset).
+/// The name in error messages is `name`, or the view's label.
+template <class XView, class YView>
+std::shared_ptr<data::ArrayDataset> make_dataset(const XView& x, const YView& y, std::string name = "") {
+  static_assert(detail::view_rank<XView>() >= 2, "halo::interop::make_dataset: x must be (N, C, spatial...)");
+  if (name.empty()) name = x.label().empty() ? std::string("kokkos views") : x.label();
+  return std::make_shared<data::ArrayDataset>(from_view(x), from_view(y), std::move(name));
 }
 
 }  // namespace halo::interop

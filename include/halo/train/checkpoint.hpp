@@ -24,6 +24,14 @@
 
 #include "halo/tensor/tensor.hpp"
 
+namespace halo::nn {
+class Model;
+}
+namespace halo::optim {
+class Optimizer;
+class DynamicLossScaler;
+}  // namespace halo::optim
+
 namespace halo::train {
 
 struct CheckpointData {
@@ -58,5 +66,37 @@ int remove_stale_checkpoint_temps(const std::string& path);
 
 /// XXH64 (seed 0) of `bytes` bytes: the checkpoint checksum.
 uint64_t checksum64(const void* data, size_t bytes);
+
+// Training state as a checkpoint, without a Trainer: a simulation that calls Trainer::step
+// (or its own loop) saves and restores what a resumed run needs with these. Keys:
+// "model/<parameter>", "buffers/<buffer>", "optimizer/<state>", "loss_scaler/...",
+// meta "dropout_step/<layer>" (each Dropout layer's mask counter, so masks continue as
+// they would have), "epoch", "step_in_epoch", "global_step", "ranks", "optimizer_type".
+
+/// Where training stands; stored with the state and given back on load.
+struct TrainingPosition {
+  int epoch = 0;              ///< epochs completed
+  int64_t step_in_epoch = 0;  ///< steps done in the unfinished epoch
+  int64_t global_step = 0;    ///< optimizer steps (batches) in total
+  int ranks = 1;              ///< ranks that trained (a resume on another count is warned about)
+};
+
+/// The state of (model, optimizer, loss scaler if any, Dropout layers, position).
+CheckpointData training_state(nn::Model& model, const optim::Optimizer& optimizer,
+                              const optim::DynamicLossScaler* scaler, const TrainingPosition& position);
+/// Restores what training_state() captured into the same model, optimizer and scaler: shapes
+/// are checked, an optimizer of another type or a missing scaler state is refused. `source`
+/// names the checkpoint in errors. Returns the stored position.
+TrainingPosition restore_training_state(const CheckpointData& data, nn::Model& model, optim::Optimizer& optimizer,
+                                        optim::DynamicLossScaler* scaler, const std::string& source = "checkpoint");
+
+/// training_state() written atomically to `path` (save_checkpoint); call it on one rank (the
+/// state is the same on every rank after a synchronised step).
+void save_training_checkpoint(const std::string& path, nn::Model& model, const optim::Optimizer& optimizer,
+                              const optim::DynamicLossScaler* scaler, const TrainingPosition& position,
+                              int keep = 1);
+/// load_checkpoint() then restore_training_state(); call it on every rank.
+TrainingPosition load_training_checkpoint(const std::string& path, nn::Model& model, optim::Optimizer& optimizer,
+                                          optim::DynamicLossScaler* scaler = nullptr);
 
 }  // namespace halo::train

@@ -4,13 +4,21 @@
 //                          std::make_unique<MyMetric>(), options);
 //   train::FitResult r = trainer.fit();
 //
+// or, from a simulation's own time loop, one synchronised step at a time:
+//
+//   train::Trainer trainer(comm, model, optimizer, loss, options);
+//   for (int t = 0; t < steps; ++t) {
+//     simulate(fields);
+//     train::StepResult s = trainer.step(x, y);  // every rank calls it with its own batch
+//   }
+//
 // One step: zero_grad, forward, loss, backward (the gradient synchroniser's hooks start the
 // allreduces while backward runs), wait for the averaged gradients, optional global-norm
 // clipping, optimizer step (its schedule sets the learning rate from the global step).
-// Around it: the rank-0 progress line, validation after every epoch with a task-specific
-// metric reduced across ranks as sums and counts, a JSON-lines metrics file, checkpoints
-// (every N epochs, every M minutes, at the end) and resume, a target-metric stop that every
-// rank agrees on, and timings of compute, communication wait and data wait.
+// fit() adds the epochs around it: validation after every epoch with a task-specific metric
+// reduced across ranks as sums and counts, checkpoints (every N epochs, every M minutes, at
+// the end) and resume, a target-metric stop that every rank agrees on, stop signals; the
+// progress line, metrics file, MLPerf log and epoch summary are callbacks (callback.hpp).
 //
 // Nothing here knows about a particular science: the task enters through the model, the
 // loss, the loaders and a ValidationMetric.
@@ -29,6 +37,7 @@
 #include "halo/nn/model.hpp"
 #include "halo/optim/loss_scaler.hpp"
 #include "halo/optim/optimizer.hpp"
+#include "halo/train/callback.hpp"
 #include "halo/train/checkpoint.hpp"
 #include "halo/train/mllog.hpp"
 
@@ -134,40 +143,6 @@ struct TrainerOptions {
   MLLogger* mllog = nullptr;
 };
 
-/// Per-epoch numbers (global over ranks), as written to the metrics file.
-struct EpochRecord {
-  int epoch = 0;  ///< 1-based
-  int64_t global_step = 0;
-  double lr = 0;
-  double train_loss = 0;        ///< mean over the steps' finite losses
-  int64_t train_samples = 0;    ///< global, samples trained on (padding repeats included)
-  int64_t skipped_steps = 0;    ///< optimizer steps skipped for a non-finite loss or gradient
-  int64_t skipped_samples = 0;  ///< bad training samples replaced by the loaders (global)
-  int64_t val_skipped_samples = 0;  ///< the same for validation (when validated)
-  double train_seconds = 0;     ///< wall time of the training part of the epoch
-  double samples_per_s = 0;     ///< global training throughput
-  double compute_seconds = 0;   ///< forward, loss, backward, optimizer (rank 0)
-  double comm_seconds = 0;      ///< blocked waiting for gradient allreduces (rank 0)
-  double data_seconds = 0;      ///< blocked waiting for the loader (rank 0)
-  double data_wait_pct = 0;
-  bool validated = false;
-  double val_loss = 0;
-  int64_t val_samples = 0;  ///< validation samples counted (global; padding repeats excluded)
-  double val_seconds = 0;
-  std::map<std::string, double> val_metrics;
-};
-
-struct FitResult {
-  std::vector<EpochRecord> epochs;  ///< the epochs run in this call
-  int epochs_done = 0;              ///< completed epochs including those before a resume
-  int64_t global_step = 0;
-  bool target_reached = false;
-  bool interrupted = false;         ///< stopped by stop_after_steps or a signal
-  int stop_signal = 0;              ///< the signal that stopped it (stop_signal.hpp; -1: request_stop with another), else 0
-  double seconds = 0;
-  std::map<std::string, double> last_val_metrics;
-};
-
 class Trainer {
  public:
   /// The model must be compiled and initialised; its parameters are broadcast from rank 0
@@ -175,11 +150,32 @@ class Trainer {
   Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& optimizer, nn::Loss& loss,
           data::DataLoader& train, data::DataLoader* val, std::unique_ptr<ValidationMetric> metric,
           TrainerOptions options);
+  /// Without loaders: for step() from a program's own loop (fit() and validate() refuse).
+  /// The epoch, validation, progress and metrics options do not apply; checkpoint_path,
+  /// resume_from and the step options (clipping, loss scaling, non-finite policy, guard) do.
+  Trainer(dist::Communicator comm, nn::Model& model, optim::Optimizer& optimizer, nn::Loss& loss,
+          TrainerOptions options = {});
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
+  /// One synchronised optimizer step on this rank's batch (collective: every rank calls it,
+  /// with batches of any size >= 1): zero_grad, forward, loss, backward with the gradient
+  /// allreduces overlapping it, wait, loss-scaling and non-finite handling (agreed on by all
+  /// ranks), clipping, optimizer step. `x` is (N, C, spatial...), `y` the loss's target; both
+  /// are moved to the trainer's device and input format. Throws NonFiniteError under
+  /// NonFinitePolicy::stop.
+  StepResult step(const Tensor& x, const Tensor& y);
+  /// The same on a loader's batch (its bad-sample count and sample names are used).
+  StepResult step(const data::Batch& batch);
+
+  /// Loops over the epochs of the training loader (see TrainerOptions), built on step().
   FitResult fit();
+  /// Adds a callback to fit() (called after the built-in ones, in the order added).
+  void add_callback(std::shared_ptr<Callback> callback);
+
+  /// Writes the checkpoint now (collective; rank 0 writes to options.checkpoint_path).
+  void save_checkpoint();
 
   /// Validation pass over the whole validation loader: loss and the metric's values. Each
   /// real sample is counted once: the rows of a batch from data::Batch::real on (padding
@@ -187,8 +183,8 @@ class Trainer {
   /// receives the global count of samples counted.
   std::map<std::string, double> validate(int64_t epoch, double* val_loss = nullptr, int64_t* val_samples = nullptr);
 
-  /// Everything a resumed run needs (parameters, buffers, optimizer state, Dropout steps,
-  /// position). Tensors: "model/<parameter>", "buffers/<buffer>", "optimizer/<state>".
+  /// Everything a resumed run needs (training_state() of checkpoint.hpp: parameters, buffers,
+  /// optimizer and scaler state, Dropout steps, position) and the loop's running sums.
   CheckpointData checkpoint_state() const;
   void load_state(const CheckpointData& data);
 
@@ -200,7 +196,10 @@ class Trainer {
  private:
   /// resume_from, or the newest of resume_fallbacks that loads (rank 0 decides).
   CheckpointData load_resume_checkpoint();
+  void start();  // the checks and set-up both constructors share
   struct Impl;
+  struct StepContext;
+  StepResult run_step(const Tensor& x, const Tensor& y, int64_t batch_size, StepContext& ctx);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,4 +1,6 @@
-// Small helpers over the HDF5 C API shared by the loaders, the writers and halo-data.
+// Small helpers over the HDF5 C API shared by the loaders, the writers and the checkpoints.
+// Private to the library: no public header includes hdf5.h, so a program using Halo needs no
+// HDF5 include path (the element types and file drivers users name live in format.hpp).
 //
 // The Debian HDF5 is built parallel, hence without the thread-safe option: every HDF5 call
 // made by Halo (the data code, and checkpoint writing and reading) holds `hdf5_mutex()`. Background readers therefore overlap only
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "halo/data/format.hpp"
 #include "halo/tensor/dtype.hpp"
 
 namespace halo::data {
@@ -49,13 +52,6 @@ class H5Id {
   herr_t (*close_)(hid_t) = nullptr;
 };
 
-/// How data files are opened: POSIX (sec2) or HDF5's MPI-IO driver on MPI_COMM_SELF with
-/// independent transfers (each rank reads only its own samples). `automatic` picks MPI-IO
-/// when MPI is initialised with MPI_THREAD_MULTIPLE (the background readers call it from
-/// their threads), else POSIX.
-enum class Driver { automatic, posix, mpio };
-const char* name(Driver d);
-
 /// Opens read-only; throws IOError naming the file (and saying it may be truncated or not HDF5).
 H5Id open_file(const std::string& path, Driver driver = Driver::posix);
 /// Opens a dataset; throws IOError naming the file and dataset when it is missing.
@@ -65,12 +61,9 @@ std::vector<hsize_t> dataset_dims(hid_t dset);
 /// "int16", "float32", ... for printing; numpy's spelling.
 std::string type_name(hid_t dset);
 
-/// The stored element type of a dataset mapped to a native memory type Halo converts from.
-enum class RawType { i8, u8, i16, u16, i32, u32, i64, f32, f64 };
+/// The stored element type of a dataset (format.hpp's RawType).
 RawType raw_type_of(hid_t dset, const std::string& what);
 hid_t native_type(RawType t);
-size_t raw_size(RawType t);
-const char* name(RawType t);
 
 /// String attribute on an object, or `fallback` when absent.
 std::string read_string_attr(hid_t obj, const std::string& name, const std::string& fallback = "");

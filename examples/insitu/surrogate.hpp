@@ -15,13 +15,12 @@
 #include <string>
 
 #include "halo/dist/communicator.hpp"
-#include "halo/dist/grad_sync.hpp"
-#include "halo/dist/model_sync.hpp"
 #include "halo/interop/kokkos.hpp"
 #include "halo/nn/conv.hpp"
 #include "halo/nn/losses.hpp"
 #include "halo/nn/model.hpp"
 #include "halo/optim/adam.hpp"
+#include "halo/train/trainer.hpp"
 #include "slab.hpp"
 
 namespace insitu {
@@ -81,9 +80,9 @@ class Surrogate {
  public:
   static constexpr int kMargin = 3;  // cells the three unpadded 3x3x3 convolutions eat per side
 
-  /// Every rank builds the same network; rank 0's initial weights are broadcast so the
-  /// replicas start equal and, with averaged gradients, stay equal.
-  Surrogate(const halo::dist::Communicator& comm, const SurrogateOptions& o) : comm_(comm), o_(o) {
+  /// Every rank builds the same network; the Trainer broadcasts rank 0's initial weights,
+  /// so the replicas start equal and, with averaged gradients, stay equal.
+  Surrogate(const halo::dist::Communicator& comm, const SurrogateOptions& o) : o_(o) {
     namespace nn = halo::nn;
     nn::ConvOptions relu;
     relu.activation.activation = halo::ops::Activation::relu;
@@ -95,12 +94,12 @@ class Surrogate {
     model_.append(std::make_shared<nn::Conv3d>(o.width, 2, 3), "change");
     model_.compile();
     model_.init(o.seed);
-    halo::dist::broadcast_model(comm_, model_);
     halo::optim::AdamOptions adam;
     adam.lr = o.lr;
     optimizer_ = std::make_unique<halo::optim::Adam>(model_.parameters(), adam);
-    sync_ = std::make_unique<halo::dist::GradientSynchronizer>(comm_, model_.parameters());
-    sync_->attach(model_);
+    halo::train::TrainerOptions to;
+    to.progress = false;  // the example prints its own per-round lines
+    trainer_ = std::make_unique<halo::train::Trainer>(comm, model_, *optimizer_, loss_, to);
   }
   Surrogate(const Surrogate&) = delete;
   Surrogate& operator=(const Surrogate&) = delete;
@@ -110,23 +109,15 @@ class Surrogate {
   halo::nn::Model& model() { return model_; }
 
   /// One synchronised optimizer step on this rank's batch (collective: every rank calls it;
-  /// gradients averaged over ranks); returns this rank's loss. The only place that knows
-  /// how a step is taken.
-  double train_step(const halo::Tensor& x, const halo::Tensor& y) {
-    model_.zero_grad();
-    const double loss = loss_.forward(model_.forward(x), y);
-    model_.backward(loss_.backward());  // the synchroniser's allreduces start meanwhile
-    if (sync_->wait()) optimizer_->step();
-    return loss;
-  }
+  /// gradients averaged over ranks); returns this rank's loss.
+  double train_step(const halo::Tensor& x, const halo::Tensor& y) { return trainer_->step(x, y).loss; }
 
  private:
-  halo::dist::Communicator comm_;
   SurrogateOptions o_;
   halo::nn::Model model_;
   halo::nn::MSELoss loss_;
   std::unique_ptr<halo::optim::Adam> optimizer_;
-  std::unique_ptr<halo::dist::GradientSynchronizer> sync_;  // after model_: detaches before it goes
+  std::unique_ptr<halo::train::Trainer> trainer_;  // last: goes first, while what it uses is alive
 };
 
 }  // namespace insitu

@@ -11,7 +11,7 @@
 // Rank 0 prints the loss of every training round and, at the end, the time the simulation
 // and the training took, as one line a script can read:
 //   insitu: ranks=2 grid=32x32x32 steps=... rounds=... sim_s=... sim_share=... train_s=...
-//           train_share=... first_loss=... last_loss=... drop=...
+//           train_share=... train_comm_s=... first_loss=... last_loss=... drop=... nochange_loss=... beat=...
 //
 // --verify S checks the decomposition instead: it runs S steps on all ranks, gathers the
 // field, reruns the same S steps on rank 0 alone and requires both fields to be bitwise equal.
@@ -278,9 +278,9 @@ int train(const Settings& s, const insitu::Slab& slab) {
   const double drop = last > 0 ? first / last : INFINITY, beat = last > 0 ? base / last : INFINITY;
   if (root) {
     std::printf("insitu: ranks=%d grid=%dx%dx%d steps=%d rounds=%zu sim_s=%.3f sim_share=%.3f train_s=%.3f "
-                "train_share=%.3f first_loss=%.4e last_loss=%.4e drop=%.2f nochange_loss=%.4e beat=%.2f\n",
+                "train_share=%.3f train_comm_s=%.3f first_loss=%.4e last_loss=%.4e drop=%.2f nochange_loss=%.4e beat=%.2f\n",
                 slab.size, s.nx, s.ny, s.nz, s.steps, losses.size(), sim_s, sim_s / wall, train_s, train_s / wall,
-                first, last, drop, base, beat);
+                surrogate.comm_seconds(), first, last, drop, base, beat);
     std::fflush(stdout);
   }
   int rc = 0;

@@ -110,14 +110,21 @@ class Surrogate {
 
   /// One synchronised optimizer step on this rank's batch (collective: every rank calls it;
   /// gradients averaged over ranks); returns this rank's loss.
-  double train_step(const halo::Tensor& x, const halo::Tensor& y) { return trainer_->step(x, y).loss; }
+  double train_step(const halo::Tensor& x, const halo::Tensor& y) {
+    const halo::train::StepResult r = trainer_->step(x, y);
+    comm_s_ += r.timings.comm_s;
+    return r.loss;
+  }
+  /// Seconds this rank spent waiting for averaged gradients, over all steps so far.
+  double comm_seconds() const { return comm_s_; }
 
  private:
   SurrogateOptions o_;
   halo::nn::Model model_;
   halo::nn::MSELoss loss_;
   std::unique_ptr<halo::optim::Adam> optimizer_;
-  std::unique_ptr<halo::train::Trainer> trainer_;  // last: goes first, while what it uses is alive
+  std::unique_ptr<halo::train::Trainer> trainer_;  // after what it uses: goes first
+  double comm_s_ = 0;
 };
 
 }  // namespace insitu

@@ -223,6 +223,7 @@ int train(const Settings& s, const insitu::Slab& slab) {
                 "%d steps of %d patches per rank, %d -> %d cells, horizon %d\n",
                 slab.size, s.nx, s.ny, s.nz, slab.nz_local, s.every, s.warmup, s.iters, s.batch, in, s.patch,
                 s.horizon);
+  if (root) std::printf("%s", surrogate.model().summary().c_str());
   double sim_s = 0, train_s = 0;
   std::vector<double> losses, baselines;  // per round, averaged over ranks and the round's steps
   int snap_step = -1;

@@ -1,6 +1,6 @@
 // The learning side of halo-insitu-dist: a small 3D CNN that predicts how the Gray-Scott
-// fields change over `horizon` time steps, trained data-parallel on the ranks that run the
-// simulation, from patches of each rank's own slab, in memory.
+// fields change over `horizon` time steps, trained data-parallel (train::Trainer::step) on
+// the ranks that run the simulation, from patches of each rank's own slab, in memory.
 //
 // The network sees an input cube of both species and predicts the change of both over the
 // central cube `margin` cells smaller on each side: three 3x3x3 convolutions without padding
@@ -105,7 +105,6 @@ class Surrogate {
   Surrogate& operator=(const Surrogate&) = delete;
 
   int input_side() const { return o_.patch + 2 * kMargin; }
-  int output_side() const { return o_.patch; }
   halo::nn::Model& model() { return model_; }
 
   /// One synchronised optimizer step on this rank's batch (collective: every rank calls it;

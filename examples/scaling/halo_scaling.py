@@ -57,8 +57,10 @@ def read_machine(path):
         fail(f"cannot read {path}: {e.strerror}")
     except yaml.YAMLError as e:
         fail(f"{path}: not valid YAML: {e}")
+    if not isinstance(desc, dict):
+        fail(f"{path}: not a machine description (a YAML mapping with ranks_per_node, intra_node, inter_node)")
     try:
-        return model.Machine(desc or {})
+        return model.Machine(desc)
     except ValueError as e:
         fail(f"{path}: {e}")
 
@@ -109,6 +111,98 @@ def cmd_project(args):
           " efficiency=" + ",".join(f"{r['efficiency']:.3f}" for r in rows))
 
 
+SPLIT = (("forward_s", "forward"), ("backward_s", "backward"), ("exposed_comm_s", "exposed communication"),
+         ("data_s", "data wait"), ("optimizer_s", "optimizer"))
+
+
+def markdown_table(records):
+    head = ("| ranks | nodes | global batch | samples/s | efficiency | eff. vs 1 node | step s | rank min s | rank median s | rank max s | "
+            + " | ".join(label + " s" for _, label in SPLIT) + " |")
+    lines = [head, "|" + "---|" * (10 + len(SPLIT))]
+    for r in records:
+        s = r.get("rank_step_s", {})
+        split = r.get("split", {})
+        eff_node = r.get("efficiency_node")
+        lines.append("| " + " | ".join([
+            str(r["ranks"]), str(r.get("nodes", 1)), str(r.get("global_batch", "")), f"{r['samples_per_s']:.1f}",
+            f"{r['efficiency']:.3f}", "" if eff_node is None else f"{eff_node:.3f}",
+            f"{r.get('step_s', 0):.4f}", f"{s.get('min', 0):.4f}", f"{s.get('median', 0):.4f}", f"{s.get('max', 0):.4f}"]
+            + [f"{split.get(k, 0):.4f}" for k, _ in SPLIT]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_report(args):
+    records = read_records(args.results)
+    for i, r in enumerate(records, 1):
+        for key in ("ranks", "samples_per_s", "efficiency"):
+            if key not in r:
+                fail(f"{args.results}: record {i} has no '{key}' (is this a `halo-scaling run` file?)")
+    records.sort(key=lambda r: r["ranks"])
+    out = args.out or os.path.dirname(os.path.abspath(args.results))
+    os.makedirs(out, exist_ok=True)
+    table = markdown_table(records)
+    md = os.path.join(out, "scaling.md")
+    with open(md, "w") as f:
+        f.write(f"# Scaling: {records[0].get('workload', '?')}, {records[0].get('mode', '?')} scaling\n\n" + table)
+    print(table, end="")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        fail("the plots need matplotlib (apt-get install python3-matplotlib); the table is in " + md)
+    ranks = [r["ranks"] for r in records]
+    labels = [str(n) for n in ranks]
+    pngs = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(ranks, [r["efficiency"] for r in records], "o-", label="against 1 rank")
+    if any(r.get("efficiency_node") is not None for r in records):
+        ax.plot(ranks, [r.get("efficiency_node") or float("nan") for r in records], "s--", label="against 1 node")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ranks, labels)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("ranks")
+    ax.set_ylabel("parallel efficiency")
+    ax.legend()
+    pngs.append(save(fig, out, "efficiency.png"))
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bottom = [0.0] * len(records)
+    x = range(len(records))
+    for key, label in SPLIT:
+        vals = [r.get("split", {}).get(key, 0.0) for r in records]
+        ax.bar(x, vals, bottom=bottom, label=label)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(list(x), labels)
+    ax.set_xlabel("ranks")
+    ax.set_ylabel("seconds per step (rank 0, median)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    pngs.append(save(fig, out, "step_split.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for xi, r in zip(x, records):
+        per_rank = r.get("rank_steps") or []
+        ax.scatter([xi] * len(per_rank), per_rank, s=10, alpha=0.6, color="C0")
+        s = r.get("rank_step_s", {})
+        if s:
+            ax.errorbar([xi], [s["median"]], yerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]],
+                        fmt="_", color="C3", capsize=6)
+    ax.set_xticks(list(x), labels)
+    ax.set_xlabel("ranks")
+    ax.set_ylabel("each rank's median step, s (bar: min..median..max)")
+    pngs.append(save(fig, out, "step_spread.png"))
+    print("report: table=" + md + " plots=" + ",".join(pngs))
+
+
+def save(fig, out, name):
+    path = os.path.join(out, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="halo-scaling", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,6 +213,10 @@ def main(argv=None):
     pr.add_argument("--ranks", type=int, help="use the record measured at this many ranks (default: the smallest)")
     pr.add_argument("--json", help="also write the rows to this JSON-lines file")
     pr.set_defaults(func=cmd_project)
+    rp = sub.add_parser("report", help="table and plots of `halo-scaling run` records")
+    rp.add_argument("results", help="records of `halo-scaling run` (JSON lines)")
+    rp.add_argument("--out", help="directory for scaling.md and the PNGs (default: next to the results)")
+    rp.set_defaults(func=cmd_report)
     args = p.parse_args(argv)
     args.func(args)
 

@@ -44,6 +44,7 @@ struct RunOptions {
   std::vector<int> ranks;    // empty: 1, 2, 4, ... and N
   int warmup = 2, steps = 5;
   std::string out = "scaling.jsonl";
+  int ranks_per_node = 0;  // 0: nodes counted from MPI's shared-memory split
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -94,6 +95,7 @@ RunOptions parse(int argc, char** argv, int world) {
     else if (a == "--warmup") o.warmup = int(number(0));
     else if (a == "--steps") o.steps = int(number(1));
     else if (a == "--out") o.out = value();
+    else if (a == "--ranks-per-node") o.ranks_per_node = int(number(1));
     else usage_error("unknown option '" + a + "'");
   }
   if (o.workload.name != "cosmoflow" && o.workload.name != "deepcam")
@@ -194,7 +196,7 @@ int run_study(int argc, char** argv) {
     MPI_Gather(&mine, 1, MPI_DOUBLE, per_rank.data(), 1, MPI_DOUBLE, 0, group.comm());
     std::vector<double> slowest = t.step;
     MPI_Allreduce(MPI_IN_PLACE, slowest.data(), int(slowest.size()), MPI_DOUBLE, MPI_MAX, group.comm());
-    const int nodes = count_nodes(group.comm());
+    const int nodes = o.ranks_per_node ? (p + o.ranks_per_node - 1) / o.ranks_per_node : count_nodes(group.comm());
     if (group.rank() == 0) {
       const double step = median(slowest);
       const double sps = double(batch) * p / step;
@@ -278,10 +280,12 @@ int main(int argc, char** argv) {
       "usage: mpiexec -n N halo-scaling run [--workload cosmoflow|deepcam] [--mode weak|strong]\n"
       "                 [--batch B | --global-batch G] [--ranks 1,2,4,...] [--size S (cosmoflow)]\n"
       "                 [--height H --width W --channel-scale X --middle-blocks K (deepcam)]\n"
-      "                 [--warmup 2] [--steps 5] [--out scaling.jsonl]\n"
+      "                 [--warmup 2] [--steps 5] [--out scaling.jsonl] [--ranks-per-node R]\n"
       "       halo-scaling report scaling.jsonl [--out DIR]\n"
       "       halo-scaling project --profile scaling.jsonl --machine machine.yaml [--nodes 1,64,...]\n"
       "  run: training steps on 1, 2, 4, ..., N ranks of one launch; one JSON record per rank count.\n"
+      "  --ranks-per-node: count every R consecutive ranks as one node (emulated networks such as\n"
+      "  netns-testbed.sh, where all ranks share one host); default: MPI's shared-memory split.\n"
       "  Last line: scaling: ranks=<list> samples_per_s=<list> efficiency=<list>\n"
       "  report, project: Python 3 with matplotlib and PyYAML (python3 on PATH, or set HALO_PYTHON).\n";
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {

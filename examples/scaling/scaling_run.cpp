@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@ struct RunOptions {
   int warmup = 2, steps = 5;
   std::string out = "scaling.jsonl";
   int ranks_per_node = 0;  // 0: nodes counted from MPI's shared-memory split
+  std::string trace;       // Chrome trace of the largest rank count's timed steps
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -96,6 +98,7 @@ RunOptions parse(int argc, char** argv, int world) {
     else if (a == "--steps") o.steps = int(number(1));
     else if (a == "--out") o.out = value();
     else if (a == "--ranks-per-node") o.ranks_per_node = int(number(1));
+    else if (a == "--trace") o.trace = value();
     else usage_error("unknown option '" + a + "'");
   }
   if (o.workload.name != "cosmoflow" && o.workload.name != "deepcam")
@@ -189,7 +192,10 @@ int run_study(int argc, char** argv) {
       continue;
     }
     const int64_t batch = o.mode == "weak" ? o.batch : o.global_batch / p;
-    scaling::StepTimes t = scaling::measure(o.workload, group, batch, o.warmup, o.steps);
+    std::unique_ptr<train::TraceRecorder> trace;
+    if (!o.trace.empty() && p == o.ranks.back()) trace = std::make_unique<train::TraceRecorder>(group);
+    scaling::StepTimes t = scaling::measure(o.workload, group, batch, o.warmup, o.steps, trace.get());
+    if (trace) trace->write(o.trace);
     // Per-rank medians to rank 0; the step of the group is the slowest rank's each step.
     double mine = median(t.step);
     std::vector<double> per_rank(size_t(p), 0.0);
@@ -280,12 +286,13 @@ int main(int argc, char** argv) {
       "usage: mpiexec -n N halo-scaling run [--workload cosmoflow|deepcam] [--mode weak|strong]\n"
       "                 [--batch B | --global-batch G] [--ranks 1,2,4,...] [--size S (cosmoflow)]\n"
       "                 [--height H --width W --channel-scale X --middle-blocks K (deepcam)]\n"
-      "                 [--warmup 2] [--steps 5] [--out scaling.jsonl] [--ranks-per-node R]\n"
+      "                 [--warmup 2] [--steps 5] [--out scaling.jsonl] [--ranks-per-node R] [--trace FILE]\n"
       "       halo-scaling report scaling.jsonl [--out DIR]\n"
       "       halo-scaling project --profile scaling.jsonl --machine machine.yaml [--nodes 1,64,...]\n"
       "  run: training steps on 1, 2, 4, ..., N ranks of one launch; one JSON record per rank count.\n"
       "  --ranks-per-node: count every R consecutive ranks as one node (emulated networks such as\n"
       "  netns-testbed.sh, where all ranks share one host); default: MPI's shared-memory split.\n"
+      "  --trace: a Chrome trace (Perfetto) of the largest rank count's timed steps.\n"
       "  Last line: scaling: ranks=<list> samples_per_s=<list> efficiency=<list>\n"
       "  report, project: Python 3 with matplotlib and PyYAML (python3 on PATH, or set HALO_PYTHON).\n";
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {

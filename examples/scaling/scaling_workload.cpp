@@ -65,7 +65,8 @@ std::string StepTimes::profile_json(int64_t batch) const {
   return s + "]}";
 }
 
-StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int64_t batch, int warmup, int steps) {
+StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int64_t batch, int warmup, int steps,
+                  train::TraceRecorder* trace) {
   const bool deepcam = w.name == "deepcam";
   nn::Model model = [&] {
     if (deepcam) {
@@ -112,6 +113,7 @@ StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int6
 
   StepTimes t;
   for (int s = 0; s < warmup + steps; ++s) {
+    if (trace && s == warmup) trace->attach(model);
     const double t0 = now_seconds();
     model.zero_grad();
     loss->forward(model.forward(x), y);
@@ -123,6 +125,12 @@ StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int6
     opt->step();
     const double t4 = now_seconds();
     if (s < warmup) continue;
+    if (trace) {
+      trace->span("step " + std::to_string(s - warmup), "step", t0, t4);
+      trace->span("gradient wait", "step", t2, t3);
+      trace->span("optimizer", "step", t3, t4);
+      trace->buckets(sync);
+    }
     t.step.push_back(t4 - t0);
     t.forward.push_back(t1 - t0);
     t.backward.push_back(t2 - t1);
@@ -136,6 +144,7 @@ StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int6
       bs.push_back({double(infos[b].bytes), times[b].ready - t1, times[b].start - t1, times[b].end - t1});
     t.buckets.push_back(std::move(bs));
   }
+  if (trace) trace->detach();
   return t;
 }
 

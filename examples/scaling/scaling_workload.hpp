@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "halo/dist/communicator.hpp"
+#include "halo/train/trace.hpp"
 
 namespace halo::scaling {
 
@@ -38,6 +39,8 @@ struct StepTimes {
 
 /// Builds the workload on `comm` (same initial parameters on every rank), runs `warmup`
 /// untimed and `steps` timed training steps of `batch` samples per rank.
-StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int64_t batch, int warmup, int steps);
+/// With `trace`, the timed steps are recorded there (layers, buckets, loss, optimizer).
+StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int64_t batch, int warmup, int steps,
+                  train::TraceRecorder* trace = nullptr);
 
 }  // namespace halo::scaling

@@ -13,9 +13,10 @@ BUILD_DIR=${BUILD_DIR:-$here/build}
 #                              package links OpenCL::OpenCL, which libdnnl-dev only recommends
 #   Kokkos interop             libtrilinos-kokkos-dev
 #   tests                      catch2, python3-h5py python3-numpy (independent HDF5 writer)
+#   halo-scaling report/project python3-matplotlib (plots), python3-yaml (machine descriptions)
 packages=(build-essential cmake libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
           libopenblas-dev libyaml-cpp-dev nlohmann-json3-dev libdnnl-dev ocl-icd-opencl-dev
-          libtrilinos-kokkos-dev catch2 python3-h5py python3-numpy)
+          libtrilinos-kokkos-dev catch2 python3-h5py python3-numpy python3-matplotlib python3-yaml)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

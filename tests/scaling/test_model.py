@@ -1,0 +1,110 @@
+"""The scaling model's arithmetic against hand-computed cases (examples/scaling/halo_scaling_model.py)."""
+import math
+import os
+import sys
+import unittest
+
+sys.path.insert(0, sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "../../examples/scaling"))
+import halo_scaling_model as m  # noqa: E402
+
+
+def machine(algorithm="ring", rpn=1, intra=(1.0, 100.0), inter=(10.0, 10.0), overhead=0):
+    return m.Machine({"ranks_per_node": rpn, "algorithm": algorithm, "overhead_us": overhead,
+                      "intra_node": {"latency_us": intra[0], "bandwidth_GBps": intra[1]},
+                      "inter_node": {"latency_us": inter[0], "bandwidth_GBps": inter[1]}})
+
+
+class AllreduceCost(unittest.TestCase):
+    n = 100e6  # bytes
+
+    def test_one_rank_costs_nothing(self):
+        self.assertEqual(m.allreduce_time(self.n, 1, machine()), 0.0)
+
+    def test_ring_across_nodes(self):
+        # 8 ranks: 2*7 latency steps of 10 us, 2*7/8 of the data through 10 GB/s
+        expect = 14 * 10e-6 + 2 * 7 / 8 * self.n / 10e9
+        self.assertAlmostEqual(m.allreduce_time(self.n, 8, machine("ring")), expect, places=12)
+
+    def test_ring_inside_one_node_uses_the_node_link(self):
+        expect = 2 * 3 * 1e-6 + 2 * 3 / 4 * self.n / 100e9
+        self.assertAlmostEqual(m.allreduce_time(self.n, 1, machine("ring", rpn=4)), expect, places=12)
+
+    def test_halving_doubling_power_of_two(self):
+        # 8 nodes x 1 rank: 3 halving + 3 doubling steps; bytes n/2 + n/4 + n/8 each way
+        expect = 2 * 3 * 10e-6 + 2 * (7 / 8) * self.n / 10e9
+        self.assertAlmostEqual(m.allreduce_time(self.n, 8, machine("halving_doubling")), expect, places=12)
+
+    def test_halving_doubling_shares_the_node_link(self):
+        # 2 nodes x 2 ranks: step 1 (distance 1) inside the node, step 2 between nodes with
+        # the two ranks of a node sharing its link (5 GB/s each)
+        expect = 2 * (1e-6 + self.n / 2 / 100e9) + 2 * (10e-6 + self.n / 4 / 5e9)
+        self.assertAlmostEqual(m.allreduce_time(self.n, 2, machine("halving_doubling", rpn=2)), expect, places=12)
+
+    def test_halving_doubling_not_power_of_two_adds_a_fold(self):
+        six = m.allreduce_time(self.n, 6, machine("halving_doubling"))
+        four = m.allreduce_time(self.n, 4, machine("halving_doubling"))
+        self.assertAlmostEqual(six - four, 2 * (10e-6 + self.n / 10e9), places=12)
+
+    def test_hierarchical(self):
+        # 4 nodes x 4 ranks: ring of 4 in the node (both halves), ring of 4 nodes over n/4
+        # bytes with the node's link shared four ways
+        intra = 2 * 3 * 1e-6 + 2 * 3 / 4 * self.n / 100e9
+        inter = 2 * 3 * 10e-6 + 2 * 3 / 4 * (self.n / 4) / (10e9 / 4)
+        self.assertAlmostEqual(m.allreduce_time(self.n, 4, machine("hierarchical", rpn=4)), intra + inter, places=12)
+
+    def test_overhead_per_collective(self):
+        base = m.allreduce_time(self.n, 2, machine())
+        self.assertAlmostEqual(m.allreduce_time(self.n, 2, machine(overhead=50)) - base, 50e-6, places=12)
+
+
+class Overlap(unittest.TestCase):
+    def profile(self, buckets, backward=1.0):
+        return m.Profile({"forward_s": 0.5, "backward_s": backward, "optimizer_s": 0.1,
+                          "buckets": [{"bytes": b, "ready_s": r} for b, r in buckets]})
+
+    def test_hidden_when_done_before_backward_ends(self):
+        p = self.profile([(1e6, 0.1), (1e6, 0.5)])
+        r = m.project_step(p, machine(), 2)
+        self.assertGreater(r["allreduce_s"], 0)
+        self.assertEqual(r["exposed_comm_s"], 0.0)
+        self.assertAlmostEqual(r["step_s"], 1.6)
+
+    def test_last_bucket_exposed(self):
+        p = self.profile([(1e6, 0.1), (10e9, 0.9)])  # 10 GB at 10 GB/s between 2 ranks: 1 s
+        r = m.project_step(p, machine(), 2)
+        t_last = m.allreduce_time(10e9, 2, machine())
+        self.assertAlmostEqual(r["exposed_comm_s"], 0.9 + t_last - 1.0, places=9)
+
+    def test_buckets_queue_on_one_channel(self):
+        # two buckets ready together: the second starts when the first is done
+        p = self.profile([(10e9, 0.0), (10e9, 0.0)], backward=0.0)
+        t = m.allreduce_time(10e9, 2, machine())
+        self.assertAlmostEqual(m.project_step(p, machine(), 2)["exposed_comm_s"], 2 * t, places=9)
+
+    def test_efficiency_against_one_rank(self):
+        p = self.profile([(10e9, 0.9)])
+        rows = m.projection(p, machine(), [1, 2])
+        self.assertAlmostEqual(rows[0]["efficiency"], 1.0)
+        self.assertAlmostEqual(rows[1]["efficiency"], 1.6 / rows[1]["step_s"])
+        self.assertLess(rows[1]["efficiency"], 1.0)
+
+
+class BadInput(unittest.TestCase):
+    def test_missing_field_is_named(self):
+        with self.assertRaisesRegex(ValueError, "inter_node"):
+            m.Machine({"ranks_per_node": 1, "intra_node": {"latency_us": 1, "bandwidth_GBps": 1}})
+        with self.assertRaisesRegex(ValueError, "bandwidth_GBps"):
+            m.Machine({"ranks_per_node": 1, "intra_node": {"latency_us": 1},
+                       "inter_node": {"latency_us": 1, "bandwidth_GBps": 1}})
+
+    def test_unknown_algorithm(self):
+        with self.assertRaisesRegex(ValueError, "tree"):
+            machine("tree")
+
+    def test_empty_buckets(self):
+        with self.assertRaisesRegex(ValueError, "buckets"):
+            m.Profile({"forward_s": 1, "backward_s": 1, "buckets": []})
+
+
+if __name__ == "__main__":
+    unittest.main()

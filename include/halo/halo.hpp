@@ -30,6 +30,7 @@
 #include "halo/ops/matmul.hpp"
 #include "halo/ops/metrics.hpp"
 #include "halo/ops/pool.hpp"
+#include "halo/ops/registry.hpp"
 #include "halo/ops/upsample.hpp"
 
 #include "halo/nn/activation.hpp"
@@ -88,6 +89,7 @@
 #include "halo/train/progress.hpp"
 #include "halo/train/stop_signal.hpp"
 #include "halo/train/timeline.hpp"
+#include "halo/train/trace.hpp"
 #include "halo/train/trainer.hpp"
 
 #include "halo/models/cosmoflow.hpp"

@@ -141,16 +141,13 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   const bool pin = opt_.pin_memory && cuda::available();
   for (auto& s : I.slots) {
     // touched once here so steady-state batches never page-fault
-#if HALO_ENABLE_CUDA
-    if (pin) {
+    if (pin) {  // only with a usable GPU (cuda::available()), so never in a CPU build
       s.x_full = cuda::pinned_empty(xs, DType::f32, fmt);
       s.x_full.zero_();
       s.y_full = cuda::pinned_empty(ys, ds_->label_dtype());
       s.y_full.zero_();
       continue;
     }
-#endif
-    (void)pin;
     s.x_full = Tensor::zeros(xs, DType::f32, Device::cpu(), fmt);
     s.y_full = Tensor::zeros(ys, ds_->label_dtype());
   }

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "halo/config.hpp"
 #include "halo/train/stop_signal.hpp"
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include "halo/data/format.hpp"
 #include "halo/dist/nccl.hpp"
 #include "halo/dist/root_read.hpp"
+#include "halo/ops/registry.hpp"
 #include "halo/train/device_support.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/log.hpp"
@@ -201,9 +201,9 @@ Device Driver::device(const std::string& model) {
   }
   const int gpus = cuda::device_count();
   HALO_CHECK_T(ConfigError, gpus > 0, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
-               HALO_ENABLE_CUDA ? " sees no CUDA GPU (check CUDA_VISIBLE_DEVICES and the launcher's GPU binding, "
+               ops::has_backend(DeviceKind::cuda) ? " sees no CUDA GPU (check CUDA_VISIBLE_DEVICES and the launcher's GPU binding, "
                                   "e.g. srun --gpus-per-task=1)"
-                                : " runs a build of Halo without CUDA (configure with -DHALO_ENABLE_CUDA=ON)",
+                                : " runs a build of Halo without CUDA (reconfigure with the CUDA backend on, docs/install.md)",
                "; or use training.device=cpu");
   if (name == "cuda" || name == "gpu") device = Device::cuda(comm_.local_rank() % gpus);
   HALO_CHECK_T(ConfigError, device.index < gpus, "training.device=", name, ": rank ", comm_.rank(), " on ", host,

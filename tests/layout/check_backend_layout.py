@@ -19,8 +19,6 @@ BACKEND_MACROS = r"(HALO_ENABLE_CUDA|HALO_HAS_NCCL|HALO_ENABLE_ONEDNN|__CUDACC__
 PREPROCESSOR_TEST = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif)\b.*" + BACKEND_MACROS)
 BUILD_FLAGS = re.compile(r"\b(HALO_ENABLE_CUDA|HALO_HAS_NCCL)\b")
 
-# Files another change is rewriting; each must still have the #if (else drop it from here).
-PENDING = {"src/data/loader.cpp", "src/train/driver.cpp"}
 
 
 def sources(root, folder):
@@ -30,7 +28,7 @@ def sources(root, folder):
 
 
 def backend_ifs(root):
-    problems, pending_seen = [], set()
+    problems = []
     for folder in ("src", "include/halo"):
         for p in sources(root, folder):
             rel = p.relative_to(root).as_posix()
@@ -38,12 +36,7 @@ def backend_ifs(root):
                 hit = PREPROCESSOR_TEST.search(line) or (folder == "src" and BUILD_FLAGS.search(line))
                 if not hit:
                     continue
-                if rel in PENDING:
-                    pending_seen.add(rel)
-                    continue
                 problems.append(f"{rel}:{n}: backend test outside kernels/: {line.strip()}")
-    for rel in sorted(PENDING - pending_seen):
-        problems.append(f"{rel} has no backend #if any more: remove it from PENDING in {__file__}")
     return problems
 
 

@@ -88,7 +88,6 @@
 #include "halo/train/mllog.hpp"
 #include "halo/train/progress.hpp"
 #include "halo/train/stop_signal.hpp"
-#include "halo/train/timeline.hpp"
 #include "halo/train/trace.hpp"
 #include "halo/train/trainer.hpp"
 

@@ -4,7 +4,6 @@
 
 #include "halo/train/metrics_log.hpp"
 #include "halo/train/progress.hpp"
-#include "halo/train/timeline.hpp"
 #include "halo/util/log.hpp"
 
 namespace halo::train {
@@ -136,7 +135,6 @@ std::vector<std::unique_ptr<Callback>> builtin_callbacks(const TrainerOptions& o
   if (o.mllog) out.push_back(std::make_unique<MLLogCallback>(o.mllog));
   out.push_back(std::make_unique<MetricsFileCallback>(o.metrics_file, rank0, resumed));
   if (o.epoch_summary) out.push_back(std::make_unique<EpochSummaryCallback>(o.name, o.epochs, line));
-  if (!o.timeline_file.empty()) out.push_back(std::make_unique<TimelineCallback>(o.timeline_file));
   return out;
 }
 

@@ -296,7 +296,7 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   to.checkpoint_at_end = cfg_.get_bool("checkpoint.at_end", true);
   to.checkpoint_keep = int(cfg_.get_int("checkpoint.keep", 1, 1, 1000));
   to.metrics_file = cfg_.get_string("output.metrics", "");
-  to.timeline_file = cfg_.get_string("output.timeline", "");
+  to.trace_file = cfg_.get_string("output.trace", "");
   // The Trainer copies its options: the logger (which exists from the constructor on) goes in
   // now; it logs nothing before fit(), which starts after run_start.
   to.mllog = mllog_.get();
@@ -304,7 +304,7 @@ TrainerOptions Driver::trainer_options(const Device& device) {
     // Every instance writes its own files: the same path would be overwritten by all.
     to.checkpoint_path = instance_path(to.checkpoint_path, instance_);
     to.metrics_file = instance_path(to.metrics_file, instance_);
-    to.timeline_file = instance_path(to.timeline_file, instance_);
+    to.trace_file = instance_path(to.trace_file, instance_);
     to.name += str(" instance ", instance_);
   }
   to.progress = cfg_.get_bool("output.progress", true);
@@ -339,7 +339,7 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   if (comm_.rank() == 0) {
     create_parent_directory(to.checkpoint_path);
     create_parent_directory(to.metrics_file);
-    create_parent_directory(to.timeline_file);
+    create_parent_directory(to.trace_file);
   }
   return to;
 }

@@ -7,6 +7,7 @@
 #include "halo/dist/metrics.hpp"
 #include "halo/train/device_batches.hpp"
 #include "halo/train/stop_signal.hpp"
+#include "halo/train/trace.hpp"
 #include "halo/util/log.hpp"
 #include "halo/util/timer.hpp"
 #include "train/callbacks.hpp"
@@ -43,6 +44,8 @@ struct Trainer::FitLoop {
 
   FitLoop(Trainer& t, Impl& impl) : trainer(t), I(impl), loader(*impl.train), spe(loader.batches_per_epoch()) {
     for (auto& c : builtin_callbacks(I.o, I.rank0(), I.resumed)) callbacks.push_back(std::move(c));
+    if (!I.o.trace_file.empty())
+      callbacks.push_back(std::make_shared<TraceCallback>(I.o.trace_file, I.comm, I.model, I.sync.get()));
     callbacks.insert(callbacks.end(), I.callbacks.begin(), I.callbacks.end());
     st.name = I.o.name;
     st.rank = I.comm.rank();
@@ -70,8 +73,15 @@ struct Trainer::FitLoop {
     result.seconds = run_sw.seconds();
     return result;
   }
-  void checkpoint(double epoch_loss_sum, double epoch_loss_count) {
+  // Every checkpoint fit() writes goes through here, so callbacks (the trace) see it.
+  void save(double epoch_loss_sum, double epoch_loss_count) {
+    const double t0 = now_seconds();
     I.save(trainer, epoch_loss_sum, epoch_loss_count);
+    const double t1 = now_seconds();
+    each([&](Callback& c) { c.on_checkpoint(st, t0, t1); });
+  }
+  void checkpoint(double epoch_loss_sum, double epoch_loss_count) {
+    save(epoch_loss_sum, epoch_loss_count);
     last_checkpoint = now_seconds();
     saved_now = true;
   }
@@ -177,13 +187,13 @@ struct Trainer::FitLoop {
       // request is then acted on at the next epoch's first step.
       if (I.step_in_epoch == spe) continue;
       if (const int sig = agreed_signal(ctx.flags + 3)) {
-        I.save(trainer, loss_sum, loss_count);
+        save(loss_sum, loss_count);
         stopped_by(sig, str("at epoch ", epoch + 1, " step ", I.step_in_epoch, "/", spe));
         return false;
       }
       if (ctx.flags[2] > 0) checkpoint(loss_sum, loss_count);
       if (I.o.stop_after_steps >= 0 && I.global_step >= I.o.stop_after_steps) {
-        I.save(trainer, loss_sum, loss_count);
+        save(loss_sum, loss_count);
         stopped_after_steps(str("at epoch ", epoch + 1, " step ", I.step_in_epoch, "/", spe,
                                 I.o.checkpoint_path.empty() ? std::string()
                                                             : "; resume from '" + I.o.checkpoint_path + "'"));
@@ -313,15 +323,15 @@ FitResult Trainer::fit() {
     }
     if (last) break;
     if (const int sig = loop.signal_at_epoch_end()) {
-      if (!loop.saved_now) I.save(*this, 0, 0);
+      if (!loop.saved_now) loop.save(0, 0);
       return loop.stopped_by(sig, str("at the end of epoch ", r.epoch));
     }
     if (I.o.stop_after_steps >= 0 && I.global_step >= I.o.stop_after_steps) {
-      if (!loop.saved_now) I.save(*this, 0, 0);
+      if (!loop.saved_now) loop.save(0, 0);
       return loop.stopped_after_steps(str("at the end of epoch ", r.epoch));
     }
   }
-  if (I.o.checkpoint_at_end && !loop.saved_now) I.save(*this, 0, 0);
+  if (I.o.checkpoint_at_end && !loop.saved_now) loop.save(0, 0);
   FitResult& result = loop.finish();
   loop.each([&](Callback& c) { c.on_fit_end(loop.st, result); });
   log::info(fit_done_line(I.o, result, result.seconds, I.o.checkpoint_at_end || loop.saved_now));

@@ -10,6 +10,7 @@
 #include "halo/dist/grad_sync.hpp"
 #include "halo/nn/model.hpp"
 #include "halo/util/error.hpp"
+#include "halo/util/log.hpp"
 #include "halo/util/timer.hpp"
 
 namespace halo::train {
@@ -187,6 +188,64 @@ void TraceRecorder::write(const std::string& path) const {
   }
   MPI_Bcast(&ok, 1, MPI_INT, 0, impl_->comm.comm());
   if (!ok) throw IOError(rank == 0 ? why : "rank 0 could not write the trace " + path);
+}
+
+TraceCallback::TraceCallback(std::string path, dist::Communicator comm, nn::Model& model,
+                             const dist::GradientSynchronizer* sync)
+    : path_(std::move(path)), comm_(std::move(comm)), model_(model), sync_(sync) {}
+
+TraceCallback::~TraceCallback() = default;
+
+void TraceCallback::on_fit_start(const FitState&) {
+  recorder_ = std::make_unique<TraceRecorder>(comm_);
+  recorder_->attach(model_);
+}
+
+void TraceCallback::on_step_end(const FitState&, const StepResult& r) {
+  if (!recorder_) return;
+  // The phases in the order run_step takes them: data, step guard, forward (with the loss),
+  // backward, gradient wait, optimizer.
+  const StepTimings& t = r.timings;
+  double at = t.start;
+  auto phase = [&](const char* name, double seconds) {
+    if (seconds > 0) recorder_->span(name, "step", at, at + seconds);
+    at += seconds;
+  };
+  recorder_->span(str("step ", r.global_step), "step", t.start,
+                  t.start + t.data_s + t.comm_s + t.forward_s + t.backward_s + t.optimizer_s);
+  phase("data wait", t.data_s);
+  phase("step guard", t.guard_s);
+  phase("forward", t.forward_s);
+  phase("backward", t.backward_s);
+  phase("gradient wait", t.comm_s - t.guard_s);
+  phase("optimizer", t.optimizer_s);
+  if (sync_) recorder_->buckets(*sync_);
+}
+
+void TraceCallback::on_validation_start(const FitState&) { val_start_ = now_seconds(); }
+
+void TraceCallback::on_validation_end(const FitState& s, const std::map<std::string, double>&) {
+  if (recorder_) recorder_->span(str("validation (epoch ", s.epoch + 1, ")"), "validation", val_start_, now_seconds());
+}
+
+void TraceCallback::on_epoch_end(const FitState&, const EpochRecord&) {
+  if (recorder_) recorder_->write(path_);
+}
+
+void TraceCallback::on_checkpoint(const FitState&, double start, double end) {
+  if (!recorder_) return;
+  recorder_->span("checkpoint", "checkpoint", start, end);
+  recorder_->write(path_);
+}
+
+void TraceCallback::on_fit_end(const FitState& s, const FitResult&) {
+  if (!recorder_) return;
+  recorder_->write(path_);
+  recorder_->detach();
+  if (s.rank0)
+    log::info(s.name, ": trace '", path_, "' (", s.ranks, " ranks, ", recorder_->events(), " events on rank 0",
+              recorder_->dropped() ? str(", ", recorder_->dropped(), " dropped over max_events") : std::string(),
+              "): open it in ui.perfetto.dev or chrome://tracing");
 }
 
 }  // namespace halo::train

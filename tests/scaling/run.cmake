@@ -27,7 +27,7 @@ run(cosmoflow ${MPI} -n 4 ${SCALING} run --workload cosmoflow --size 32 --batch 
     --out ${WORK}/cosmoflow.jsonl --trace ${WORK}/trace.json
     EXPECT "\nscaling: ranks=1,2,4 samples_per_s=${num},${num},${num} efficiency=1.000,${num},${num}\n?$")
 run(check ${PYTHON} ${SRC}/check_records.py ${WORK}/cosmoflow.jsonl 1,2,4 2 weak)
-run(check_trace ${PYTHON} ${SRC}/check_trace.py ${WORK}/trace.json 4 step)
+run(check_trace ${PYTHON} ${SUPPORT}/check_trace.py ${WORK}/trace.json 4 step)
 run(report ${SCALING} report ${WORK}/cosmoflow.jsonl --out ${WORK}/report
     EXPECT "\\| 4 \\| 1 \\| 8 \\|" "report: table=")
 foreach(f scaling.md efficiency.png step_split.png step_spread.png)

@@ -2,9 +2,11 @@
 //
 // fit() itself only loops over epochs and batches; the rank-0 progress line, the JSON-lines
 // metrics file, the MLPerf log and the epoch summary are callbacks built from
-// TrainerOptions, and a program adds its own with Trainer::add_callback (a Chrome-trace
-// timeline records StepResult::timings, one span per phase). Every rank calls every hook;
-// callbacks that write files check FitState::rank0. Hooks must not make collectives.
+// TrainerOptions, and a program adds its own with Trainer::add_callback. Every rank calls
+// every hook at the same point of the run; callbacks that write files check FitState::rank0.
+// Hooks should not make collectives: the one exception is the trace (train/trace.hpp), which
+// gathers its events in on_fit_start, on_epoch_end, on_checkpoint and on_fit_end, reached by
+// every rank together.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -110,6 +112,8 @@ class Callback {
   virtual void on_validation_end(const FitState&, const std::map<std::string, double>& /*metrics*/) {}
   /// The epoch is complete (validated if due), before its checkpoint.
   virtual void on_epoch_end(const FitState&, const EpochRecord&) {}
+  /// fit() wrote a checkpoint from `start` to `end` (now_seconds()); every rank is called.
+  virtual void on_checkpoint(const FitState&, double /*start*/, double /*end*/) {}
   virtual void on_fit_end(const FitState&, const FitResult&) {}
   /// fit() is about to log a line (a stop, a target reached): a callback that keeps a line
   /// open on the terminal ends it first.

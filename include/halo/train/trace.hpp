@@ -1,8 +1,11 @@
 // A timeline of training, written as one Chrome trace (JSON) for all ranks: load it in
 // Perfetto (ui.perfetto.dev) or chrome://tracing. Each rank is a process with two tracks:
-// "compute" (every layer's forward and backward, the loss, data wait, the optimizer,
-// validation, checkpoints) and "allreduce" (each gradient bucket from posted to done, and
-// the moment it became ready).
+// "compute" (every layer's forward and backward, the step's phases: data wait, step guard,
+// forward, backward, gradient wait, optimizer; validation; checkpoints) and "allreduce"
+// (each gradient bucket from posted to done, and the moment it became ready).
+//
+// In fit() it is one option (TrainerOptions::trace_file, the drivers' output.trace); a
+// program with its own loop uses the recorder directly:
 //
 //   train::TraceRecorder trace(comm);       // collective: the ranks agree on time zero
 //   trace.attach(model);                    // layer events from the model's layer timer
@@ -20,6 +23,7 @@
 #include <string>
 
 #include "halo/dist/communicator.hpp"
+#include "halo/train/callback.hpp"
 
 namespace halo::nn {
 class Model;
@@ -59,6 +63,35 @@ class TraceRecorder {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+/// The trace as a fit() callback (TrainerOptions::trace_file builds it). Its collectives
+/// run where every rank is together: the recorder's barrier in on_fit_start, and the merged
+/// file rewritten in on_epoch_end, on_checkpoint and on_fit_end, so a run stopped by a
+/// signal or killed later keeps what was recorded up to its last checkpoint.
+class TraceCallback : public Callback {
+ public:
+  /// `sync` (may be null) supplies the gradient buckets of every step.
+  TraceCallback(std::string path, dist::Communicator comm, nn::Model& model, const dist::GradientSynchronizer* sync);
+  ~TraceCallback() override;
+
+  void on_fit_start(const FitState& s) override;
+  void on_step_end(const FitState& s, const StepResult& r) override;
+  void on_validation_start(const FitState& s) override;
+  void on_validation_end(const FitState& s, const std::map<std::string, double>& metrics) override;
+  void on_epoch_end(const FitState& s, const EpochRecord& r) override;
+  void on_checkpoint(const FitState& s, double start, double end) override;
+  void on_fit_end(const FitState& s, const FitResult& r) override;
+
+  const TraceRecorder* recorder() const { return recorder_.get(); }
+
+ private:
+  std::string path_;
+  dist::Communicator comm_;
+  nn::Model& model_;
+  const dist::GradientSynchronizer* sync_;
+  std::unique_ptr<TraceRecorder> recorder_;
+  double val_start_ = 0;
 };
 
 }  // namespace halo::train

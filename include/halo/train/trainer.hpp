@@ -130,9 +130,10 @@ struct TrainerOptions {
 
   /// JSON-lines file with one record per epoch (rank 0); empty: none.
   std::string metrics_file;
-  /// Chrome-trace timeline of every step's phases (TimelineCallback, timeline.hpp); each rank
-  /// writes its own file (".rank<r>" before the extension from rank 1 on); empty: none.
-  std::string timeline_file;
+  /// Chrome trace of the run (TraceCallback, train/trace.hpp): every rank's layers, step
+  /// phases, gradient buckets, validations and checkpoints in one file written by rank 0
+  /// (rewritten at every epoch's end and checkpoint); empty: none.
+  std::string trace_file;
   bool progress = true;
   /// "auto" (redraw one line when stdout is a terminal), "terminal" or "plain".
   std::string progress_style = "auto";

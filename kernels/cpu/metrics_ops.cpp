@@ -55,15 +55,7 @@ IoUCounts iou_counts(const Tensor& logits_in, const Tensor& labels_in, int64_t i
       throw ShapeError(str(what, ": label ", int64_t(value), " at sample ", n, " pixel ", bad, " of labels ",
                            labels_in.str(), " is outside [0, ", K, ") and is not the ignore_index ", ignore_index));
     }
-    double sample = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      const double i = double(inter[size_t(k)]), u = double(pred[size_t(k)] + lab[size_t(k)] - inter[size_t(k)]);
-      out.intersection[size_t(k)] += i;
-      out.union_[size_t(k)] += u;
-      sample += u > 0 ? i / u : 1.0;
-    }
-    out.sample_iou_sum += K > 0 ? sample / double(K) : 0.0;
-    out.samples += 1;
+    out.add_sample(pred.data(), lab.data(), inter.data());
   }
   return out;
 }

@@ -61,18 +61,9 @@ IoUCounts gpu_iou_counts(const Tensor& logits_in, const Tensor& labels_in, int64
   IoUCounts out;
   out.intersection.assign(size_t(K), 0.0);
   out.union_.assign(size_t(K), 0.0);
-  for (int64_t n = 0; n < N; ++n) {
-    double sample = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t pred = c[size_t(n * K + k)], lab = c[size_t((N + n) * K + k)], inter = c[size_t((2 * N + n) * K + k)];
-      const double i = double(inter), u = double(pred + lab - inter);
-      out.intersection[size_t(k)] += i;
-      out.union_[size_t(k)] += u;
-      sample += u > 0 ? i / u : 1.0;
-    }
-    out.sample_iou_sum += K > 0 ? sample / double(K) : 0.0;
-    out.samples += 1;
-  }
+  // counts holds, per sample, K predicted, then (from N * K) K labelled, then K in both.
+  for (int64_t n = 0; n < N; ++n)
+    out.add_sample(c.data() + n * K, c.data() + (N + n) * K, c.data() + (2 * N + n) * K);
   return out;
 }
 }  // namespace

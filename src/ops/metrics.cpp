@@ -7,6 +7,19 @@ namespace halo::ops {
 
 SumCount mae(const Tensor& p, const Tensor& t) { return metrics_kernels(device_of(p), "mae").mae(p, t); }
 
+void IoUCounts::add_sample(const int64_t* predicted, const int64_t* labelled, const int64_t* both) {
+  const size_t K = intersection.size();
+  double sample = 0;
+  for (size_t k = 0; k < K; ++k) {
+    const double i = double(both[k]), u = double(predicted[k] + labelled[k] - both[k]);
+    intersection[k] += i;
+    union_[k] += u;
+    sample += u > 0 ? i / u : 1.0;
+  }
+  sample_iou_sum += K > 0 ? sample / double(K) : 0.0;
+  samples += 1;
+}
+
 void IoUCounts::merge(const IoUCounts& o) {
   HALO_CHECK_SHAPE(o.classes() == classes() || classes() == 0, "IoUCounts::merge: ", o.classes(), " classes into ",
                    classes());

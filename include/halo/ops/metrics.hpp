@@ -33,6 +33,9 @@ struct IoUCounts {
   double samples = 0;
 
   int classes() const { return int(intersection.size()); }
+  /// Adds one sample from its per-class pixel counts (K each): predicted k, labelled k, both.
+  /// Every backend's kernels count pixels and leave this accumulation to it.
+  void add_sample(const int64_t* predicted, const int64_t* labelled, const int64_t* both);
   void merge(const IoUCounts& o);
   /// intersection..., union..., sample_iou_sum, samples: 2K + 2 doubles for one allreduce.
   std::vector<double> pack() const;

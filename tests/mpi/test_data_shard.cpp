@@ -14,24 +14,19 @@ using namespace halo;
 using namespace halo::data;
 namespace fs = std::filesystem;
 
+#include "mpi_world.hpp"
+
+using halo::test::world_rank;
+using halo::test::world_size;
+
 namespace {
-int rank_of() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int size_of() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
 
 // Rank 0 writes the files; the directory name is rank 0's pid, shared by broadcast.
 std::string shared_dir(const std::string& format, int64_t samples) {
-  long pid = rank_of() == 0 ? long(::getpid()) : 0;
+  long pid = world_rank() == 0 ? long(::getpid()) : 0;
   MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
   std::string dir = (fs::temp_directory_path() / ("halo-mpi-data-" + format + "-" + std::to_string(pid))).string();
-  if (rank_of() == 0) {
+  if (world_rank() == 0) {
     GenerateOptions g;
     g.format = format;
     g.out_dir = dir;
@@ -47,7 +42,7 @@ std::string shared_dir(const std::string& format, int64_t samples) {
 }
 
 std::vector<int64_t> gather_all(const std::vector<int64_t>& mine) {
-  int n = int(mine.size()), P = size_of();
+  int n = int(mine.size()), P = world_size();
   std::vector<int> counts(static_cast<size_t>(P)), displs(static_cast<size_t>(P), 0);
   MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD);
   for (int r = 1; r < P; ++r) displs[size_t(r)] = displs[size_t(r - 1)] + counts[size_t(r - 1)];
@@ -104,7 +99,7 @@ TEST_CASE("mpi loader: every real sample exactly once per epoch across ranks, MP
     CHECK(order == root);
     ds.reset();
     MPI_Barrier(MPI_COMM_WORLD);
-    if (rank_of() == 0) fs::remove_all(dir);
+    if (world_rank() == 0) fs::remove_all(dir);
   }
 }
 
@@ -119,17 +114,17 @@ TEST_CASE("mpi loader: drop_last gives equal shards and equal batch counts on al
   MPI_Allreduce(&batches, &lo, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD);
   MPI_Allreduce(&batches, &hi, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD);
   CHECK(lo == hi);
-  CHECK(batches == 10 / size_of());
+  CHECK(batches == 10 / world_size());
   dl.start_epoch(0);
   std::vector<int64_t> mine;
   while (const Batch* b = dl.next()) mine.push_back(b->samples[0]);
   auto all = gather_all(mine);
   std::sort(all.begin(), all.end());
   CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
-  CHECK(int64_t(all.size()) == (10 / size_of()) * size_of());
+  CHECK(int64_t(all.size()) == (10 / world_size()) * world_size());
   ds.reset();
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank_of() == 0) fs::remove_all(dir);
+  if (world_rank() == 0) fs::remove_all(dir);
 }
 
 TEST_CASE("mpi loader: drop_last_batch on 33 samples keeps full batches only, the same count on every rank") {
@@ -141,7 +136,7 @@ TEST_CASE("mpi loader: drop_last_batch on 33 samples keeps full batches only, th
     o.drop_last_batch = true;
     o.shard.seed = 4;
     DataLoader dl(ds, o);
-    const long P = size_of(), expect = long(33 / (P * b));
+    const long P = world_size(), expect = long(33 / (P * b));
     CHECK(dl.batches_per_epoch() == expect);
     dl.start_epoch(1);
     std::vector<int64_t> mine;
@@ -157,7 +152,7 @@ TEST_CASE("mpi loader: drop_last_batch on 33 samples keeps full batches only, th
   }
   ds.reset();
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank_of() == 0) fs::remove_all(dir);
+  if (world_rank() == 0) fs::remove_all(dir);
 }
 
 TEST_CASE("mpi loader: staging on an uneven data set gives every rank the same batches") {
@@ -185,7 +180,7 @@ TEST_CASE("mpi loader: staging on an uneven data set gives every rank the same b
   }
   ds.reset();
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank_of() == 0) fs::remove_all(dir);
+  if (world_rank() == 0) fs::remove_all(dir);
 }
 
 TEST_CASE("mpi loader: validation is unshuffled and strided over ranks") {
@@ -202,8 +197,8 @@ TEST_CASE("mpi loader: validation is unshuffled and strided over ranks") {
     mine.insert(mine.end(), b->samples.begin(), b->samples.end());
   }
   // 6 samples: on 4 ranks the padding repeats samples 0 and 1 on ranks 2 and 3
-  for (size_t k = 0; k < mine.size(); ++k) CHECK(mine[k] == (int64_t(rank_of()) + int64_t(k) * size_of()) % 6);
+  for (size_t k = 0; k < mine.size(); ++k) CHECK(mine[k] == (int64_t(world_rank()) + int64_t(k) * world_size()) % 6);
   ds.reset();
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank_of() == 0) fs::remove_all(dir);
+  if (world_rank() == 0) fs::remove_all(dir);
 }

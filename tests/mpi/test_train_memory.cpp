@@ -25,18 +25,13 @@
 
 using namespace halo;
 
+#include "mpi_world.hpp"
+
+using halo::test::world_rank;
+using halo::test::world_size;
+
 namespace {
 
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
 
 // A small 3D CNN without BatchNorm (whose local statistics would differ from one process's).
 nn::Model small_cnn() {

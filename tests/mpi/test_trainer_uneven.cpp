@@ -28,30 +28,25 @@
 using namespace halo;
 namespace fs = std::filesystem;
 
+#include "mpi_world.hpp"
+
+using halo::test::world_rank;
+using halo::test::world_size;
+
 namespace {
 
-int rank_of(MPI_Comm c = MPI_COMM_WORLD) {
-  int r = 0;
-  MPI_Comm_rank(c, &r);
-  return r;
-}
-int size_of() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
 
 // n tiny DeepCAM fields (16 x 8 x 8, class masks) written by rank 0, opened on every rank.
 struct SharedData {
   std::string dir;
   std::shared_ptr<data::H5Dataset> ds;
   SharedData(int64_t n, uint64_t seed) {
-    long pid = rank_of() == 0 ? long(::getpid()) : 0;
+    long pid = world_rank() == 0 ? long(::getpid()) : 0;
     MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
     dir = (fs::temp_directory_path() /
            ("halo-mpi-uneven-" + std::to_string(pid) + "-" + std::to_string(n) + "-" + std::to_string(seed)))
               .string();
-    if (rank_of() == 0) {
+    if (world_rank() == 0) {
       data::GenerateOptions g;
       g.format = "deepcam";
       g.out_dir = dir;
@@ -68,7 +63,7 @@ struct SharedData {
   ~SharedData() {
     ds.reset();
     MPI_Barrier(MPI_COMM_WORLD);
-    if (rank_of() == 0) fs::remove_all(dir);
+    if (world_rank() == 0) fs::remove_all(dir);
   }
 };
 
@@ -121,7 +116,7 @@ bool same_on_all_ranks(long v) {
 
 TEST_CASE("trainer: uneven data sets run every epoch to the end on every rank, padded or drop_last",
           "[trainer][uneven]") {
-  const int64_t P = size_of();
+  const int64_t P = world_size();
   SharedData val(5, 2);
   for (int64_t n : {7, 13}) {
     SharedData train(n, 1);
@@ -172,7 +167,7 @@ TEST_CASE("trainer: distributed validation counts each real sample once, as one 
   for (int64_t n : {5, 7, 13}) {
     SharedData val(n, 4);
     for (int64_t b : {1, 2, 3, 8}) {
-      INFO("n=" << n << " ranks=" << size_of() << " batch per rank=" << b);
+      INFO("n=" << n << " ranks=" << world_size() << " batch per rank=" << b);
       nn::Model m = tiny_model();
       optim::SGD sgd(m.parameters(), optim::SGDOptions{});
       nn::WeightedCrossEntropy loss({1.0, 1.0, 1.0});
@@ -209,12 +204,12 @@ TEST_CASE("trainer: distributed validation counts each real sample once, as one 
 TEST_CASE("trainer: ranks whose epochs differ stop at the step guard, naming the ranks", "[trainer][guard]") {
   // Rank 0 reads a larger data set than the others, so its epoch is one step longer: without
   // the guard its extra gradient allreduce would meet the others' metric reduction.
-  const int P = size_of();
+  const int P = world_size();
   SharedData big(4 * P, 5), small(2 * P, 6);
   data::LoaderOptions lo;
   lo.batch_size = 2;
-  data::DataLoader tl(rank_of() == 0 ? big.ds : small.ds, lo);
-  REQUIRE(tl.batches_per_epoch() == (rank_of() == 0 ? 2 : 1));
+  data::DataLoader tl(world_rank() == 0 ? big.ds : small.ds, lo);
+  REQUIRE(tl.batches_per_epoch() == (world_rank() == 0 ? 2 : 1));
   nn::Model m = tiny_model();
   optim::SGD sgd(m.parameters(), optim::SGDOptions{});
   nn::WeightedCrossEntropy loss({1.0, 1.0, 1.0});
@@ -248,8 +243,8 @@ TEST_CASE("step guard: a rank whose epoch ended meets the others in the guard, n
     g.check(t);  // the same everywhere: passes
   }
   t.step = 4;
-  t.has_batch = rank_of() != 1;
-  const std::string others = size_of() == 2 ? "rank 0: " : "ranks 0,2-" + std::to_string(size_of() - 1) + ": ";
+  t.has_batch = world_rank() != 1;
+  const std::string others = world_size() == 2 ? "rank 0: " : "ranks 0,2-" + std::to_string(world_size() - 1) + ": ";
   CHECK_THROWS_WITH(g.check(t), Catch::Contains(others + "at step 5 of epoch 1") &&
                                     Catch::Contains("rank 1: done with epoch 1 after 4 steps") &&
                                     Catch::Contains("they differ in: has a batch."));
@@ -257,7 +252,7 @@ TEST_CASE("step guard: a rank whose epoch ended meets the others in the guard, n
   // and the communicator is still usable: nothing was left unmatched
   double one = 1;
   comm.allreduce_sum(&one, 1, "after the guard");
-  CHECK(one == size_of());
+  CHECK(one == world_size());
 }
 
 TEST_CASE("step guard: the report groups ranks and lists what differs", "[guard]") {
@@ -303,7 +298,7 @@ TEST_CASE("step guard: cost of one check", "[.bench]") {
   Stopwatch sw2;
   for (int i = 0; i < iters; ++i) comm.allreduce_sum(&one, 1, "bench one double");
   const double us1 = 1e6 * sw2.seconds() / iters;
-  if (rank_of() == 0)
-    std::printf("step guard on %d ranks: %.2f us per check (a watched 8-byte allreduce_sum: %.2f us)\n", size_of(),
+  if (world_rank() == 0)
+    std::printf("step guard on %d ranks: %.2f us per check (a watched 8-byte allreduce_sum: %.2f us)\n", world_size(),
                 us, us1);
 }

@@ -9,12 +9,11 @@
 
 #include "halo/data/loader.hpp"
 #include "halo/data/synthetic.hpp"
+#include "mpi_world.hpp"
 
 using namespace halo;
 using namespace halo::data;
 namespace fs = std::filesystem;
-
-#include "mpi_world.hpp"
 
 using halo::test::world_rank;
 using halo::test::world_size;

@@ -22,10 +22,9 @@
 #include "halo/nn/structure.hpp"
 #include "halo/optim/sgd.hpp"
 #include "halo/train/trainer.hpp"
+#include "mpi_world.hpp"
 
 using namespace halo;
-
-#include "mpi_world.hpp"
 
 using halo::test::world_rank;
 using halo::test::world_size;

@@ -24,11 +24,10 @@
 #include "halo/train/trainer.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/timer.hpp"
+#include "mpi_world.hpp"
 
 using namespace halo;
 namespace fs = std::filesystem;
-
-#include "mpi_world.hpp"
 
 using halo::test::world_rank;
 using halo::test::world_size;

@@ -6,6 +6,11 @@
       given by --ranks) to each node count of the machine description: step time, exposed
       communication, parallel efficiency. Last line: projection: nodes=<list> efficiency=<list>
 
+  halo-scaling calibrate bench.txt [--ranks-per-node R] [--name NAME]
+      Fits the latency and bandwidth of the network from the output of
+      `mpiexec -n P halo-bench-allreduce` (its MPI_Allreduce column) and prints a machine
+      description for `project`.
+
   halo-scaling report results.jsonl [--out DIR]
       A Markdown table of the records and PNG plots: efficiency against ranks, the stacked
       step-time split, the per-rank step-time spread.
@@ -203,6 +208,60 @@ def save(fig, out, name):
     return path
 
 
+def cmd_calibrate(args):
+    """Fits t(n) = 2(P-1) alpha + 2(P-1)/P n / beta to the flat MPI_Allreduce times."""
+    ranks, points = None, []
+    try:
+        with open(args.bench) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        fail(f"cannot read {args.bench}: {e.strerror}")
+    for line in lines:
+        if line.startswith("# ") and " ranks" in line and ranks is None:
+            try:
+                ranks = int(line[2:].split()[0])
+            except ValueError:
+                pass
+        fields = line.split()
+        if len(fields) == 7 and not line.startswith("#"):
+            try:
+                points.append((float(fields[0]), float(fields[4]) * 1e-6))  # bytes, flat MPI_Allreduce seconds
+            except ValueError:
+                continue
+    if not ranks or ranks < 2:
+        fail(f"{args.bench}: no '# P ranks' header with P >= 2 (is this halo-bench-allreduce output from 2+ ranks?)")
+    if len(points) < 2:
+        fail(f"{args.bench}: fewer than two allreduce sizes to fit")
+    a = 2 * (ranks - 1)
+    b = 2 * (ranks - 1) / ranks
+    points.sort()
+    # The latency from the smallest message, the bandwidth from the large ones (>= 1 MiB,
+    # the size of gradient buckets) by least squares through the latency: mid-size messages
+    # on TCP networks follow neither term (window growth, shaping bursts) and are left out.
+    large = [(n, t) for n, t in points if n >= (1 << 20)] or points[-2:]
+    n0, t0 = points[0]
+    alpha, beta = t0 / a, None
+    for _ in range(3):  # the smallest message also pays a little bandwidth: refine both
+        num = sum(b * n * (t - a * alpha) for n, t in large)
+        den = sum((b * n) ** 2 for n, t in large)
+        if num <= 0:
+            fail(f"{args.bench}: the times do not grow with the message size; cannot fit a bandwidth")
+        beta = den / num
+        # A shaped link passes small messages faster than its rate (token-bucket burst): then
+        # the smallest message's time is all latency.
+        alpha = (t0 - b * n0 / beta) / a if t0 > b * n0 / beta else t0 / a
+    worst = max(abs(a * alpha + b * n / beta - t) / t for n, t in large)
+    rpn = args.ranks_per_node
+    print(f"# fitted from {len(points)} sizes of an allreduce over {ranks} ranks ({args.bench}): "
+          f"latency {alpha * 1e6:.1f} us, bandwidth {beta / 1e9:.4f} GB/s; worst misfit on messages >= 1 MiB {100 * worst:.0f}%")
+    print(f"name: {args.name}")
+    print(f"ranks_per_node: {rpn}")
+    print(f"inter_node: {{latency_us: {alpha * 1e6:.2f}, bandwidth_GBps: {beta / 1e9:.5g}}}")
+    print("intra_node: {latency_us: %.2f, bandwidth_GBps: %.5g}  # edit: measured between ranks of one node"
+          % (alpha * 1e6, beta / 1e9))
+    print("algorithm: ring")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="halo-scaling", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -213,6 +272,11 @@ def main(argv=None):
     pr.add_argument("--ranks", type=int, help="use the record measured at this many ranks (default: the smallest)")
     pr.add_argument("--json", help="also write the rows to this JSON-lines file")
     pr.set_defaults(func=cmd_project)
+    cp = sub.add_parser("calibrate", help="fit latency and bandwidth from halo-bench-allreduce output")
+    cp.add_argument("bench", help="the output of mpiexec -n P halo-bench-allreduce (P >= 2, one rank per node)")
+    cp.add_argument("--ranks-per-node", type=int, default=1, help="ranks per node of the machine described")
+    cp.add_argument("--name", default="calibrated machine", help="the description's name")
+    cp.set_defaults(func=cmd_calibrate)
     rp = sub.add_parser("report", help="table and plots of `halo-scaling run` records")
     rp.add_argument("results", help="records of `halo-scaling run` (JSON lines)")
     rp.add_argument("--out", help="directory for scaling.md and the PNGs (default: next to the results)")

@@ -89,6 +89,36 @@ class Overlap(unittest.TestCase):
         self.assertLess(rows[1]["efficiency"], 1.0)
 
 
+class Calibrate(unittest.TestCase):
+    def test_recovers_latency_and_bandwidth(self):
+        # halo-bench-allreduce's table for 4 ranks on a network of 10 us and 2 GB/s, with
+        # mid-size messages slower than the model (as on TCP), which the fit must ignore
+        import contextlib
+        import io
+        import tempfile
+        import halo_scaling
+        P, alpha, beta = 4, 10e-6, 2e9
+        rows = ["# 4 ranks, MPI thread level 3; bus bandwidth = algbw * 2(n-1)/n",
+                "       bytes      sync_us algbw_GB/s busbw_GB/s      flat_us algbw_GB/s busbw_GB/s"]
+        for n in [4096, 65536, 262144, 1 << 20, 1 << 22, 1 << 24]:
+            t = 2 * (P - 1) * alpha + 2 * (P - 1) / P * n / beta
+            if 4096 < n < (1 << 20):
+                t *= 3
+            rows.append(f"{n:12d} {t * 1e6:12.1f} 0 0 {t * 1e6:12.1f} 0 0")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("\n".join(rows) + "\n")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            halo_scaling.main(["calibrate", f.name, "--ranks-per-node", "4"])
+        os.unlink(f.name)
+        import re
+        inter = re.search(r"inter_node: \{latency_us: ([0-9.]+), bandwidth_GBps: ([0-9.]+)\}", out.getvalue())
+        self.assertIsNotNone(inter, out.getvalue())
+        self.assertAlmostEqual(float(inter.group(1)), 10.0, delta=0.2)
+        self.assertAlmostEqual(float(inter.group(2)), 2.0, delta=0.01)
+        self.assertIn("ranks_per_node: 4", out.getvalue())
+
+
 class BadInput(unittest.TestCase):
     def test_missing_field_is_named(self):
         with self.assertRaisesRegex(ValueError, "inter_node"):

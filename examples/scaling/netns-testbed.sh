@@ -33,15 +33,23 @@ up() {
     ip -n "halo-h$i" addr add "$subnet.$((i + 1))/24" dev eth0
     ip -n "halo-h$i" link set eth0 up
     ip -n "halo-h$i" link set lo up
+    # A training step leaves the network idle through forward and backward; without this,
+    # TCP restarts every gradient allreduce from slow start.
+    ip netns exec "halo-h$i" sysctl -qw net.ipv4.tcp_slow_start_after_idle=0
     # Both directions: the host's egress (eth0 in the namespace) and its ingress (the
-    # bridge side of the pair). burst is sized for 1-10 Gbit/s at a 1 ms tick.
-    tc -n "halo-h$i" qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 50ms
-    tc qdisc add dev "vh$i" root tbf rate "$rate" burst 256kb latency 50ms
+    # bridge side of the pair). burst is sized for 1-10 Gbit/s at a 1 ms tick; the queue
+    # (limit) holds a whole gradient bucket, so the link delays rather than drops and TCP
+    # does not fall into loss recovery (which made allreduce times bimodal).
+    tc -n "halo-h$i" qdisc add dev eth0 root tbf rate "$rate" burst 256kb limit 64mb
+    tc qdisc add dev "vh$i" root tbf rate "$rate" burst 256kb limit 64mb
   done
   echo "netns-testbed: $hosts hosts halo-h0..halo-h$((hosts - 1)) on $subnet.0/24, $rate per host link"
 }
 
 down() {
+  # The veth pairs first (deleting one end deletes both), so none is left behind while a
+  # namespace is torn down in the background and the next `up` finds its name taken.
+  for l in $(ip -o link show 2>/dev/null | sed -n 's/^[0-9]*: \(vh[0-9]*\)@.*/\1/p'); do ip link del "$l" 2>/dev/null || true; done
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^halo-h' || true); do ip netns del "$ns"; done
   ip link del "$bridge" 2>/dev/null || true
   [ "${1:-}" = quiet ] || echo "netns-testbed: removed"

@@ -6,6 +6,7 @@
 //                                 [--out scaling.jsonl]
 //   halo-scaling report scaling.jsonl [--out DIR]          (table and PNG plots)
 //   halo-scaling project --profile scaling.jsonl --machine machine.yaml [--nodes ...]
+//   halo-scaling calibrate bench.txt [--ranks-per-node R]   (a machine description)
 //
 // `run` measures training steps on communicators of 1, 2, 4, ..., N ranks in turn, split
 // from the launch's world (one allocation gives the whole curve); the ranks outside the
@@ -15,7 +16,7 @@
 // data wait, optimizer), the per-rank step-time spread, and the bucket schedule that
 // `project` extrapolates from. Last line:
 //   scaling: ranks=<list> samples_per_s=<list> efficiency=<list>
-// `report` and `project` are in halo_scaling.py (Python: matplotlib, PyYAML), run from here.
+// `report`, `project` and `calibrate` are in halo_scaling.py (Python: matplotlib, PyYAML), run from here.
 #include <mpi.h>
 #include <unistd.h>
 
@@ -256,7 +257,7 @@ int run(int argc, char** argv) {
   }
 }
 
-// `report` and `project` live in the Python script installed beside this program.
+// `report`, `project` and `calibrate` live in the Python script installed beside this program.
 int run_python(const char* self, int argc, char** argv) {
   std::string dir = HALO_SCALING_SCRIPT_DIR;
   std::string script = dir + "/halo_scaling.py";
@@ -289,6 +290,7 @@ int main(int argc, char** argv) {
       "                 [--warmup 2] [--steps 5] [--out scaling.jsonl] [--ranks-per-node R] [--trace FILE]\n"
       "       halo-scaling report scaling.jsonl [--out DIR]\n"
       "       halo-scaling project --profile scaling.jsonl --machine machine.yaml [--nodes 1,64,...]\n"
+      "       halo-scaling calibrate bench.txt [--ranks-per-node R]  (halo-bench-allreduce output -> machine.yaml)\n"
       "  run: training steps on 1, 2, 4, ..., N ranks of one launch; one JSON record per rank count.\n"
       "  --ranks-per-node: count every R consecutive ranks as one node (emulated networks such as\n"
       "  netns-testbed.sh, where all ranks share one host); default: MPI's shared-memory split.\n"
@@ -300,7 +302,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string cmd = argv[1];
-  if (cmd == "report" || cmd == "project") return run_python(argv[0], argc, argv);
+  if (cmd == "report" || cmd == "project" || cmd == "calibrate") return run_python(argv[0], argc, argv);
   if (cmd != "run") {
     std::fprintf(stderr, "halo-scaling: unknown command '%s'\n%s", cmd.c_str(), usage);
     return 2;

@@ -156,6 +156,7 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
 DataLoader::~DataLoader() { impl_->stop_workers(); }
 
 int64_t DataLoader::batches_per_epoch() const { return impl_->sampler.batches(); }
+int64_t DataLoader::batch_size() const { return impl_->opt.batch_size; }
 const ShardedSampler& DataLoader::sampler() const { return impl_->sampler; }
 const Dataset& DataLoader::dataset() const { return *impl_->ds; }
 int DataLoader::rank() const { return impl_->rank; }

@@ -254,6 +254,14 @@ void Trainer::load_state(const CheckpointData& d) {
   I.epochs_done = pos.epoch;
   I.step_in_epoch = pos.step_in_epoch;
   I.global_step = pos.global_step;
+  const int64_t global_batch = I.train ? I.train->batch_size() * I.comm.size() : 0;
+  // Every rank reads the same checkpoint and takes this decision alike.
+  HALO_CHECK_T(ConfigError, pos.global_batch == 0 || global_batch == 0 || pos.global_batch == global_batch, I.o.name,
+               ": checkpoint '", path, "' was trained at a global batch of ", pos.global_batch, " (", pos.ranks,
+               " ranks x ", pos.global_batch / std::max(1, pos.ranks), "); this run's is ", global_batch, " (",
+               I.comm.size(), " ranks x ", I.train ? I.train->batch_size() : 0,
+               "): its position in the epoch and the step-based learning-rate schedule would not carry over; resume "
+               "with the same global batch (data.batch_size=", pos.global_batch, " in the drivers)");
   if (pos.ranks != I.comm.size() && I.rank0())  // once, not once per rank
     log::warn(I.o.name, ": checkpoint '", path, "' was written by ", pos.ranks, " ranks, resuming on ", I.comm.size(),
               ": training continues, but not bit for bit as an uninterrupted run would");

@@ -51,7 +51,9 @@ struct Trainer::Impl {
       : comm(std::move(c)), model(m), opt(op), loss(l), train(t), val(v), metric(std::move(mt)), o(std::move(opts)) {}
 
   bool rank0() const { return comm.rank() == 0; }
-  TrainingPosition position() const { return {epochs_done, step_in_epoch, global_step, comm.size()}; }
+  TrainingPosition position() const {
+    return {epochs_done, step_in_epoch, global_step, comm.size(), train ? train->batch_size() * comm.size() : 0};
+  }
 
   // Buffers that each rank updates from its own shard (BatchNorm running statistics without a
   // synchronising reducer) drift apart across ranks. Before validating and before writing a

@@ -6,37 +6,12 @@
 #   the watchdog stays quiet (dist.stall_timeout_s=60, far above a step here) and the job ends 0;
 #   the resumed run continues at epoch 2, step 8, and says once that the rank count changed;
 #   the configuration file is read by rank 0 alone: it is a named pipe written once, so a
-#     second reader would block in open() and the run would time out.
+#     second reader would block in open() and the run would time out;
+#   a resume at another global batch is refused, naming both and the fix.
 include(${SRC}/common.cmake)
 set(d ${WORK}/many_ranks)
 file(REMOVE_RECURSE ${d})
 file(MAKE_DIRECTORY ${d})
-list(FIND MPI "2" _np)
-
-# run_at(<ranks> <log> [COPY <file> FIFO <pipe>] <args>...): the driver on <ranks> ranks; with
-# FIFO, a writer copies <file> into the named pipe <pipe> once while the driver runs.
-function(run_at ranks log)
-  cmake_parse_arguments(R "" "COPY;FIFO" "" ${ARGN})
-  set(mpi ${MPI})
-  list(REMOVE_AT mpi ${_np})
-  list(INSERT mpi ${_np} ${ranks})
-  set(writer ${CMAKE_COMMAND} -E true)
-  if(R_FIFO)
-    set(writer sh -c "cat '${R_COPY}' > '${R_FIFO}'")
-  endif()
-  execute_process(COMMAND ${writer} COMMAND ${mpi} ${DRIVER} ${R_UNPARSED_ARGUMENTS} ${SMALL}
-                  RESULTS_VARIABLE rcs OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT 120)
-  file(WRITE ${WORK}/${log}.log "${out}")
-  message("---- ${log} (${ranks} ranks)\n${out}")
-  if(NOT rcs STREQUAL "0;0")
-    message(FATAL_ERROR "${log}: the writer and the driver on ${ranks} ranks ended ${rcs} (a timeout if a rank "
-                        "other than 0 opened the configuration pipe); see above")
-  endif()
-  if(out MATCHES "no collective for|aborting the job|[Ww]atchdog")
-    message(FATAL_ERROR "${log}: the watchdog reported a stall")
-  endif()
-endfunction()
-
 set(common data.batch_size=64 dist.stall_timeout_s=60 checkpoint.path=${d}/ckpt.h5)
 file(WRITE ${d}/config.yaml "training:\n  epochs: 1\n")
 execute_process(COMMAND mkfifo ${d}/config.fifo RESULT_VARIABLE rc)
@@ -62,3 +37,8 @@ list(LENGTH lines n)
 if(NOT n EQUAL 1 OR NOT lines MATCHES "\"epoch\": *2")
   message(FATAL_ERROR "many_ranks_16: expected one record, of epoch 2: ${lines}")
 endif()
+
+# The same checkpoint at another global batch is refused, naming both batches and the fix.
+run_driver_fails(many_ranks_other_batch --resume training.epochs=3 ${common} data.batch_size=32
+                 EXPECT "trained at a global batch of 64 \\(16 ranks x 4\\); this run's is 32 \\(2 ranks x 16\\)"
+                 "data.batch_size=64")

@@ -61,3 +61,30 @@ function(run_epochs log metrics regex steps trained validated)
   endif()
   run_python(${SUPPORT}/check_epoch_counts.py ${metrics} ${steps} ${trained} ${validated})
 endfunction()
+
+# run_at(<ranks> <log> [COPY <file> FIFO <pipe>] <args>...): the driver on <ranks> ranks
+# (oversubscribed) instead of 2, failing on a non-zero exit or any stall report of the
+# watchdog; with FIFO, a writer copies <file> into the named pipe <pipe> once while the
+# driver runs (a second reader of the pipe would block, so the run would time out).
+function(run_at ranks log)
+  cmake_parse_arguments(R "" "COPY;FIFO" "" ${ARGN})
+  list(FIND MPI "2" _np)  # the launcher's rank count, replaced
+  set(mpi ${MPI})
+  list(REMOVE_AT mpi ${_np})
+  list(INSERT mpi ${_np} ${ranks})
+  set(writer ${CMAKE_COMMAND} -E true)
+  if(R_FIFO)
+    set(writer sh -c "cat '${R_COPY}' > '${R_FIFO}'")
+  endif()
+  execute_process(COMMAND ${writer} COMMAND ${mpi} ${DRIVER} ${R_UNPARSED_ARGUMENTS} ${SMALL}
+                  RESULTS_VARIABLE rcs OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT 120)
+  file(WRITE ${WORK}/${log}.log "${out}")
+  message("---- ${log} (${ranks} ranks)\n${out}")
+  if(NOT rcs STREQUAL "0;0")
+    message(FATAL_ERROR "${log}: the writer and the driver on ${ranks} ranks ended ${rcs} (a timeout if a rank "
+                        "other than 0 opened the configuration pipe); see above")
+  endif()
+  if(out MATCHES "no collective for|aborting the job|[Ww]atchdog")
+    message(FATAL_ERROR "${log}: the watchdog reported a stall")
+  endif()
+endfunction()

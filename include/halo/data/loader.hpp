@@ -111,6 +111,8 @@ class DataLoader {
   /// Batches per epoch: the same on every rank (decided by the sampler from the global
   /// sample count, the ranks and the batch size, never from this rank's shard).
   int64_t batches_per_epoch() const;
+  /// Samples per batch on this rank (LoaderOptions::batch_size); times the ranks: the global batch.
+  int64_t batch_size() const;
   /// "17 samples per rank in 5 batches, 1 sample repeated to even out the ranks": for logs.
   std::string describe_epoch() const;
   const ShardedSampler& sampler() const;

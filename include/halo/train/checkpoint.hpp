@@ -79,6 +79,10 @@ struct TrainingPosition {
   int64_t step_in_epoch = 0;  ///< steps done in the unfinished epoch
   int64_t global_step = 0;    ///< optimizer steps (batches) in total
   int ranks = 1;              ///< ranks that trained (a resume on another count is warned about)
+  /// Samples per step over all ranks (0: unknown, e.g. steps without a loader). A resume at
+  /// another global batch is refused: the epoch position and step-based schedules would not
+  /// carry over.
+  int64_t global_batch = 0;
 };
 
 /// The state of (model, optimizer, loss scaler if any, Dropout layers, position).

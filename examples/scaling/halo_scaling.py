@@ -209,7 +209,9 @@ def save(fig, out, name):
 
 
 def cmd_calibrate(args):
-    """Fits t(n) = 2(P-1) alpha + 2(P-1)/P n / beta to the flat MPI_Allreduce times."""
+    """Fits t(n) = 2(P-1) alpha + 2(P-1)/P n / beta to halo-bench-allreduce's times: by default
+    those of the gradient synchroniser (buckets reduced one after another, as in training),
+    or with --column flat those of one plain MPI_Allreduce."""
     ranks, points = None, []
     try:
         with open(args.bench) as f:
@@ -225,7 +227,8 @@ def cmd_calibrate(args):
         fields = line.split()
         if len(fields) == 7 and not line.startswith("#"):
             try:
-                points.append((float(fields[0]), float(fields[4]) * 1e-6))  # bytes, flat MPI_Allreduce seconds
+                column = 1 if args.column == "sync" else 4  # sync_us or flat_us
+                points.append((float(fields[0]), float(fields[column]) * 1e-6))
             except ValueError:
                 continue
     if not ranks or ranks < 2:
@@ -252,7 +255,7 @@ def cmd_calibrate(args):
         alpha = (t0 - b * n0 / beta) / a if t0 > b * n0 / beta else t0 / a
     worst = max(abs(a * alpha + b * n / beta - t) / t for n, t in large)
     rpn = args.ranks_per_node
-    print(f"# fitted from {len(points)} sizes of an allreduce over {ranks} ranks ({args.bench}): "
+    print(f"# fitted from {len(points)} sizes of the {args.column} allreduce over {ranks} ranks ({args.bench}): "
           f"latency {alpha * 1e6:.1f} us, bandwidth {beta / 1e9:.4f} GB/s; worst misfit on messages >= 1 MiB {100 * worst:.0f}%")
     print(f"name: {args.name}")
     print(f"ranks_per_node: {rpn}")
@@ -276,6 +279,8 @@ def main(argv=None):
     cp.add_argument("bench", help="the output of mpiexec -n P halo-bench-allreduce (P >= 2, one rank per node)")
     cp.add_argument("--ranks-per-node", type=int, default=1, help="ranks per node of the machine described")
     cp.add_argument("--name", default="calibrated machine", help="the description's name")
+    cp.add_argument("--column", choices=("sync", "flat"), default="sync",
+                    help="fit the synchroniser's times (default: what training sees) or one plain MPI_Allreduce's")
     cp.set_defaults(func=cmd_calibrate)
     rp = sub.add_parser("report", help="table and plots of `halo-scaling run` records")
     rp.add_argument("results", help="records of `halo-scaling run` (JSON lines)")

@@ -258,13 +258,17 @@ int run(int argc, char** argv) {
 }
 
 // `report`, `project` and `calibrate` live in the Python script installed beside this program.
-int run_python(const char* self, int argc, char** argv) {
-  std::string dir = HALO_SCALING_SCRIPT_DIR;
-  std::string script = dir + "/halo_scaling.py";
-  if (access(script.c_str(), R_OK) != 0) {
-    std::string exe = self;
-    std::string here = exe.find('/') == std::string::npos ? "." : exe.substr(0, exe.rfind('/'));
-    script = here + "/halo_scaling.py";
+int run_python(int argc, char** argv) {
+  // The script beside this program (a build tree), then in ../share/halo/scaling (an
+  // installed tree, wherever it was moved), then where this build installs it.
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  const std::string exe = n > 0 ? std::string(buf, size_t(n)) : std::string(argv[0]);
+  const std::string here = exe.find('/') == std::string::npos ? "." : exe.substr(0, exe.rfind('/'));
+  std::string script;
+  for (const std::string& dir : {here, here + "/../share/halo/scaling", std::string(HALO_SCALING_SCRIPT_DIR)}) {
+    script = dir + "/halo_scaling.py";
+    if (access(script.c_str(), R_OK) == 0) break;
   }
   std::vector<char*> args;
   // HALO_PYTHON picks the interpreter (one with matplotlib and PyYAML) when python3 on PATH
@@ -302,7 +306,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string cmd = argv[1];
-  if (cmd == "report" || cmd == "project" || cmd == "calibrate") return run_python(argv[0], argc, argv);
+  if (cmd == "report" || cmd == "project" || cmd == "calibrate") return run_python(argc, argv);
   if (cmd != "run") {
     std::fprintf(stderr, "halo-scaling: unknown command '%s'\n%s", cmd.c_str(), usage);
     return 2;

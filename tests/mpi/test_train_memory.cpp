@@ -23,10 +23,12 @@
 #include "halo/optim/sgd.hpp"
 #include "halo/train/trainer.hpp"
 #include "mpi_world.hpp"
+#include "quiet_trainer.hpp"
 
 using namespace halo;
 
 using halo::test::world_rank;
+using halo::test::quiet;
 using halo::test::world_size;
 
 namespace {
@@ -64,15 +66,6 @@ std::pair<Tensor, Tensor> arrays(int64_t n) {
     yp[i * 2 + 1] = float(s1 / 64.0 - s0 / 128.0);
   }
   return {x, y};
-}
-
-train::TrainerOptions quiet(int epochs) {
-  train::TrainerOptions o;
-  o.epochs = epochs;
-  o.progress = false;
-  o.epoch_summary = false;
-  o.checkpoint_at_end = false;
-  return o;
 }
 
 double max_param_diff(nn::Model& a, nn::Model& b) {

@@ -25,11 +25,13 @@
 #include "halo/util/error.hpp"
 #include "halo/util/timer.hpp"
 #include "mpi_world.hpp"
+#include "quiet_trainer.hpp"
 
 using namespace halo;
 namespace fs = std::filesystem;
 
 using halo::test::world_rank;
+using halo::test::quiet;
 using halo::test::world_size;
 
 namespace {
@@ -94,15 +96,6 @@ class SampleSums final : public train::ValidationMetric {
     return out;
   }
 };
-
-train::TrainerOptions quiet(int epochs) {
-  train::TrainerOptions o;
-  o.epochs = epochs;
-  o.progress = false;
-  o.epoch_summary = false;
-  o.checkpoint_at_end = false;
-  return o;
-}
 
 bool same_on_all_ranks(long v) {
   long lo = 0, hi = 0;

@@ -144,18 +144,6 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Nodes spanned by a communicator: ranks that are rank 0 of their shared-memory split.
-int count_nodes(MPI_Comm comm) {
-  MPI_Comm local;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
-  int lr = 0;
-  MPI_Comm_rank(local, &lr);
-  MPI_Comm_free(&local);
-  int leader = lr == 0 ? 1 : 0, nodes = 0;
-  MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, comm);
-  return nodes;
-}
-
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
@@ -203,7 +191,7 @@ int run_study(int argc, char** argv) {
     MPI_Gather(&mine, 1, MPI_DOUBLE, per_rank.data(), 1, MPI_DOUBLE, 0, group.comm());
     std::vector<double> slowest = t.step;
     MPI_Allreduce(MPI_IN_PLACE, slowest.data(), int(slowest.size()), MPI_DOUBLE, MPI_MAX, group.comm());
-    const int nodes = o.ranks_per_node ? (p + o.ranks_per_node - 1) / o.ranks_per_node : count_nodes(group.comm());
+    const int nodes = o.ranks_per_node ? (p + o.ranks_per_node - 1) / o.ranks_per_node : group.node_count();
     if (group.rank() == 0) {
       const double step = median(slowest);
       const double sps = double(batch) * p / step;

@@ -46,7 +46,7 @@ int MpiSession::thread_level() const {
 struct Communicator::Impl {
   MPI_Comm comm = MPI_COMM_NULL;
   MPI_Comm watchdog_comm = MPI_COMM_NULL;
-  int rank = 0, size = 1, local_rank = 0, local_size = 1;
+  int rank = 0, size = 1, local_rank = 0, local_size = 1, nodes = 1;
   int thread_level = MPI_THREAD_SINGLE;
   CommunicatorOptions options;
   std::unique_ptr<Watchdog> watchdog;
@@ -73,6 +73,9 @@ Communicator::Communicator(MPI_Comm comm, CommunicatorOptions options) : impl_(s
   MPI_Comm_rank(local, &impl_->local_rank);
   MPI_Comm_size(local, &impl_->local_size);
   MPI_Comm_free(&local);
+  // Counted once here, with the node-local split, so asking is free later.
+  int first_on_node = impl_->local_rank == 0 ? 1 : 0;
+  MPI_Allreduce(&first_on_node, &impl_->nodes, 1, MPI_INT, MPI_SUM, impl_->comm);
   MPI_Query_thread(&impl_->thread_level);
   int same = MPI_UNEQUAL;
   MPI_Comm_compare(comm, MPI_COMM_WORLD, &same);
@@ -85,6 +88,7 @@ int Communicator::rank() const { return impl_->rank; }
 int Communicator::size() const { return impl_->size; }
 int Communicator::local_rank() const { return impl_->local_rank; }
 int Communicator::local_size() const { return impl_->local_size; }
+int Communicator::node_count() const { return impl_->nodes; }
 MPI_Comm Communicator::comm() const { return impl_->comm; }
 int Communicator::thread_level() const { return impl_->thread_level; }
 Watchdog& Communicator::watchdog() const { return *impl_->watchdog; }

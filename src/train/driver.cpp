@@ -78,13 +78,6 @@ int instance_count(Config& cfg, const dist::Communicator& world) {
   return int(m);
 }
 
-// Nodes of `comm`: the ranks that are first on their node.
-int64_t count_nodes(const dist::Communicator& comm) {
-  int64_t n = comm.local_rank() == 0 ? 1 : 0;  // one per node-local rank 0
-  comm.allreduce_sum(&n, 1, "node count");
-  return n;
-}
-
 // Drops the data files from this node's page cache (POSIX_FADV_DONTNEED: clean pages only,
 // no root needed), so a timed run does not start from data a previous run left in memory.
 // MLPerf's cache_clear. Unreadable files are left to the loaders to report.
@@ -168,7 +161,7 @@ Driver::Driver(DriverSpec spec, const DriverArgs& args)
   const std::string division = cfg_.get_string("mlperf.division", "closed");
   const std::string status = cfg_.get_string("mlperf.status", "onprem");
   // A collective: every rank takes part whether or not the platform is given.
-  const int64_t nodes = count_nodes(comm_);
+  const int64_t nodes = comm_.node_count();
   const std::string platform = cfg_.get_string("mlperf.platform", str(nodes, "x", host_name()));
   HALO_CHECK_T(ConfigError, !org.empty() && !platform.empty(), "mlperf.org and mlperf.platform must not be empty");
   HALO_CHECK_T(ConfigError, division == "closed" || division == "open", "mlperf.division (from ",
@@ -368,7 +361,7 @@ void Driver::start_run(DriverData& data, TrainerOptions& options) {
   ml.event("gradient_accumulation_frequency", int64_t(options.grad_sync.accumulation_steps));
   ml.event("seed", int64_t(seed_));
   // Collective on every rank.
-  const int64_t nodes = count_nodes(comm_);
+  const int64_t nodes = comm_.node_count();
   ml.event("number_of_nodes", nodes);
   // One GPU per rank (Driver::device()), so the ranks per node; on the CPU no accelerator.
   ml.event("accelerators_per_node", device_.is_cuda() ? (int64_t(comm_.size()) + nodes - 1) / nodes : int64_t(0));

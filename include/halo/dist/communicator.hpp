@@ -53,6 +53,8 @@ class Communicator {
   /// Rank and number of ranks on this node (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED).
   int local_rank() const;
   int local_size() const;
+  /// Nodes the ranks span (the ranks first on their node, counted at construction).
+  int node_count() const;
   /// Halo's private duplicate: use it for Halo traffic only.
   MPI_Comm comm() const;
   /// MPI's thread level; below MPI_THREAD_MULTIPLE the synchroniser progresses inline and

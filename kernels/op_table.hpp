@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends.hpp"
@@ -149,10 +150,10 @@ OpTable& op_table_to_fill(DeviceKind kind);
 const OpTable& op_table(DeviceKind kind);
 /// Throws ShapeError naming `who`, the family and the device (and, when the build has no
 /// backend for the device at all, how to get one).
-[[noreturn]] void throw_no_kernels(OpFamily family, Device dev, const std::string& who);
+[[noreturn]] void throw_no_kernels(OpFamily family, Device dev, std::string_view who);
 
 template <class K>
-const K& kernels_or_throw(const K* k, OpFamily family, Device dev, const std::string& who) {
+const K& kernels_or_throw(const K* k, OpFamily family, Device dev, std::string_view who) {
   if (!k) throw_no_kernels(family, dev, who);
   return *k;
 }
@@ -161,35 +162,36 @@ const K& kernels_or_throw(const K* k, OpFamily family, Device dev, const std::st
 /// the CPU kernels report the missing operand in their own words).
 inline Device device_of(const Tensor& t) { return t.defined() ? t.device() : Device::cpu(); }
 
-// The per-family lookups the entry points use.
-inline const ElementwiseKernels& elementwise_kernels(Device d, const std::string& who) {
+// The per-family lookups the entry points use. `who` is a view: most callers pass a literal,
+// and no string is built on an op call unless the lookup fails.
+inline const ElementwiseKernels& elementwise_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).elementwise, OpFamily::elementwise, d, who);
 }
-inline const ConvKernels& conv_kernels(Device d, const std::string& who) {
+inline const ConvKernels& conv_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).conv, OpFamily::conv, d, who);
 }
-inline const PoolKernels& pool_kernels(Device d, const std::string& who) {
+inline const PoolKernels& pool_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).pool, OpFamily::pool, d, who);
 }
-inline const BatchNormKernels& batchnorm_kernels(Device d, const std::string& who) {
+inline const BatchNormKernels& batchnorm_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).batchnorm, OpFamily::batchnorm, d, who);
 }
-inline const MatmulKernels& matmul_kernels(Device d, const std::string& who) {
+inline const MatmulKernels& matmul_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).matmul, OpFamily::matmul, d, who);
 }
-inline const LossKernels& loss_kernels(Device d, const std::string& who) {
+inline const LossKernels& loss_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).loss, OpFamily::loss, d, who);
 }
-inline const MetricsKernels& metrics_kernels(Device d, const std::string& who) {
+inline const MetricsKernels& metrics_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).metrics, OpFamily::metrics, d, who);
 }
-inline const ConcatKernels& concat_kernels(Device d, const std::string& who) {
+inline const ConcatKernels& concat_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).concat, OpFamily::concat, d, who);
 }
-inline const UpsampleKernels& upsample_kernels(Device d, const std::string& who) {
+inline const UpsampleKernels& upsample_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).upsample, OpFamily::upsample, d, who);
 }
-inline const OptimKernels& optim_kernels(Device d, const std::string& who) {
+inline const OptimKernels& optim_kernels(Device d, std::string_view who) {
   return kernels_or_throw(op_table(d.kind).optim, OpFamily::optim, d, who);
 }
 

@@ -85,7 +85,7 @@ bool has_backend(DeviceKind kind) {
   return false;
 }
 
-void throw_no_kernels(OpFamily family, Device dev, const std::string& who) {
+void throw_no_kernels(OpFamily family, Device dev, std::string_view who) {
   if (!has_backend(dev.kind))
     throw ShapeError(str(who, ": ", kernels::missing_backend_hint(dev.kind), ", so it has no kernels for ", dev.str()));
   throw ShapeError(str(who, ": this build of Halo has no ", name(family), " kernels for ", dev.str(),

@@ -186,7 +186,8 @@ void Trainer::start() {
   } else {
     dist::broadcast_model(I.comm, model);
   }
-  I.sync = std::make_unique<dist::GradientSynchronizer>(I.comm, model.parameters(), I.o.grad_sync);
+  I.params = model.parameters();
+  I.sync = std::make_unique<dist::GradientSynchronizer>(I.comm, I.params, I.o.grad_sync);
   I.sync->attach(model);
   for (const auto& b : I.sync->buckets()) I.grad_elements += int64_t(b.elements);
   I.grad_buckets = int64_t(I.sync->buckets().size());
@@ -310,7 +311,7 @@ StepResult Trainer::step(const data::Batch& batch) {
 
 StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_size, StepContext& ctx) {
   auto& I = *impl_;
-  const auto params = I.model.parameters();
+  const auto& params = I.params;
   const int epoch = ctx.epoch >= 0 ? ctx.epoch : I.epochs_done;
   const double td = now_seconds();
   // Every rank must be at the same step before the gradient allreduces: checked in one small
@@ -335,12 +336,16 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
   I.comm.allreduce_sum(flags, 6, "step flags (non-finite loss, bad samples, timer, stop signal)");
   I.epoch_skipped_samples += flags[1];
   I.nonfinite_pending = I.nonfinite_pending || flags[0] > 0;
-  // "epoch 2, step 5/10 (global step 15)" inside fit(), "global step 15" from a program's loop.
-  const std::string where = ctx.epoch >= 0 ? str("epoch ", epoch + 1, ", step ", I.step_in_epoch + 1, "/",
-                                                 ctx.steps_per_epoch, " (global step ", I.global_step + 1, ")")
-                                           : str("global step ", I.global_step + 1);
-  const std::string at = ctx.epoch >= 0 ? str("epoch ", epoch + 1, " step ", I.step_in_epoch + 1)
-                                        : str("global step ", I.global_step + 1);
+  // "epoch 2, step 5/10 (global step 15)" inside fit(), "global step 15" from a program's loop;
+  // built only for the messages of a non-finite step.
+  auto where = [&] {
+    return ctx.epoch >= 0 ? str("epoch ", epoch + 1, ", step ", I.step_in_epoch + 1, "/", ctx.steps_per_epoch,
+                                " (global step ", I.global_step + 1, ")")
+                          : str("global step ", I.global_step + 1);
+  };
+  auto at = [&] {
+    return ctx.epoch >= 0 ? str("epoch ", epoch + 1, " step ", I.step_in_epoch + 1) : str("global step ", I.global_step + 1);
+  };
   auto batch_names = [&] {
     return ctx.batch && ctx.dataset ? describe_batch(*ctx.dataset, ctx.batch->samples) : std::string(ctx.untracked);
   };
@@ -349,9 +354,9 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
     // rank could cut the others' messages short); the rank that saw the non-finite loss
     // names its batch. Nothing is written: the last checkpoint stays the good one.
     if (my_loss_nonfinite || flags[0] == 0)
-      log::error(I.o.name, ": ", what, " at ", where, "; this rank's batch: ", batch_names());
+      log::error(I.o.name, ": ", what, " at ", where(), "; this rank's batch: ", batch_names());
     I.comm.barrier("non-finite stop");
-    throw NonFiniteError(str(I.o.name, ": ", what, " at ", where, ": stopped (training.on_nonfinite=stop; ",
+    throw NonFiniteError(str(I.o.name, ": ", what, " at ", where(), ": stopped (training.on_nonfinite=stop; ",
                              "skip would skip such steps)",
                              I.o.checkpoint_path.empty() ? std::string()
                                                          : "; checkpoint '" + I.o.checkpoint_path + "' left as it was"));
@@ -386,10 +391,10 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
       constexpr int64_t kExplained = 10;
       if (++I.skipped_logged > kExplained) {
       } else if (my_loss_nonfinite && ctx.batch && ctx.dataset)
-        log::warn(I.o.name, ": non-finite loss at ", at, "; step skipped (training.on_nonfinite=skip); this rank's batch: ",
+        log::warn(I.o.name, ": non-finite loss at ", at(), "; step skipped (training.on_nonfinite=skip); this rank's batch: ",
                   batch_names());
       else
-        log::info(I.o.name, ": non-finite ", flags[0] > 0 ? "loss" : "gradient", " at ", at,
+        log::info(I.o.name, ": non-finite ", flags[0] > 0 ? "loss" : "gradient", " at ", at(),
                   "; step skipped on every rank (training.on_nonfinite=skip)");
       if (I.skipped_logged == kExplained)
         log::info(I.o.name, ": further non-finite steps are skipped and counted without a message");

@@ -24,6 +24,7 @@ struct Trainer::Impl {
   std::unique_ptr<ValidationMetric> metric;
   TrainerOptions o;
   std::unique_ptr<dist::GradientSynchronizer> sync;
+  std::vector<nn::Parameter*> params;  // the model's, listed once (every step reads them)
   std::unique_ptr<dist::StepGuard> guard;  // when o.step_guard
   std::unique_ptr<optim::DynamicLossScaler> scaler;  // when o.loss_scaling
   std::vector<std::shared_ptr<Callback>> callbacks;  // added by the program

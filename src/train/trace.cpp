@@ -220,27 +220,30 @@ void TraceCallback::on_step_end(const FitState&, const StepResult& r) {
   phase("gradient wait", t.comm_s - t.guard_s);
   phase("optimizer", t.optimizer_s);
   if (sync_) recorder_->buckets(*sync_);
+  ++unwritten_;
 }
 
 void TraceCallback::on_validation_start(const FitState&) { val_start_ = now_seconds(); }
 
 void TraceCallback::on_validation_end(const FitState& s, const std::map<std::string, double>&) {
-  if (recorder_) recorder_->span(str("validation (epoch ", s.epoch + 1, ")"), "validation", val_start_, now_seconds());
-}
-
-void TraceCallback::on_epoch_end(const FitState&, const EpochRecord&) {
-  if (recorder_) recorder_->write(path_);
+  if (!recorder_) return;
+  recorder_->span(str("validation (epoch ", s.epoch + 1, ")"), "validation", val_start_, now_seconds());
+  ++unwritten_;
 }
 
 void TraceCallback::on_checkpoint(const FitState&, double start, double end) {
   if (!recorder_) return;
   recorder_->span("checkpoint", "checkpoint", start, end);
   recorder_->write(path_);
+  unwritten_ = 0;
 }
 
 void TraceCallback::on_fit_end(const FitState& s, const FitResult&) {
   if (!recorder_) return;
-  recorder_->write(path_);
+  // The same count on every rank (hooks run in step), so all skip or all write: after a
+  // final checkpoint the file already holds everything.
+  if (unwritten_ > 0) recorder_->write(path_);
+  unwritten_ = 0;
   recorder_->detach();
   if (s.rank0)
     log::info(s.name, ": trace '", path_, "' (", s.ranks, " ranks, ", recorder_->events(), " events on rank 0",

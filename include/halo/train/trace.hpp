@@ -67,8 +67,9 @@ class TraceRecorder {
 
 /// The trace as a fit() callback (TrainerOptions::trace_file builds it). Its collectives
 /// run where every rank is together: the recorder's barrier in on_fit_start, and the merged
-/// file rewritten in on_epoch_end, on_checkpoint and on_fit_end, so a run stopped by a
-/// signal or killed later keeps what was recorded up to its last checkpoint.
+/// file rewritten at every checkpoint (on_checkpoint) and at the end (on_fit_end, unless the
+/// last checkpoint already wrote everything), so a run stopped by a signal or killed later
+/// keeps what was recorded up to its last checkpoint.
 class TraceCallback : public Callback {
  public:
   /// `sync` (may be null) supplies the gradient buckets of every step.
@@ -79,7 +80,6 @@ class TraceCallback : public Callback {
   void on_step_end(const FitState& s, const StepResult& r) override;
   void on_validation_start(const FitState& s) override;
   void on_validation_end(const FitState& s, const std::map<std::string, double>& metrics) override;
-  void on_epoch_end(const FitState& s, const EpochRecord& r) override;
   void on_checkpoint(const FitState& s, double start, double end) override;
   void on_fit_end(const FitState& s, const FitResult& r) override;
 
@@ -92,6 +92,7 @@ class TraceCallback : public Callback {
   const dist::GradientSynchronizer* sync_;
   std::unique_ptr<TraceRecorder> recorder_;
   double val_start_ = 0;
+  int64_t unwritten_ = 0;  // steps and validations recorded since the file was last written
 };
 
 }  // namespace halo::train

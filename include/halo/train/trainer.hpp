@@ -132,7 +132,7 @@ struct TrainerOptions {
   std::string metrics_file;
   /// Chrome trace of the run (TraceCallback, train/trace.hpp): every rank's layers, step
   /// phases, gradient buckets, validations and checkpoints in one file written by rank 0
-  /// (rewritten at every epoch's end and checkpoint); empty: none.
+  /// (rewritten at every checkpoint and at the end); empty: none.
   std::string trace_file;
   bool progress = true;
   /// "auto" (redraw one line when stdout is a terminal), "terminal" or "plain".

@@ -146,12 +146,12 @@ TEST_CASE("CallbackDataset: a thread-safe function feeds the loader; bad samples
   o.on_bad_sample = BadSamplePolicy::skip;
   DataLoader l(ds, o);
   auto got = epoch_samples(l, 0);
-  CHECK(got.count(4) == 0);  // replaced by another sample
-  got.erase(got.begin());    // one sample appears twice (the replacement); the rest are exact
+  CHECK(got.count(4) == 0);  // replaced by another sample, which then comes twice
+  CHECK(got.size() == 8);    // every other sample, each exact
   for (const auto& [i, v] : got)
     for (size_t k = 0; k < v.size(); ++k) CHECK(v[k] == float(1000 * i + int64_t(k)));
   CHECK(l.epoch_stats().skipped_samples == 1);
-  CHECK(calls > 0);
+  CHECK(calls >= 9);  // every sample read (the bad one, then its replacement)
 
   o.on_bad_sample = BadSamplePolicy::error;
   DataLoader strict(ds, o);

@@ -353,7 +353,7 @@ bool Driver::finish_config(TrainerOptions& options) {
   return true;
 }
 
-void Driver::start_run(DriverData& data, TrainerOptions& options) {
+void Driver::start_run(DriverData& data, const TrainerOptions& options) {
   MLLogger& ml = *mllog_;
   ml.event("train_samples", int64_t(data.train->size()));
   ml.event("eval_samples", data.val_loader ? int64_t(data.val_loader->dataset().size()) : int64_t(0));
@@ -385,7 +385,6 @@ void Driver::start_run(DriverData& data, TrainerOptions& options) {
   comm_.barrier("run start");
   run_start_ms_ = MLLogger::now_ms();
   ml.start("run_start");
-  options.mllog = mllog_.get();  // as trainer_options() already set
 }
 
 int Driver::finish_run(const FitResult& r) {

@@ -131,8 +131,9 @@ class Driver {
   /// number_of_nodes, accelerators_per_node, cache_clear (with output.mllog, node-local rank 0
   /// first drops the data files from the page cache) and init_stop; stages the training shard
   /// (data.staging) between staging_start and staging_stop, outside the timed region (allowed
-  /// since HPC v3.0); then a barrier and run_start. Sets options.mllog. Collective.
-  void start_run(DriverData& data, TrainerOptions& options);
+  /// since HPC v3.0); then a barrier and run_start. `options` are the trainer's (from
+  /// trainer_options(), which also set their mllog). Collective.
+  void start_run(DriverData& data, const TrainerOptions& options);
   /// Logs run_stop (status success when the target was reached, else aborted), prints the
   /// time to train (run_start to run_stop) beside the wall time and, with dist.instances > 1,
   /// the throughput line on world rank 0 (collective over the world). Returns the exit code

@@ -2,13 +2,17 @@
 
 namespace halo::nn {
 
+bool Layer::runs_with(const std::function<bool(ops::OpFamily)>& available) const {
+  const auto families = op_families();
+  if (!families) return false;
+  for (ops::OpFamily f : *families)
+    if (!available(f)) return false;
+  return true;
+}
+
 bool Layer::runs_on(Device device) const {
   if (device.is_cpu()) return true;
-  const auto families = op_families();
-  if (!families || !ops::has_backend(device.kind)) return false;
-  for (ops::OpFamily f : *families)
-    if (!ops::has_kernels(f, device.kind)) return false;
-  return true;
+  return ops::has_backend(device.kind) && runs_with([&](ops::OpFamily f) { return ops::has_kernels(f, device.kind); });
 }
 
 void Layer::to(Device dev) {

@@ -10,11 +10,7 @@ std::vector<LayerRef> layers_without(const nn::Model& model, const FamilyAvailab
   std::vector<LayerRef> out;
   for (const auto& n : model.nodes()) {
     if (!n.layer) continue;  // a model input
-    const auto families = n.layer->op_families();
-    bool runs = families.has_value();
-    if (runs)
-      for (ops::OpFamily f : *families) runs = runs && available(f);
-    if (!runs) out.push_back({n.name, n.layer->type()});
+    if (!n.layer->runs_with(available)) out.push_back({n.name, n.layer->type()});
   }
   return out;
 }

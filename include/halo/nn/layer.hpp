@@ -2,6 +2,7 @@
 // backward; it computes through halo::ops, whose dispatch picks the kernel from the
 // tensors' device, so layers never mention a backend.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,8 @@ class Layer {
   /// Whether forward and backward can run on `device`: always on the CPU; elsewhere when
   /// op_families() is known and each family has kernels for the device's kind in this build.
   bool runs_on(Device device) const;
+  /// The rule behind runs_on: op_families() is known and `available` holds for each family.
+  bool runs_with(const std::function<bool(ops::OpFamily)>& available) const;
 
   std::vector<Parameter>& parameters() { return params_; }
   std::vector<Buffer>& buffers() { return buffers_; }

@@ -63,27 +63,6 @@ __global__ void column_sums2(Terms t, int64_t rows, int C, double* out) {
   }
 }
 
-__device__ __forceinline__ void block_sum2(double& a, double& b) {
-  __shared__ double wa[kThreads / 32], wb[kThreads / 32];
-  for (int o = 16; o > 0; o >>= 1) {
-    a += __shfl_down_sync(0xffffffffu, a, o);
-    b += __shfl_down_sync(0xffffffffu, b, o);
-  }
-  __syncthreads();  // the previous call's values may still be read
-  if ((threadIdx.x & 31) == 0) {
-    wa[threadIdx.x / 32] = a;
-    wb[threadIdx.x / 32] = b;
-  }
-  __syncthreads();
-  a = threadIdx.x < kThreads / 32 ? wa[threadIdx.x] : 0.0;
-  b = threadIdx.x < kThreads / 32 ? wb[threadIdx.x] : 0.0;
-  if (threadIdx.x < 32)
-    for (int o = 16; o > 0; o >>= 1) {
-      a += __shfl_down_sync(0xffffffffu, a, o);
-      b += __shfl_down_sync(0xffffffffu, b, o);
-    }
-}
-
 template <class Terms>
 __global__ void plane_sums2(Terms t, int64_t planes, int64_t C, int64_t inner, double* out) {
   for (int64_t p = blockIdx.y; p < planes; p += gridDim.y) {

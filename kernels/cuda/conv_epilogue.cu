@@ -65,18 +65,6 @@ __global__ void column_sums_kernel(const T* g, int64_t rows, int C, float* out) 
   }
 }
 
-__device__ __forceinline__ float block_sum_f(float v) {
-  __shared__ float warp_sums[kThreads / 32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  __syncthreads();  // warp_sums may still be read by a previous call
-  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32] = v;
-  __syncthreads();
-  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.f;
-  if (threadIdx.x < 32)
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  return v;
-}
-
 // Contiguous (N, C, inner): blocks along x split one (n, c) plane, the grid's y walks the
 // planes; a block reduces its share and adds it with one atomic.
 template <class T>
@@ -86,7 +74,7 @@ __global__ void plane_sums_kernel(const T* g, int64_t planes, int64_t C, int64_t
     float acc = 0.f;
     for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < inner; i += int64_t(gridDim.x) * kThreads)
       acc += ld(base, i);
-    acc = block_sum_f(acc);
+    acc = block_sum(acc);
     if (threadIdx.x == 0) atomicAdd(&out[p % C], acc);
   }
 }

@@ -13,26 +13,6 @@ namespace halo::cuda::raw {
 
 namespace {
 
-__device__ __forceinline__ void block_sum2(double& a, double& b) {
-  __shared__ double wa[kThreads / 32], wb[kThreads / 32];
-  for (int o = 16; o > 0; o >>= 1) {
-    a += __shfl_down_sync(0xffffffffu, a, o);
-    b += __shfl_down_sync(0xffffffffu, b, o);
-  }
-  if ((threadIdx.x & 31) == 0) {
-    wa[threadIdx.x / 32] = a;
-    wb[threadIdx.x / 32] = b;
-  }
-  __syncthreads();
-  a = threadIdx.x < kThreads / 32 ? wa[threadIdx.x] : 0.0;
-  b = threadIdx.x < kThreads / 32 ? wb[threadIdx.x] : 0.0;
-  if (threadIdx.x < 32)
-    for (int o = 16; o > 0; o >>= 1) {
-      a += __shfl_down_sync(0xffffffffu, a, o);
-      b += __shfl_down_sync(0xffffffffu, b, o);
-    }
-}
-
 template <class T, class L>
 __global__ void cross_entropy_kernel(const T* logits, const L* labels, CeDesc d, const double* weights,
                                      int64_t ignore_index, double* sums, unsigned long long* first_bad, T* grad,

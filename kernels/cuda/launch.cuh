@@ -53,16 +53,42 @@ inline bool fits_int32(int64_t n) { return n < (int64_t(1) << 31) - int64_t(kThr
     }                               \
   } while (0)
 
-/// Sum of `v` over the block (kThreads threads), valid in thread 0.
-__device__ __forceinline__ double block_sum(double v) {
-  __shared__ double warp_sums[kThreads / 32];
+/// Sum of `v` over the block (kThreads threads), valid in thread 0. Every thread of the
+/// block calls it; it may be called again in a loop (the first barrier keeps a previous
+/// call's readers of warp_sums ahead of this call's writers).
+template <class T>
+__device__ __forceinline__ T block_sum(T v) {
+  __shared__ T warp_sums[kThreads / 32];
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  __syncthreads();
   if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x / 32] = v;
   __syncthreads();
-  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0;
+  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : T(0);
   if (threadIdx.x < 32)
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// block_sum of two values at once (one pass of barriers), valid in thread 0; the same rules.
+__device__ __forceinline__ void block_sum2(double& a, double& b) {
+  __shared__ double wa[kThreads / 32], wb[kThreads / 32];
+  for (int o = 16; o > 0; o >>= 1) {
+    a += __shfl_down_sync(0xffffffffu, a, o);
+    b += __shfl_down_sync(0xffffffffu, b, o);
+  }
+  __syncthreads();  // the previous call's values may still be read
+  if ((threadIdx.x & 31) == 0) {
+    wa[threadIdx.x / 32] = a;
+    wb[threadIdx.x / 32] = b;
+  }
+  __syncthreads();
+  a = threadIdx.x < kThreads / 32 ? wa[threadIdx.x] : 0.0;
+  b = threadIdx.x < kThreads / 32 ? wb[threadIdx.x] : 0.0;
+  if (threadIdx.x < 32)
+    for (int o = 16; o > 0; o >>= 1) {
+      a += __shfl_down_sync(0xffffffffu, a, o);
+      b += __shfl_down_sync(0xffffffffu, b, o);
+    }
 }
 
 }  // namespace halo::cuda::raw

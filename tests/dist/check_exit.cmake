@@ -1,4 +1,4 @@
-# Runs a command that must fail: exit code non-zero (not a timeout), within MAX_SECONDS,
+# Runs a command that must fail: exit code non-zero or a signal (not a timeout), within MAX_SECONDS,
 # with every regular expression in EXPECT (a ;-list) found in its output.
 string(REPLACE "|" ";" _cmd "${CMD}")
 string(TIMESTAMP _t0 "%s")
@@ -8,8 +8,14 @@ string(TIMESTAMP _t1 "%s")
 math(EXPR _elapsed "${_t1} - ${_t0}")
 message("${_out}${_err}")
 message("exit: ${_rc}, elapsed: ${_elapsed} s")
-if(NOT _rc MATCHES "^[0-9]+$")
+if(_rc MATCHES "[Tt]imeout")
   message(FATAL_ERROR "did not exit by itself within ${MAX_SECONDS} s (${_rc})")
+endif()
+# A launcher ended by a signal after the job aborted (Open MPI's mpiexec has been seen to
+# crash in its own finalize once a rank was SIGSTOPped and killed) still ended the job in
+# time, without a zero exit: the output decides the rest.
+if(NOT _rc MATCHES "^[0-9]+$")
+  message("the launcher ended by a signal (${_rc}), not by a timeout")
 endif()
 if(_rc EQUAL 0)
   message(FATAL_ERROR "exited 0; a non-zero exit was expected")

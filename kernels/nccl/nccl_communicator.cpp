@@ -9,6 +9,9 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+#include <vector>
+
+#include <unistd.h>
 
 #include "cuda/check.hpp"
 #include "halo/cuda/runtime.hpp"
@@ -44,6 +47,11 @@ struct Bootstrap {
   int32_t ok = 0;
   char error[200] = {};
   ncclUniqueId id;
+};
+
+// One rank's GPU as every rank sees it (fixed size, for MPI_Allgather).
+struct GpuName {
+  char text[128] = {};
 };
 
 }  // namespace
@@ -94,6 +102,16 @@ NcclCommunicator::NcclCommunicator(const Communicator& comm, int device) : impl_
   else if (device >= gpus)
     local_error = str("NcclCommunicator: rank ", rank, " asked for cuda:", device, " but sees ", gpus, " GPU(s)");
   impl_->device = device >= 0 ? device : (gpus > 0 ? comm.local_rank() % gpus : 0);
+  // This rank's GPU, by host and PCI bus id: the index alone does not tell two ranks with
+  // different CUDA_VISIBLE_DEVICES apart.
+  GpuName mine;
+  if (local_error.empty()) {
+    char bus[32] = "?";
+    cudaDeviceGetPCIBusId(bus, int(sizeof bus), impl_->device);
+    char host[64] = "?";
+    ::gethostname(host, sizeof host - 1);
+    std::snprintf(mine.text, sizeof mine.text, "%s/%s (cuda:%d)", host, bus, impl_->device);
+  }
 
   Bootstrap boot;
   if (rank == 0) {
@@ -114,6 +132,17 @@ NcclCommunicator::NcclCommunicator(const Communicator& comm, int device) : impl_
   }
   HALO_CHECK_T(DistError, local_error.empty(), local_error);
   HALO_CHECK_T(DistError, bad == 0, "NcclCommunicator: ", bad, " rank(s) cannot use a GPU (see their messages)");
+  // Two ranks on one GPU would stop ncclCommInitRank with "Duplicate GPU detected" (or, on
+  // some versions, hang it): every rank learns every rank's GPU and all throw the same error.
+  std::vector<GpuName> all(size_t(comm.size()));
+  {
+    Watchdog::Guard g(comm.watchdog(), "NCCL bootstrap: one GPU per rank");
+    MPI_Allgather(&mine, int(sizeof mine), MPI_BYTE, all.data(), int(sizeof mine), MPI_BYTE, comm.comm());
+  }
+  std::vector<std::string> gpu_of_rank;
+  for (const auto& n : all) gpu_of_rank.emplace_back(n.text);
+  const std::string shared = describe_shared_gpus(gpu_of_rank);
+  HALO_CHECK_T(DistError, shared.empty(), shared);
 
   cuda::DeviceGuard dg(impl_->device);
   HALO_CUDA_CHECK(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));

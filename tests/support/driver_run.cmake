@@ -88,3 +88,36 @@ function(run_at ranks log)
     message(FATAL_ERROR "${log}: the watchdog reported a stall")
   endif()
 endfunction()
+
+# run_on_gpus(<out var> <dir> <args>...): the GPU tests' run, `MPI DRIVER args SMALL`, one rank
+# per GPU. Where the machine has fewer GPUs than the launch has ranks (one GPU, two ranks),
+# the driver must refuse with the NcclCommunicator's "NCCL needs one GPU per rank" (checked:
+# two ranks on one GPU would otherwise break inside ncclCommInitRank); the run is then made
+# again on one rank in a clean <dir>, so the learning bar is checked on a one-GPU machine too.
+# Returns the output of the run that trained; a run that says no GPU is visible is returned
+# as it is, for the caller's skip.
+function(run_on_gpus out_var dir)
+  file(REMOVE_RECURSE ${dir})
+  file(MAKE_DIRECTORY ${dir})
+  execute_process(COMMAND ${MPI} ${DRIVER} ${ARGN} ${SMALL} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(out MATCHES "NCCL needs one GPU per rank")
+    if(rc EQUAL 0)
+      message(FATAL_ERROR "${_driver_name} reported ranks sharing a GPU but ended 0:\n${out}")
+    endif()
+    message("---- fewer GPUs than ranks: the driver refused, as it must:\n${out}\n---- again on one rank")
+    list(FIND MPI "2" _np)
+    set(one ${MPI})
+    list(REMOVE_AT one ${_np})
+    list(INSERT one ${_np} 1)
+    file(REMOVE_RECURSE ${dir})
+    file(MAKE_DIRECTORY ${dir})
+    execute_process(COMMAND ${one} ${DRIVER} ${ARGN} ${SMALL} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  endif()
+  if(NOT out MATCHES "sees no CUDA GPU|without CUDA|without NCCL")
+    message("${out}")
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "${_driver_name} on cuda failed (${rc}); see above")
+    endif()
+  endif()
+  set(${out_var} "${out}" PARENT_SCOPE)
+endfunction()

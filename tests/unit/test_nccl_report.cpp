@@ -44,3 +44,24 @@ TEST_CASE("nccl: without NCCL or without a GPU the communicator refuses clearly"
     SUCCEED("NCCL and a GPU are here: test_nccl_cuda covers the communicator");
   }
 }
+
+TEST_CASE("nccl: ranks sharing a GPU are named before ncclCommInitRank could fail on them", "[nccl]") {
+  // One GPU per rank, on two hosts whose GPUs have the same bus ids: nothing is shared.
+  CHECK(dist::describe_shared_gpus({"n1/0000:19:00.0 (cuda:0)", "n1/0000:3B:00.0 (cuda:1)",
+                                    "n2/0000:19:00.0 (cuda:0)", "n2/0000:3B:00.0 (cuda:1)"})
+            .empty());
+  CHECK(dist::describe_shared_gpus({"n1/0000:19:00.0 (cuda:0)"}).empty());
+  // Ranks 1 and 3 map to the same GPU of n1 (say, CUDA_VISIBLE_DEVICES differing per rank).
+  const std::string msg = dist::describe_shared_gpus({"n1/0000:19:00.0 (cuda:0)", "n1/0000:3B:00.0 (cuda:0)",
+                                                      "n2/0000:19:00.0 (cuda:0)", "n1/0000:3B:00.0 (cuda:1)"});
+  CHECK_THAT(msg, Catch::Contains("ranks 1 and 3 (2 ranks in all) share the GPU 0000:3B:00.0 on n1 "
+                                  "(n1/0000:3B:00.0 (cuda:0) and n1/0000:3B:00.0 (cuda:1))"));
+  CHECK_THAT(msg, Catch::Contains("NCCL needs one GPU per rank"));
+  CHECK_THAT(msg, Catch::Contains("--gpus-per-task=1"));
+  CHECK_THAT(msg, Catch::Contains("training.device=cpu"));
+  // Two ranks launched on a one-GPU machine.
+  CHECK_THAT(dist::describe_shared_gpus({"box/0000:01:00.0 (cuda:0)", "box/0000:01:00.0 (cuda:0)"}),
+             Catch::Contains("ranks 0 and 1 (2 ranks in all) share the GPU 0000:01:00.0 on box"));
+  // Ranks without a GPU (empty) are reported by their own check, not as sharing one.
+  CHECK(dist::describe_shared_gpus({"", ""}).empty());
+}

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "halo/dist/communicator.hpp"
 #include "halo/tensor/tensor.hpp"
@@ -41,6 +42,12 @@ struct NcclFailure {
 };
 /// The message the NCCL watchdog throws with; a pure function so it is tested without a GPU.
 std::string format_nccl_failure(const NcclFailure& f);
+
+/// NCCL runs one rank per GPU (two ranks on one GPU stop ncclCommInitRank with "Duplicate GPU
+/// detected"). Given each rank's GPU as "host/PCI bus id (cuda:N)", indexed by rank, returns ""
+/// when no two ranks share one, else the message the NcclCommunicator throws with: the first
+/// ranks that share a GPU, the host, and how to launch instead. Pure, so tested without a GPU.
+std::string describe_shared_gpus(const std::vector<std::string>& gpu_of_rank);
 
 class NcclCommunicator {
  public:

@@ -182,7 +182,12 @@ run() {
   local P="$R/usr/$A/pmix2"
   export PMIX_PREFIX="$P" PMIX_EXEC_PREFIX="$P" PMIX_BINDIR="$P/bin" PMIX_LIBDIR="$P/lib" PMIX_PKGLIBDIR="$P/lib/pmix"
   export PMIX_DATAROOTDIR="$P/share" PMIX_DATADIR="$P/share" PMIX_PKGDATADIR="$P/share/pmix" PMIX_SYSCONFDIR="$P/share"
+  # (its pmix-mca-params.conf names the packaged plugin folder: the variable wins over the file)
+  export PMIX_MCA_mca_base_component_path="$P/lib/pmix"
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  # One node: mpiexec starts the ranks itself, but insists on finding a remote shell (a bare
+  # image has no ssh); `false` is found and never called.
+  export OMPI_MCA_plm_rsh_agent=false
   local packed_mpiexec=$MPIEXEC
   MPIEXEC="$R/usr/bin/mpiexec.openmpi"
   local cuda_dirs="" so d

@@ -65,6 +65,19 @@ def gpu_test_programs(build):
     return sorted(found), [t["name"] for t in tests]
 
 
+def ctest_files(build):
+    """The CTestTestfile.cmake files ctest reads: the build's, and those its subdirs() name."""
+    found, todo = [], [build]
+    while todo:
+        f = os.path.join(todo.pop(), "CTestTestfile.cmake")
+        if not os.path.isfile(f):
+            continue
+        found.append(f)
+        for sub in re.findall(r'^subdirs\("([^"]+)"\)', open(f).read(), re.M):
+            todo.append(sub if os.path.isabs(sub) else os.path.join(os.path.dirname(f), sub))
+    return found
+
+
 def find_benchmarks(build):
     found = []
     for name in BENCHMARKS:
@@ -128,10 +141,8 @@ def main():
     programs += find_benchmarks(build)
     for p in programs:
         copy_keeping_links(p, os.path.join(stage, "build", os.path.relpath(p, build)))
-    for d, _, files in os.walk(build):
-        if "CTestTestfile.cmake" in files and "/_deps/" not in d:
-            copy_keeping_links(os.path.join(d, "CTestTestfile.cmake"),
-                               os.path.join(stage, "build", os.path.relpath(d, build), "CTestTestfile.cmake"))
+    for f in ctest_files(build):
+        copy_keeping_links(f, os.path.join(stage, "build", os.path.relpath(f, build)))
 
     mpi_files = [f for pkg in MPI_PACKAGES for f in package_files(pkg)]
     for f in mpi_files:

@@ -209,24 +209,22 @@ Device Driver::device(const std::string& model) {
   return device;
 }
 
-// Rank 0 lists the directory and probes the layout (data.format=auto opens the first file),
-// then broadcasts both: the other ranks touch no directory and no file before their loaders
-// open what they read. A failure on rank 0 (no data, no HDF5 files, an unknown layout) is
-// thrown on every rank.
+// Rank 0 lists the directory, probes the layout (data.format=auto opens the first file) and
+// builds the dataset from the files (shapes, packed shards' samples, minmax statistics); the
+// others get all of it by broadcast (dist::open_dataset_on_root) and touch no directory and no
+// file before their loaders read. A failure on rank 0 (no data, no HDF5 files, an unknown
+// layout, a bad shard) is thrown on every rank.
 std::shared_ptr<data::H5Dataset> Driver::open_dataset(const std::string& dir) {
   const std::string format = cfg_.get_string("data.format", "auto");
-  const auto msg = dist::unpack_strings(dist::read_on_root(comm_.comm(), [&] {
+  return dist::open_dataset_on_root(comm_.comm(), [&] {
     HALO_CHECK_T(IOError, std::filesystem::exists(dir), "no data at '", dir, "': generate a data set with `",
                  spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
     auto files = data::list_files(dir);
     HALO_CHECK_T(IOError, !files.empty(), "no HDF5 files in '", dir, "': generate a data set with `",
                  spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
-    files.insert(files.begin(), data::encode_layout(data::layout_by_name(format, files.front())));
-    return dist::pack_strings(files);
-  }));
-  HALO_CHECK_T(IOError, msg.size() >= 2, "open_dataset: malformed broadcast of the file list of '", dir, "'");
-  std::vector<std::string> files(msg.begin() + 1, msg.end());
-  return std::make_shared<data::H5Dataset>(files, data::decode_layout(msg.front()));
+    data::Layout layout = data::layout_by_name(format, files.front());
+    return std::make_pair(std::move(files), std::move(layout));
+  });
 }
 
 DriverData Driver::open_data() {

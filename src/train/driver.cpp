@@ -80,11 +80,12 @@ int instance_count(Config& cfg, const dist::Communicator& world) {
 
 // Drops the data files from this node's page cache (POSIX_FADV_DONTNEED: clean pages only,
 // no root needed), so a timed run does not start from data a previous run left in memory.
-// MLPerf's cache_clear. Unreadable files are left to the loaders to report.
-void drop_page_cache(const std::vector<std::string>& dirs) {
-  for (const auto& dir : dirs) {
-    if (dir.empty() || !std::filesystem::exists(dir)) continue;
-    for (const auto& f : data::list_files(dir)) {
+// MLPerf's cache_clear. The files are the data sets' (rank 0's listing), so the directories
+// are not listed again on every node. Unreadable files are left to the loaders to report.
+void drop_page_cache(const std::vector<const data::H5Dataset*>& sets) {
+  for (const data::H5Dataset* ds : sets) {
+    if (ds == nullptr) continue;
+    for (const auto& f : ds->files()) {
       const int fd = ::open(f.c_str(), O_RDONLY);
       if (fd < 0) continue;
       ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -364,7 +365,9 @@ void Driver::start_run(DriverData& data, const TrainerOptions& options) {
   // One GPU per rank (Driver::device()), so the ranks per node; on the CPU no accelerator.
   ml.event("accelerators_per_node", device_.is_cuda() ? (int64_t(comm_.size()) + nodes - 1) / nodes : int64_t(0));
   if (ml.enabled() || !cfg_.get_string("output.mllog", "").empty()) {
-    if (comm_.local_rank() == 0) drop_page_cache({data.train_dir, data.val_dir});
+    if (comm_.local_rank() == 0)
+      drop_page_cache({data.train.get(), data.val_loader ? dynamic_cast<const data::H5Dataset*>(&data.val_loader->dataset())
+                                                         : nullptr});
     comm_.barrier("cache clear");
   }
   ml.event("cache_clear", true);

@@ -27,6 +27,7 @@
 
 #include "halo/data/loader.hpp"
 #include "halo/data/synthetic.hpp"
+#include "halo/dist/root_read.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/timer.hpp"
 #include "args.hpp"
@@ -114,8 +115,17 @@ static void run(int argc, char** argv) {
     generate(g);
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  auto files = list_files(dir);
-  auto ds = std::make_shared<H5Dataset>(files, detect_layout(files[0]), driver == "mpio" ? Driver::mpio : Driver::posix);
+  // As the drivers do: rank 0 lists and opens the files, the others build the dataset from its index.
+  auto ds = dist::open_dataset_on_root(
+      MPI_COMM_WORLD,
+      [&] {
+        auto files = list_files(dir);
+        HALO_CHECK_T(IOError, !files.empty(), "halo-bench-loader: no HDF5 files in ", dir);
+        Layout layout = detect_layout(files[0]);
+        return std::make_pair(std::move(files), std::move(layout));
+      },
+      driver == "mpio" ? Driver::mpio : Driver::posix);
+  const std::vector<std::string>& files = ds->files();
   ds->set_check_values(check);
   const double sample_bytes = double(ds->stored_bytes() + ds->label_bytes());
   const double bytes = double(ds->size()) * sample_bytes;

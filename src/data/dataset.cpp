@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <type_traits>
 
 #include "halo/util/error.hpp"
@@ -199,35 +200,166 @@ void check_sample(const H5Dataset& ds, int64_t i, const ValueCheck& c, const voi
 
 }  // namespace
 
+// What the constructor reads from the files; everything else follows from it and the layout.
+struct H5Dataset::Index {
+  int64_t files = 0;
+  Shape data_dims, label_dims;  // of the first file (packed: N first)
+  RawType type = RawType::f32;
+  std::vector<int64_t> rows;    // packed: samples of each file, else empty
+  std::vector<float> min, max;  // minmax statistics, else empty
+};
+
+namespace {
+
+// The index as text: one field per line, lists as their length then their values. Floats go
+// as their bit patterns so the other ranks get exactly rank 0's statistics.
+constexpr const char* kIndexTag = "halo-dataset-index-1";
+
+template <class T>
+void put_list(std::ostream& o, const std::vector<T>& v) {
+  o << v.size();
+  for (const T& x : v) o << ' ' << x;
+  o << '\n';
+}
+
+template <class T>
+std::vector<T> get_list(std::istream& in, size_t max) {
+  size_t n = 0;
+  in >> n;
+  HALO_CHECK_T(IOError, in && n <= max, "dataset index: malformed list");
+  std::vector<T> v(n);
+  for (T& x : v) in >> x;
+  return v;
+}
+
+std::vector<uint32_t> float_bits(const std::vector<float>& v) {
+  std::vector<uint32_t> b(v.size());
+  if (!v.empty()) std::memcpy(b.data(), v.data(), v.size() * sizeof(float));
+  return b;
+}
+
+std::vector<float> bits_float(const std::vector<uint32_t>& b) {
+  std::vector<float> v(b.size());
+  if (!b.empty()) std::memcpy(v.data(), b.data(), b.size() * sizeof(float));
+  return v;
+}
+
+// The first packed shard holds N samples of the layout's axes, and labels (read_index()
+// checks it before comparing the others with it; setup() again for an index from elsewhere).
+void check_packed_dims(const Shape& data_dims, const Shape& label_dims, const Layout& l, const std::string& where) {
+  const size_t ax = l.axes.size();
+  HALO_CHECK_T(IOError, data_dims.size() == ax + 1 && !label_dims.empty(), where, ": packed shard holds ",
+               to_string(data_dims), " but the layout's axes '", l.axes, "' need ", ax + 1, " dimensions (N first)");
+}
+
+RawType raw_type_from_name(const std::string& s) {
+  for (RawType t : {RawType::i8, RawType::u8, RawType::i16, RawType::u16, RawType::i32, RawType::u32, RawType::i64,
+                    RawType::f32, RawType::f64})
+    if (s == name(t)) return t;
+  throw IOError(str("dataset index: unknown element type '", s, "'"));
+}
+
+}  // namespace
+
+// One code path: both constructors go through setup(); only where the index comes from differs.
 H5Dataset::H5Dataset(std::vector<std::string> files, Layout layout, Driver driver)
     : files_(std::move(files)), layout_(std::move(layout)), driver_(driver) {
   HALO_CHECK_T(IOError, !files_.empty(), "dataset (", layout_.format, "): no files given");
-  const std::string& first = files_[0];
+  setup(read_index());
+}
+
+H5Dataset::H5Dataset(std::vector<std::string> files, Layout layout, const std::string& index, Driver driver)
+    : files_(std::move(files)), layout_(std::move(layout)), driver_(driver) {
+  HALO_CHECK_T(IOError, !files_.empty(), "dataset (", layout_.format, "): no files given");
+  std::istringstream in(index);
+  std::string tag, type;
+  Index ix;
+  in >> tag >> ix.files;
+  HALO_CHECK_T(IOError, in && tag == kIndexTag, "dataset index: not an H5Dataset::index()");
+  const size_t max = index.size();  // a value takes at least two characters
+  ix.data_dims = get_list<int64_t>(in, max);
+  ix.label_dims = get_list<int64_t>(in, max);
+  in >> type;
+  ix.type = raw_type_from_name(type);
+  ix.rows = get_list<int64_t>(in, max);
+  ix.min = bits_float(get_list<uint32_t>(in, max));
+  ix.max = bits_float(get_list<uint32_t>(in, max));
+  HALO_CHECK_T(IOError, bool(in), "dataset index: malformed");
+  HALO_CHECK_T(IOError, ix.files == int64_t(files_.size()), "dataset index: made for ", ix.files, " files, given ",
+               files_.size());
+  setup(std::move(ix));
+}
+
+std::string H5Dataset::index() const {
+  std::ostringstream o;
+  o << kIndexTag << ' ' << files_.size() << '\n';
+  put_list(o, file_data_dims_);
+  Shape label_dims = stored_label_shape_;
+  if (layout_.packed) label_dims.insert(label_dims.begin(), rows_.at(0));
+  put_list(o, label_dims);
+  o << name(stored_type_) << '\n';
+  put_list(o, rows_);
+  put_list(o, float_bits(min_));
+  put_list(o, float_bits(max_));
+  return o.str();
+}
+
+std::string H5Dataset::stats_path() const {
+  if (!layout_.stats_file.empty()) return layout_.stats_file;
+  return (std::filesystem::path(files_[0]).parent_path() / "stats.h5").string();
+}
+
+H5Dataset::Index H5Dataset::read_index() const {
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
-  Shape label_dims;
+  Index ix;
+  ix.files = int64_t(files_.size());
   {
     OpenFile& of = open(0);
-    file_data_dims_ = of.data_dims;
-    label_dims = of.label_dims;
-    stored_type_ = raw_type_of(of.data.get(), where(0, layout_.data));
+    ix.data_dims = of.data_dims;
+    ix.label_dims = of.label_dims;
+    ix.type = raw_type_of(of.data.get(), where(0, layout_.data));
   }
-  const size_t ax = layout_.axes.size();
   if (layout_.packed) {
-    HALO_CHECK_T(IOError, file_data_dims_.size() == ax + 1 && !label_dims.empty(), where(0, layout_.data),
-                 ": packed shard holds ", to_string(file_data_dims_), " but the layout's axes '", layout_.axes,
-                 "' need ", ax + 1, " dimensions (N first)");
-    stored_shape_.assign(file_data_dims_.begin() + 1, file_data_dims_.end());
-    stored_label_shape_.assign(label_dims.begin() + 1, label_dims.end());
+    // Every shard's row count (and its shape, against the first one's).
+    const size_t ax = layout_.axes.size();
+    check_packed_dims(ix.data_dims, ix.label_dims, layout_, where(0, layout_.data));
+    const Shape first(ix.data_dims.begin() + 1, ix.data_dims.end());
     for (int32_t f = 0; f < int32_t(files_.size()); ++f) {
       OpenFile& of = open(f);
       Shape rows(of.data_dims.begin() + (of.data_dims.empty() ? 0 : 1), of.data_dims.end());
-      HALO_CHECK_T(IOError, of.data_dims.size() == ax + 1 && rows == stored_shape_, where(f, layout_.data), ": samples of shape ",
-                   to_string(rows), " but ", files_[0], " holds ", to_string(stored_shape_));
+      HALO_CHECK_T(IOError, of.data_dims.size() == ax + 1 && rows == first, where(f, layout_.data), ": samples of shape ",
+                   to_string(rows), " but ", files_[0], " holds ", to_string(first));
       HALO_CHECK_T(IOError, !of.label_dims.empty() && of.label_dims[0] == of.data_dims[0], where(f, layout_.label),
                    ": ", of.label_dims.empty() ? 0 : of.label_dims[0], " labels for ", of.data_dims[0], " samples");
-      for (int64_t k = 0; k < of.data_dims[0]; ++k) samples_.push_back(SampleRef{f, k, {0, 0, 0}});
+      ix.rows.push_back(of.data_dims[0]);
     }
-    close_files();
+  }
+  close_files();
+  if (layout_.transform == Transform::minmax) {
+    const std::string stats = stats_path();
+    H5Id sf = open_file(stats, Driver::posix);
+    ix.min = read_floats(sf.get(), layout_.stats_min, stats);
+    ix.max = read_floats(sf.get(), layout_.stats_max, stats);
+  }
+  return ix;
+}
+
+void H5Dataset::setup(Index ix) {
+  file_data_dims_ = std::move(ix.data_dims);
+  stored_type_ = ix.type;
+  rows_ = std::move(ix.rows);
+  min_ = std::move(ix.min);
+  max_ = std::move(ix.max);
+  const Shape& label_dims = ix.label_dims;
+  const size_t ax = layout_.axes.size();
+  if (layout_.packed) {
+    check_packed_dims(file_data_dims_, label_dims, layout_, where(0, layout_.data));
+    HALO_CHECK_T(IOError, rows_.size() == files_.size(), "dataset index: row counts of ", rows_.size(),
+                 " packed files for ", files_.size(), " files");
+    stored_shape_.assign(file_data_dims_.begin() + 1, file_data_dims_.end());
+    stored_label_shape_.assign(label_dims.begin() + 1, label_dims.end());
+    for (int32_t f = 0; f < int32_t(files_.size()); ++f)
+      for (int64_t k = 0; k < rows_[size_t(f)]; ++k) samples_.push_back(SampleRef{f, k, {0, 0, 0}});
   } else {
     HALO_CHECK_T(IOError, file_data_dims_.size() == ax, where(0, layout_.data), ": shape ",
                  to_string(file_data_dims_), " does not match the layout's axes '", layout_.axes, "'");
@@ -271,15 +403,9 @@ H5Dataset::H5Dataset(std::vector<std::string> files, Layout layout, Driver drive
     HALO_CHECK_T(IOError, label_shape_ == spatial, where(0, layout_.label), ": mask of shape ",
                  to_string(label_shape_), " does not cover the sample's grid ", to_string(spatial));
   }
-  if (layout_.transform == Transform::minmax) {
-    std::string stats = layout_.stats_file;
-    if (stats.empty()) stats = (std::filesystem::path(first).parent_path() / "stats.h5").string();
-    H5Id sf = open_file(stats, Driver::posix);
-    min_ = read_floats(sf.get(), layout_.stats_min, stats);
-    max_ = read_floats(sf.get(), layout_.stats_max, stats);
-    HALO_CHECK_T(IOError, int64_t(min_.size()) == C && int64_t(max_.size()) == C, "stats file ", stats, ": ",
+  if (layout_.transform == Transform::minmax)
+    HALO_CHECK_T(IOError, int64_t(min_.size()) == C && int64_t(max_.size()) == C, "stats file ", stats_path(), ": ",
                  min_.size(), " minima and ", max_.size(), " maxima for ", C, " channels");
-  }
 }
 
 H5Dataset::~H5Dataset() { close_files(); }

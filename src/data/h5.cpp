@@ -1,5 +1,6 @@
 #include "data/h5.hpp"
 
+#include <atomic>
 #include <filesystem>
 
 #include <mpi.h>
@@ -46,7 +47,14 @@ bool mpi_multithreaded() {
 
 }  // namespace
 
+namespace {
+std::atomic<int64_t> g_open_file_calls{0};
+}  // namespace
+
+int64_t open_file_count() { return g_open_file_calls.load(); }
+
 H5Id open_file(const std::string& path, Driver driver) {
+  ++g_open_file_calls;
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   silence_hdf5();
   H5Id fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};

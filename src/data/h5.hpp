@@ -8,6 +8,7 @@
 #pragma once
 #include <hdf5.h>
 
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ class H5Id {
 
 /// Opens read-only; throws IOError naming the file (and saying it may be truncated or not HDF5).
 H5Id open_file(const std::string& path, Driver driver = Driver::posix);
+/// How many times this process has called open_file (each call asks the file system about
+/// the file): the tests check with it that start-up reads happen on one rank only.
+int64_t open_file_count();
 /// Opens a dataset; throws IOError naming the file and dataset when it is missing.
 H5Id open_dataset(hid_t file, const std::string& path, const std::string& file_name);
 bool has_object(hid_t file, const std::string& path);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <exception>
 
+#include "halo/data/dataset.hpp"
 #include "halo/util/error.hpp"
 
 namespace halo::dist {
@@ -86,6 +87,26 @@ std::vector<std::string> unpack_strings(const std::string& s) {
     off += size_t(n);
   }
   return out;
+}
+
+std::shared_ptr<data::H5Dataset> open_dataset_on_root(
+    MPI_Comm comm, const std::function<std::pair<std::vector<std::string>, data::Layout>()>& list,
+    data::Driver driver, int root) {
+  std::shared_ptr<data::H5Dataset> ds;  // root's, built from the files
+  const std::vector<std::string> msg = unpack_strings(read_on_root(
+      comm,
+      [&] {
+        auto found = list();
+        ds = std::make_shared<data::H5Dataset>(found.first, found.second, driver);
+        std::vector<std::string> out{data::encode_layout(found.second), ds->index()};
+        out.insert(out.end(), found.first.begin(), found.first.end());
+        return pack_strings(out);
+      },
+      root));
+  if (ds) return ds;
+  HALO_CHECK_T(DistError, msg.size() >= 3, "open_dataset_on_root: malformed broadcast");
+  return std::make_shared<data::H5Dataset>(std::vector<std::string>(msg.begin() + 2, msg.end()),
+                                           data::decode_layout(msg[0]), msg[1], driver);
 }
 
 }  // namespace halo::dist

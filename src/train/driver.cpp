@@ -80,11 +80,12 @@ int instance_count(Config& cfg, const dist::Communicator& world) {
 
 // Drops the data files from this node's page cache (POSIX_FADV_DONTNEED: clean pages only,
 // no root needed), so a timed run does not start from data a previous run left in memory.
-// MLPerf's cache_clear. Unreadable files are left to the loaders to report.
-void drop_page_cache(const std::vector<std::string>& dirs) {
-  for (const auto& dir : dirs) {
-    if (dir.empty() || !std::filesystem::exists(dir)) continue;
-    for (const auto& f : data::list_files(dir)) {
+// MLPerf's cache_clear. The files are the data sets' (rank 0's listing), so the directories
+// are not listed again on every node. Unreadable files are left to the loaders to report.
+void drop_page_cache(const std::vector<const data::H5Dataset*>& sets) {
+  for (const data::H5Dataset* ds : sets) {
+    if (ds == nullptr) continue;
+    for (const auto& f : ds->files()) {
       const int fd = ::open(f.c_str(), O_RDONLY);
       if (fd < 0) continue;
       ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -209,24 +210,22 @@ Device Driver::device(const std::string& model) {
   return device;
 }
 
-// Rank 0 lists the directory and probes the layout (data.format=auto opens the first file),
-// then broadcasts both: the other ranks touch no directory and no file before their loaders
-// open what they read. A failure on rank 0 (no data, no HDF5 files, an unknown layout) is
-// thrown on every rank.
+// Rank 0 lists the directory, probes the layout (data.format=auto opens the first file) and
+// builds the dataset from the files (shapes, packed shards' samples, minmax statistics); the
+// others get all of it by broadcast (dist::open_dataset_on_root) and touch no directory and no
+// file before their loaders read. A failure on rank 0 (no data, no HDF5 files, an unknown
+// layout, a bad shard) is thrown on every rank.
 std::shared_ptr<data::H5Dataset> Driver::open_dataset(const std::string& dir) {
   const std::string format = cfg_.get_string("data.format", "auto");
-  const auto msg = dist::unpack_strings(dist::read_on_root(comm_.comm(), [&] {
+  return dist::open_dataset_on_root(comm_.comm(), [&] {
     HALO_CHECK_T(IOError, std::filesystem::exists(dir), "no data at '", dir, "': generate a data set with `",
                  spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
     auto files = data::list_files(dir);
     HALO_CHECK_T(IOError, !files.empty(), "no HDF5 files in '", dir, "': generate a data set with `",
                  spec_.generate_command, " --out ", dir, "`, or point data.train / data.validation at yours");
-    files.insert(files.begin(), data::encode_layout(data::layout_by_name(format, files.front())));
-    return dist::pack_strings(files);
-  }));
-  HALO_CHECK_T(IOError, msg.size() >= 2, "open_dataset: malformed broadcast of the file list of '", dir, "'");
-  std::vector<std::string> files(msg.begin() + 1, msg.end());
-  return std::make_shared<data::H5Dataset>(files, data::decode_layout(msg.front()));
+    data::Layout layout = data::layout_by_name(format, files.front());
+    return std::make_pair(std::move(files), std::move(layout));
+  });
 }
 
 DriverData Driver::open_data() {
@@ -366,7 +365,9 @@ void Driver::start_run(DriverData& data, const TrainerOptions& options) {
   // One GPU per rank (Driver::device()), so the ranks per node; on the CPU no accelerator.
   ml.event("accelerators_per_node", device_.is_cuda() ? (int64_t(comm_.size()) + nodes - 1) / nodes : int64_t(0));
   if (ml.enabled() || !cfg_.get_string("output.mllog", "").empty()) {
-    if (comm_.local_rank() == 0) drop_page_cache({data.train_dir, data.val_dir});
+    if (comm_.local_rank() == 0)
+      drop_page_cache({data.train.get(), data.val_loader ? dynamic_cast<const data::H5Dataset*>(&data.val_loader->dataset())
+                                                         : nullptr});
     comm_.barrier("cache clear");
   }
   ml.event("cache_clear", true);

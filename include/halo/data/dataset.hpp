@@ -4,6 +4,11 @@
 // origin). Only the hyperslab of sample i is ever read: one cube of a raw universe, one row
 // of a packed shard. Reads check the stored shape against the first file's and every error
 // names the file and the dataset. The HDF5 handles stay in the source file (OpenFile).
+//
+// What the constructor learns from the files (the first file's shapes and element type, the
+// samples of every packed shard, the minmax statistics) is the dataset's index(). One rank
+// can open the files and hand its index to the others, which then build the same dataset
+// without touching a file until they read a sample (dist::open_dataset_on_root).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -28,7 +33,11 @@ struct SampleRef {
 
 class H5Dataset : public Dataset {
  public:
+  /// Opens the first file (and every packed shard, and the minmax statistics) to build the index.
   H5Dataset(std::vector<std::string> files, Layout layout, Driver driver = Driver::automatic);
+  /// The same dataset from another one's index() over the same files and layout: opens no file.
+  H5Dataset(std::vector<std::string> files, Layout layout, const std::string& index,
+            Driver driver = Driver::automatic);
   ~H5Dataset();
   H5Dataset(const H5Dataset&) = delete;
   H5Dataset& operator=(const H5Dataset&) = delete;
@@ -37,6 +46,8 @@ class H5Dataset : public Dataset {
   const Layout& layout() const { return layout_; }
   const std::vector<std::string>& files() const { return files_; }
   const SampleRef& ref(int64_t i) const { return samples_.at(size_t(i)); }
+  /// What the constructor read from the files, as a string for the constructor above.
+  std::string index() const;
 
   /// Delivered sample: (C, spatial...) float32.
   const Shape& sample_shape() const override { return sample_shape_; }
@@ -83,6 +94,10 @@ class H5Dataset : public Dataset {
 
  private:
   struct OpenFile;
+  struct Index;
+  Index read_index() const;     // opens the files
+  void setup(Index index);      // derives shapes and samples from the index, opens nothing
+  std::string stats_path() const;
   OpenFile& open(int32_t file) const;  // with hdf5_mutex() held
   // Reads entries [row0, row0 + rows) of the first stored axis of sample i (rows = 0: all)
   // into `raw`, and the label into `y` unless null; `last` closes a one-sample file. With
@@ -96,11 +111,12 @@ class H5Dataset : public Dataset {
   Driver driver_;
   std::vector<SampleRef> samples_;
   Shape stored_shape_;       // one sample, stored axes
-  Shape file_data_dims_;     // `data` dims of the first file (without packed N)
+  Shape file_data_dims_;     // `data` dims of the first file (packed: N first)
   Shape stored_label_shape_;  // one label, stored
   Shape sample_shape_, label_shape_;
   RawType stored_type_ = RawType::f32;
   std::vector<float> min_, max_;
+  std::vector<int64_t> rows_;  // packed: samples of each file (the index's), else empty
   int channel_axis_ = -1;  // in stored axes, -1: none
   bool check_values_ = true;
   mutable std::map<int32_t, std::unique_ptr<OpenFile>> open_;

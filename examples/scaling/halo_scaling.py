@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """halo-scaling project | report: what the measured scaling runs say, and what they predict.
 
-  halo-scaling project --profile results.jsonl --machine machine.yaml [--nodes 1,8,64,...]
+  halo-scaling project --profile results.jsonl --machine machine.yaml [--nodes 1,8,64,...] [--algorithm A]
       Projects the step measured by `halo-scaling run` (its 1-rank record, or the record
       given by --ranks) to each node count of the machine description: step time, exposed
       communication, parallel efficiency. Last line: projection: nodes=<list> efficiency=<list>
@@ -91,6 +91,8 @@ def cmd_project(args):
     records = read_records(args.profile)
     profile, rec = pick_profile(records, args.ranks, args.profile)
     machine = read_machine(args.machine)
+    if args.algorithm:
+        machine.algorithm = args.algorithm
     nodes = machine.nodes
     if args.nodes:
         try:
@@ -273,6 +275,8 @@ def main(argv=None):
     pr.add_argument("--machine", required=True, help="machine description (YAML)")
     pr.add_argument("--nodes", help="node counts, e.g. 1,64,1024,8192 (default: the machine's list)")
     pr.add_argument("--ranks", type=int, help="use the record measured at this many ranks (default: the smallest)")
+    pr.add_argument("--algorithm", choices=model.ALGORITHMS,
+                    help="allreduce algorithm instead of the machine description's (to bracket an unknown one)")
     pr.add_argument("--json", help="also write the rows to this JSON-lines file")
     pr.set_defaults(func=cmd_project)
     cp = sub.add_parser("calibrate", help="fit latency and bandwidth from halo-bench-allreduce output")

@@ -136,5 +136,50 @@ class BadInput(unittest.TestCase):
             m.Profile({"forward_s": 1, "backward_s": 1, "buckets": []})
 
 
+class ProjectCommand(unittest.TestCase):
+    """`project` on a profile written by hand (one bucket ready at the end of backward) and
+    --algorithm replacing the machine description's allreduce."""
+
+    def run_project(self, *extra):
+        import contextlib
+        import io
+        import json
+        import tempfile
+        import halo_scaling
+        with tempfile.TemporaryDirectory() as d:
+            prof = os.path.join(d, "p.jsonl")
+            with open(prof, "w") as f:
+                f.write(json.dumps({"ranks": 1, "profile": {
+                    "batch_per_rank": 1, "forward_s": 0.0, "backward_s": 0.25,
+                    "buckets": [{"bytes": 28e6, "ready_s": 0.25}]}}) + "\n")
+            mach = os.path.join(d, "m.yaml")
+            with open(mach, "w") as f:
+                f.write("ranks_per_node: 1\nalgorithm: halving_doubling\n"
+                        "intra_node: {latency_us: 1, bandwidth_GBps: 10}\n"
+                        "inter_node: {latency_us: 100, bandwidth_GBps: 10}\n")
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                halo_scaling.main(["project", "--profile", prof, "--machine", mach, "--nodes", "1,64"] + list(extra))
+        last = out.getvalue().strip().splitlines()[-1]
+        self.assertTrue(last.startswith("projection: nodes=1,64 efficiency="), last)
+        return [float(x) for x in last.split("efficiency=")[1].split(",")], out.getvalue()
+
+    def expected(self, algorithm):
+        mach = machine(algorithm, inter=(100.0, 10.0))
+        return 0.25 / (0.25 + m.allreduce_time(28e6, 64, mach))
+
+    def test_hand_written_profile_uses_the_description(self):
+        eff, text = self.run_project()
+        self.assertIn("halving_doubling allreduce", text)
+        self.assertAlmostEqual(eff[0], 1.0, places=3)
+        self.assertAlmostEqual(eff[1], self.expected("halving_doubling"), places=3)
+
+    def test_algorithm_option_replaces_the_description(self):
+        eff, text = self.run_project("--algorithm", "ring")
+        self.assertIn("ring allreduce", text)
+        self.assertAlmostEqual(eff[1], self.expected("ring"), places=3)
+        self.assertLess(self.expected("ring"), self.expected("halving_doubling") - 0.01)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -79,6 +79,12 @@ int main(int argc, char** argv) {
   const int warmup = int(arg(argc, argv, "--warmup", 1));
   if (opt_value(argc, argv, "--threads")) set_num_threads(int(arg(argc, argv, "--threads", 2)));
   const bool per_layer = flag(argc, argv, "--layers");
+  const char* precision = opt_value(argc, argv, "--precision");
+  const bool bf16 = precision && std::strcmp(precision, "bf16") == 0;
+  if (precision && !bf16 && std::strcmp(precision, "f32") != 0) {
+    std::fprintf(stderr, "halo-bench-cosmoflow: --precision must be f32 or bf16, got '%s'\n", precision);
+    return 2;
+  }
   const bool root = comm.rank() == 0;
 
   models::CosmoFlowOptions mo;
@@ -115,37 +121,51 @@ int main(int argc, char** argv) {
     }
   }
 
-  Tensor x = random_channels_last({batch, mo.in_channels, size, size, size}, 11 + uint64_t(comm.rank()));
+  const Tensor x32 = random_channels_last({batch, mo.in_channels, size, size, size}, 11 + uint64_t(comm.rank()));
   Tensor y = Tensor::zeros({batch, mo.outputs});
   std::map<std::string, std::pair<double, double>> layer_time;  // node -> (forward, backward), summed
-  double t_fwd = 0, t_bwd = 0, t_wait = 0, t_opt = 0, t_step = 0;
-  for (int s = 0; s < warmup + steps; ++s) {
-    const bool timed = s >= warmup;
-    if (timed && per_layer)
-      model.set_layer_timer([&](const std::string& n, bool bwd, double sec) {
-        (bwd ? layer_time[n].second : layer_time[n].first) += sec;
-      });
-    comm.barrier();
-    const double t0 = now_seconds();
-    model.zero_grad();
-    loss.forward(model.forward(x), y);
-    const double t1 = now_seconds();
-    model.backward(loss.backward());
-    const double t2 = now_seconds();
-    sync.wait();
-    const double t3 = now_seconds();
-    sgd.step();
-    const double t4 = now_seconds();
-    if (timed) {
-      t_fwd += t1 - t0;
-      t_bwd += t2 - t1;
-      t_wait += t3 - t2;
-      t_opt += t4 - t3;
-      t_step += t4 - t0;
+  struct Times {
+    double fwd = 0, bwd = 0, wait = 0, opt = 0, step = 0;
+  };
+  // Warm-up then timed steps on input x (its dtype is the step's precision); per-layer times
+  // are taken for `layers` only.
+  auto run_steps = [&](const Tensor& x, bool layers) {
+    Times t;
+    for (int s = 0; s < warmup + steps; ++s) {
+      const bool timed = s >= warmup;
+      if (timed && layers)
+        model.set_layer_timer([&](const std::string& n, bool bwd, double sec) {
+          (bwd ? layer_time[n].second : layer_time[n].first) += sec;
+        });
+      comm.barrier();
+      const double t0 = now_seconds();
+      model.zero_grad();
+      loss.forward(model.forward(x), y);
+      const double t1 = now_seconds();
+      model.backward(loss.backward());
+      const double t2 = now_seconds();
+      sync.wait();
+      const double t3 = now_seconds();
+      sgd.step();
+      const double t4 = now_seconds();
+      if (timed) {
+        t.fwd += t1 - t0;
+        t.bwd += t2 - t1;
+        t.wait += t3 - t2;
+        t.opt += t4 - t3;
+        t.step += t4 - t0;
+      }
     }
-  }
-  model.set_layer_timer({});
-  t_fwd /= steps, t_bwd /= steps, t_wait /= steps, t_opt /= steps, t_step /= steps;
+    model.set_layer_timer({});
+    t.fwd /= steps, t.bwd /= steps, t.wait /= steps, t.opt /= steps, t.step /= steps;
+    return t;
+  };
+  // bf16: the same model fed bf16 (mixed precision: f32 master weights), and the f32 step
+  // measured in the same run for the speed-up.
+  const Tensor x = bf16 ? x32.to(DType::bf16).to_memory_format(MemoryFormat::channels_last) : x32;
+  const Times t = run_steps(x, per_layer);
+  const double f32_step = bf16 ? run_steps(x32, false).step : t.step;
+  const double t_fwd = t.fwd, t_bwd = t.bwd, t_wait = t.wait, t_opt = t.opt, t_step = t.step;
 
   // Ceilings, measured after the steps so the step runs on a cool, uncontended cache.
   const double fma_peak = bench::measure_fma_peak();
@@ -185,7 +205,11 @@ int main(int argc, char** argv) {
           std::printf("%-12s %10.2f %10.2f\n", n.name.c_str(), layer_time[n.name].first / steps * 1e3,
                       layer_time[n.name].second / steps * 1e3);
     }
-    std::printf("samples_per_s=%.3f floor_pct=%.1f\n", sps, 100.0 * floor_s / t_step);
+    if (bf16)
+      std::printf("f32 step in the same run %.3f s\nsamples_per_s=%.3f floor_pct=%.1f speedup_vs_f32=%.2f\n", f32_step,
+                  sps, 100.0 * floor_s / t_step, f32_step / t_step);
+    else
+      std::printf("samples_per_s=%.3f floor_pct=%.1f\n", sps, 100.0 * floor_s / t_step);
   }
   return 0;
 }

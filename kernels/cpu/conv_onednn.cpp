@@ -1,7 +1,11 @@
-// f32 convolutions on oneDNN. Activations stay in channels-last (ndhwc) so consecutive
-// layers never reorder them; weights are handed to oneDNN in its preferred (blocked)
-// format, reordered once per pass from the layer's plain (g)oidhw tensor. Primitives,
-// their scratchpads and the blocked weight buffers are created once per plan.
+// f32 and bf16 convolutions on oneDNN. Activations stay in channels-last (ndhwc) so
+// consecutive layers never reorder them; weights are handed to oneDNN in its preferred
+// (blocked) format, reordered once per pass from the layer's plain (g)oidhw tensor.
+// Primitives, their scratchpads and the blocked weight buffers are created once per plan.
+//
+// bf16 (mixed precision): activations and their gradients are bf16; the weights stay f32
+// masters, and the reorder into the primitive's format is also the cast to bf16; bias, weight
+// and bias gradients are f32 (oneDNN accumulates in f32 throughout).
 #include <dnnl.hpp>
 
 #include <unordered_map>
@@ -27,9 +31,16 @@ dnnl::stream& stream() {
 struct Dims {
   memory::dims src, wei, dst, bias, strides, dilates, pad_l, pad_r;
   bool grouped = false;
+  dt act = dt::f32;  ///< activations' type, and the type the weights are computed in
 };
 
-Dims dims_of(const ConvGeometry& g) {
+dt onednn_type(DType t) {
+  HALO_CHECK_SHAPE(t == DType::f32 || t == DType::bf16, "oneDNN convolution: activations must be f32 or bf16, got ",
+                   name(t));
+  return t == DType::bf16 ? dt::bf16 : dt::f32;
+}
+
+Dims dims_of(const ConvGeometry& g, DType act) {
   // 2D problems get 2D descriptors: oneDNN's fastest kernels (1x1, depthwise) are written
   // for nhwc and fall back to far slower ones on a 3D problem of depth 1.
   // Except strided 1x1 layers (DeepLabv3+'s skip convolutions): oneDNN 2.6's nhwc kernel
@@ -39,6 +50,7 @@ Dims dims_of(const ConvGeometry& g) {
   const bool strided_1x1 = g.k[1] == 1 && g.k[2] == 1 && (g.stride[1] > 1 || g.stride[2] > 1);
   const int first = g.spatial_dims == 2 && !strided_1x1 ? 1 : 0;
   Dims d;
+  d.act = onednn_type(act);
   d.src = {g.N, g.Cin};
   d.dst = {g.N, g.Cout};
   d.grouped = g.G > 1;
@@ -60,16 +72,19 @@ Dims dims_of(const ConvGeometry& g) {
   return d;
 }
 
-memory::desc act_md(const memory::dims& dims) {
-  return memory::desc(dims, dt::f32, dims.size() == 4 ? tag::nhwc : tag::ndhwc);
+memory::desc act_md(const memory::dims& dims, dt type) {
+  return memory::desc(dims, type, dims.size() == 4 ? tag::nhwc : tag::ndhwc);
 }
-memory::desc act_md_for(const memory::dims& dims, bool blocked);
+memory::desc act_md_for(const memory::dims& dims, dt type, bool blocked);
 memory::desc user_wei_md(const Dims& d) {
   const bool two_d = d.src.size() == 4;
   const tag t = d.grouped ? (two_d ? tag::goihw : tag::goidhw) : (two_d ? tag::oihw : tag::oidhw);
   return memory::desc(d.wei, dt::f32, t);
 }
-memory::desc any_wei_md(const Dims& d) { return memory::desc(d.wei, dt::f32, tag::any); }
+/// The weights as the primitive computes with them (bf16 under bf16 activations).
+memory::desc any_wei_md(const Dims& d) { return memory::desc(d.wei, d.act, tag::any); }
+/// The weight gradient: always f32, like the master weights it updates.
+memory::desc any_grad_wei_md(const Dims& d) { return memory::desc(d.wei, dt::f32, tag::any); }
 
 dnnl::primitive_attr scratch_attr() {
   dnnl::primitive_attr a;
@@ -79,15 +94,16 @@ dnnl::primitive_attr scratch_attr() {
 
 dnnl::convolution_forward::primitive_desc forward_hint(const Dims& d, bool blocked) {
   dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                     act_md_for(d.src, blocked), any_wei_md(d), memory::desc(d.bias, dt::f32, tag::x),
-                                     act_md_for(d.dst, blocked), d.strides, d.dilates, d.pad_l, d.pad_r);
+                                     act_md_for(d.src, d.act, blocked), any_wei_md(d),
+                                     memory::desc(d.bias, dt::f32, tag::x), act_md_for(d.dst, d.act, blocked),
+                                     d.strides, d.dilates, d.pad_l, d.pad_r);
   return dnnl::convolution_forward::primitive_desc(fd, engine());
 }
 
 void* ptr(const Tensor& t) { return t.raw_data(); }
 
-memory::desc act_md_for(const memory::dims& dims, bool blocked) {
-  return blocked ? memory::desc(dims, dt::f32, tag::any) : act_md(dims);
+memory::desc act_md_for(const memory::dims& dims, dt type, bool blocked) {
+  return blocked ? memory::desc(dims, type, tag::any) : act_md(dims, type);
 }
 
 /// An activation handed to a primitive that may want it in a blocked format: the
@@ -98,7 +114,7 @@ struct Staged {
   dnnl::reorder r;
   bool reorder = false;
   void init(const memory::dims& dims, const memory::desc& chosen, bool into_primitive) {
-    user = memory(act_md(dims), engine(), nullptr);
+    user = memory(act_md(dims, chosen.data_type()), engine(), nullptr);
     reorder = chosen != user.get_desc();
     if (reorder) {
       own = memory(chosen, engine());
@@ -154,7 +170,7 @@ void conv_onednn_forward(StateSlot& slot, const ConvGeometry& g, const Tensor& x
                          const ops::ConvEpilogue& e, const Tensor& y, bool blocked) {
   if (!slot) {
     auto s = std::make_shared<ForwardState>();
-    const Dims d = dims_of(g);
+    const Dims d = dims_of(g, x.dtype());
     s->has_bias = bias.defined();
     dnnl::primitive_attr attr = scratch_attr();
     if (e.activation != ops::Activation::none) {
@@ -165,14 +181,16 @@ void conv_onednn_forward(StateSlot& slot, const ConvGeometry& g, const Tensor& x
     }
     auto fd = s->has_bias
                   ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                    dnnl::algorithm::convolution_direct, act_md_for(d.src, blocked),
-                                                    any_wei_md(d), memory::desc(d.bias, dt::f32, tag::x),
-                                                    act_md_for(d.dst, blocked), d.strides,
-                                                    d.dilates, d.pad_l, d.pad_r)
+                                                    dnnl::algorithm::convolution_direct,
+                                                    act_md_for(d.src, d.act, blocked), any_wei_md(d),
+                                                    memory::desc(d.bias, dt::f32, tag::x),
+                                                    act_md_for(d.dst, d.act, blocked), d.strides, d.dilates,
+                                                    d.pad_l, d.pad_r)
                   : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                    dnnl::algorithm::convolution_direct, act_md_for(d.src, blocked),
-                                                    any_wei_md(d), act_md_for(d.dst, blocked), d.strides,
-                                                    d.dilates, d.pad_l, d.pad_r);
+                                                    dnnl::algorithm::convolution_direct,
+                                                    act_md_for(d.src, d.act, blocked), any_wei_md(d),
+                                                    act_md_for(d.dst, d.act, blocked), d.strides, d.dilates,
+                                                    d.pad_l, d.pad_r);
     s->pd = dnnl::convolution_forward::primitive_desc(fd, attr, engine());
     s->prim = dnnl::convolution_forward(s->pd);
     s->src.init(d.src, s->pd.src_desc(), true);
@@ -205,10 +223,10 @@ void conv_onednn_backward_data(StateSlot& slot, const ConvGeometry& g, const Ten
                                const Tensor& gx, bool blocked) {
   if (!slot) {
     auto s = std::make_shared<BackwardDataState>();
-    const Dims d = dims_of(g);
-    dnnl::convolution_backward_data::desc bd(dnnl::algorithm::convolution_direct, act_md_for(d.src, blocked),
-                                             any_wei_md(d), act_md_for(d.dst, blocked), d.strides, d.dilates,
-                                             d.pad_l, d.pad_r);
+    const Dims d = dims_of(g, gy.dtype());
+    dnnl::convolution_backward_data::desc bd(dnnl::algorithm::convolution_direct, act_md_for(d.src, d.act, blocked),
+                                             any_wei_md(d), act_md_for(d.dst, d.act, blocked), d.strides,
+                                             d.dilates, d.pad_l, d.pad_r);
     s->pd = dnnl::convolution_backward_data::primitive_desc(bd, scratch_attr(), engine(), forward_hint(d, blocked));
     s->prim = dnnl::convolution_backward_data(s->pd);
     s->diff_dst.init(d.dst, s->pd.diff_dst_desc(), true);
@@ -239,11 +257,13 @@ void conv_onednn_backward_weights(StateSlot& slot, const ConvGeometry& g, const 
                                   const Tensor& gw, const Tensor& gb, bool blocked) {
   if (!slot) {
     auto s = std::make_shared<BackwardWeightsState>();
-    const Dims d = dims_of(g);
+    const Dims d = dims_of(g, x.dtype());
     // The bias gradient always comes along: it is almost free inside the reduction.
-    dnnl::convolution_backward_weights::desc bd(dnnl::algorithm::convolution_direct, act_md_for(d.src, blocked),
-                                                any_wei_md(d), memory::desc(d.bias, dt::f32, tag::x),
-                                                act_md_for(d.dst, blocked), d.strides, d.dilates, d.pad_l, d.pad_r);
+    dnnl::convolution_backward_weights::desc bd(dnnl::algorithm::convolution_direct,
+                                                act_md_for(d.src, d.act, blocked), any_grad_wei_md(d),
+                                                memory::desc(d.bias, dt::f32, tag::x),
+                                                act_md_for(d.dst, d.act, blocked), d.strides, d.dilates, d.pad_l,
+                                                d.pad_r);
     s->pd = dnnl::convolution_backward_weights::primitive_desc(bd, scratch_attr(), engine(), forward_hint(d, blocked));
     s->prim = dnnl::convolution_backward_weights(s->pd);
     s->src.init(d.src, s->pd.src_desc(), true);

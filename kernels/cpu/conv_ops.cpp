@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/bf16_simd.hpp"
 #include "cpu/conv.hpp"
 #include "cpu/register.hpp"
 #include "halo/config.hpp"
@@ -78,12 +79,22 @@ void prepare(ConvPlan& plan, ConvBackend backend) {
   const ConvParams& p = plan.params();
   const Shape& input = plan.input_shape();
   const Shape& weight = plan.weight_shape();
-  HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::f64, who, ": convolution needs f32 or f64, got ",
-                   name(dtype));
+  HALO_CHECK_SHAPE(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16, who,
+                   ": convolution needs f32, f64 or bf16, got ", name(dtype));
+  // bf16 (activations, under f32 master weights) runs on oneDNN alone: its bf16 kernels
+  // use the CPU's bf16 dot products and accumulate in f32.
+  if (dtype == DType::bf16) {
+    HALO_CHECK_T(Error, onednn_available(), who, ": bf16 convolutions on the CPU need oneDNN (a build with "
+                 "HALO_ENABLE_ONEDNN); train in f32 instead");
+    HALO_CHECK_T(Error, !p.transposed, who, ": bf16 transposed convolutions are not supported on the CPU yet; "
+                 "train in f32");
+    HALO_CHECK_T(Error, backend == ConvBackend::automatic || backend == ConvBackend::library, who, ": the ",
+                 name(backend), " kernel runs f32 only; bf16 convolutions use oneDNN (backend automatic or library)");
+  }
   auto st = std::make_shared<CpuConvState>();
   st->geometry = geometry(plan);
   const kc::ConvGeometry& g = st->geometry;
-  const bool fast_ok = dtype == DType::f32 && onednn_available();
+  const bool fast_ok = (dtype == DType::f32 || dtype == DType::bf16) && onednn_available();
   ConvBackend chosen = backend;
   switch (backend) {
     case ConvBackend::automatic:
@@ -96,7 +107,7 @@ void prepare(ConvPlan& plan, ConvBackend backend) {
       break;
     case ConvBackend::reference: break;
     case ConvBackend::library:
-      HALO_CHECK_T(Error, fast_ok, who, ": the oneDNN convolution needs f32 and a build with HALO_ENABLE_ONEDNN");
+      HALO_CHECK_T(Error, fast_ok, who, ": the oneDNN convolution needs f32 or bf16 and a build with HALO_ENABLE_ONEDNN");
       break;
     case ConvBackend::depthwise:
       HALO_CHECK_T(Error, dtype == DType::f32 && !p.transposed && kc::depthwise_supported(g), who,
@@ -125,13 +136,15 @@ void prepare(ConvPlan& plan, ConvBackend backend) {
   detail::ConvPlanAccess::choose(plan, chosen, kernel);
 }
 
-void check_tensor(const ConvPlan& plan, const Tensor& t, const Shape& expect, const char* what) {
+/// `master`: a parameter or its gradient, which stays f32 under bf16 activations.
+void check_tensor(const ConvPlan& plan, const Tensor& t, const Shape& expect, const char* what, bool master = false) {
   HALO_CHECK_SHAPE(t.defined(), plan.who(), ": ", what, " is undefined");
   HALO_CHECK_SHAPE(t.shape() == expect, plan.who(), ": ", what, " has shape ", to_string(t.shape()), ", expected ",
                    to_string(expect), " (input ", to_string(plan.input_shape()), ", weight ",
                    to_string(plan.weight_shape()), ", ", plan.params().str(), ")");
-  HALO_CHECK_SHAPE(t.dtype() == plan.dtype(), plan.who(), ": ", what, " is ", name(t.dtype()), ", the plan is for ",
-                   name(plan.dtype()));
+  const DType want = master && plan.dtype() == DType::bf16 ? DType::f32 : plan.dtype();
+  HALO_CHECK_SHAPE(t.dtype() == want, plan.who(), ": ", what, " is ", name(t.dtype()), ", the plan for ",
+                   name(plan.dtype()), " activations needs ", name(want));
   HALO_CHECK_SHAPE(t.device() == plan.device(), plan.who(), ": ", what, " is on ", t.device().str(),
                    ", the plan is for ", plan.device().str());
 }
@@ -214,11 +227,17 @@ void activation_grad(const Tensor& g, const Tensor& y, const Tensor& out, const 
   for (int64_t i = 0; i < n; ++i) po[i] = py[i] > T(0) ? pg[i] : pg[i] * neg;
 }
 
+/// The same on bf16 tensors (computed in f32, 16 lanes at a time where the CPU has AVX-512).
+void activation_grad_bf16(const Tensor& g, const Tensor& y, const Tensor& out, const ConvEpilogue& e) {
+  const float s = e.activation == Activation::relu ? 0.0f : float(e.slope);
+  kc::map2_bf16(y.numel(), y.data<bf16>(), g.data<bf16>(), out.data<bf16>(),
+                [s](auto yv, auto gv) { return kc::leaky_grad(yv, gv, s); });
+}
 
 Tensor forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& bias) {
   check_tensor(plan, x, plan.input_shape(), "input");
-  check_tensor(plan, w, plan.weight_shape(), "weight");
-  if (plan.has_bias()) check_tensor(plan, bias, Shape{plan.output_shape()[1]}, "bias");
+  check_tensor(plan, w, plan.weight_shape(), "weight", true);
+  if (plan.has_bias()) check_tensor(plan, bias, Shape{plan.output_shape()[1]}, "bias", true);
   HALO_CHECK_SHAPE(plan.has_bias() || !bias.defined(), plan.who(), ": a bias was given to a plan made without one");
   CpuConvState& st = detail::conv_state<CpuConvState>(plan);
   const kc::ConvGeometry& g = st.geometry;
@@ -234,7 +253,7 @@ Tensor forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& b
     HALO_DISPATCH_FLOAT(plan.dtype(), plan.who(), [&] { epilogue_inplace<T>(y, b, plan.epilogue()); });
     return y;
   }
-  Tensor y = Tensor::empty(plan.output_shape(), DType::f32, plan.device(), MemoryFormat::channels_last);
+  Tensor y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), MemoryFormat::channels_last);
   const Tensor xcl = channels_last(x);
   if (plan.backend() == ConvBackend::first_layer) {
     kc::conv_first_layer_forward(g, xcl, wc, b, plan.epilogue(), y);
@@ -263,7 +282,7 @@ Tensor forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& b
 
 Tensor backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w) {
   check_tensor(plan, grad_y, plan.output_shape(), "output gradient");
-  check_tensor(plan, w, plan.weight_shape(), "weight");
+  check_tensor(plan, w, plan.weight_shape(), "weight", true);
   CpuConvState& st = detail::conv_state<CpuConvState>(plan);
   const kc::ConvGeometry& g = st.geometry;
   const ConvParams& p = plan.params();
@@ -276,7 +295,7 @@ Tensor backward_data(ConvPlan& plan, const Tensor& grad_y, const Tensor& w) {
       kc::conv_ref_forward(g, grad_y.contiguous(), wc, gx);
     return gx;
   }
-  Tensor gx = Tensor::empty(plan.input_shape(), DType::f32, plan.device(), MemoryFormat::channels_last);
+  Tensor gx = Tensor::empty(plan.input_shape(), plan.dtype(), plan.device(), MemoryFormat::channels_last);
   const Tensor gycl = channels_last(grad_y);
   if (plan.backend() == ConvBackend::first_layer) {
     kc::conv_first_layer_backward_data(g, gycl, wc, gx);
@@ -302,11 +321,11 @@ void backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, con
                            const Tensor& grad_bias, bool accumulate, const Tensor& act_output) {
   check_tensor(plan, x, plan.input_shape(), "input");
   check_tensor(plan, grad_y, plan.output_shape(), "output gradient");
-  check_tensor(plan, grad_w, plan.weight_shape(), "weight gradient");
+  check_tensor(plan, grad_w, plan.weight_shape(), "weight gradient", true);
   HALO_CHECK_SHAPE(grad_w.is_contiguous(), plan.who(), ": the weight gradient must be contiguous, got ",
                    grad_w.str());
   if (grad_bias.defined()) {
-    check_tensor(plan, grad_bias, Shape{plan.output_shape()[1]}, "bias gradient");
+    check_tensor(plan, grad_bias, Shape{plan.output_shape()[1]}, "bias gradient", true);
     HALO_CHECK_SHAPE(grad_bias.is_contiguous(), plan.who(), ": the bias gradient must be contiguous");
   }
   CpuConvState& st = detail::conv_state<CpuConvState>(plan);
@@ -341,7 +360,8 @@ void backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, con
                                        st.blocked[2]);
 #endif
   }
-  HALO_DISPATCH_FLOAT(plan.dtype(), plan.who(), [&] {
+  // The gradients have the parameters' type (f32 under bf16 activations).
+  HALO_DISPATCH_FLOAT(grad_w.dtype(), plan.who(), [&] {
     if (accumulate) add_into<T>(grad_w, gw);
     if (fused_bias && accumulate) add_into<T>(grad_bias, gb);
     if (grad_bias.defined() && !fused_bias) bias_grad<T>(grad_y, grad_bias, accumulate);
@@ -353,6 +373,10 @@ bool fuses_activation_backward(const ConvPlan& plan) { return plan.backend() == 
 Tensor epilogue_backward(const Tensor& g, const Tensor& y, const ConvEpilogue& e) {
   HALO_CHECK_SHAPE(y.device().is_cpu() && g.device().is_cpu(), "activation_backward: ", y.str(), " is not on the CPU");
   Tensor out = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
+  if (y.dtype() == DType::bf16) {
+    activation_grad_bf16(g, y, out, e);
+    return out;
+  }
   HALO_DISPATCH_FLOAT(y.dtype(), "activation_backward", [&] { activation_grad<T>(g, y, out, e); });
   return out;
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "halo/ops/elementwise.hpp"
+#include "halo/tensor/dtype.hpp"
 
 namespace halo::kernels::cpu {
 
@@ -11,6 +12,9 @@ template <class T>
 void activation_forward(ops::Activation a, const T* x, T* y, int64_t n, T slope);
 template <class T>
 void activation_backward(ops::Activation a, const T* y, const T* gy, T* gx, int64_t n, T slope);
+/// The same on bf16 arrays (mixed precision), computed in f32 per element.
+void activation_forward_bf16(ops::Activation a, const bf16* x, bf16* y, int64_t n, float slope);
+void activation_backward_bf16(ops::Activation a, const bf16* y, const bf16* gy, bf16* gx, int64_t n, float slope);
 /// y = alpha * x + beta * y; beta == 0 never reads y (so y may be uninitialised).
 template <class T>
 void axpby(int64_t n, T alpha, const T* x, T beta, T* y);

@@ -1,5 +1,7 @@
-// The cpu element-wise table: f32/f64 over flat arrays (elementwise.cpp), and the
+// The cpu element-wise table: f32/f64 over flat arrays (elementwise.cpp; activations in bf16
+// too, for mixed precision), and the
 // ops::reference versions over the serial reference kernels (elementwise_ref.cpp).
+#include "cpu/bf16_simd.hpp"
 #include "cpu/elementwise.hpp"
 #include "cpu/register.hpp"
 #include "dense.hpp"
@@ -12,6 +14,10 @@ using ops::Activation;
 
 Tensor activation_forward_op(Activation a, const Tensor& x, double slope) {
   Tensor y = Tensor::empty_like(x);
+  if (x.dtype() == DType::bf16) {
+    activation_forward_bf16(a, x.data<bf16>(), y.data<bf16>(), x.numel(), float(slope));
+    return y;
+  }
   HALO_DISPATCH_FLOAT(x.dtype(), ops::name(a),
                       [&] { activation_forward<T>(a, x.data<T>(), y.data<T>(), x.numel(), T(slope)); });
   return y;
@@ -19,22 +25,39 @@ Tensor activation_forward_op(Activation a, const Tensor& x, double slope) {
 
 Tensor activation_backward_op(Activation a, const Tensor& y, const Tensor& gy, double slope) {
   Tensor gx = Tensor::empty_like(y);
+  if (y.dtype() == DType::bf16) {
+    activation_backward_bf16(a, y.data<bf16>(), gy.data<bf16>(), gx.data<bf16>(), y.numel(), float(slope));
+    return gx;
+  }
   HALO_DISPATCH_FLOAT(y.dtype(), ops::name(a), [&] {
     activation_backward<T>(a, y.data<T>(), gy.data<T>(), gx.data<T>(), y.numel(), T(slope));
   });
   return gx;
 }
 
+/// y = alpha * x + beta * y on bf16 arrays, in f32 (beta == 0 never reads y).
+void axpby_bf16(int64_t n, float alpha, const bf16* x, float beta, bf16* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = bf16(alpha * float(x[i]) + (beta == 0.0f ? 0.0f : beta * float(y[i])));
+}
+
 void axpby_op(Tensor& y, double alpha, const Tensor& x, double beta) {
+  if (y.dtype() == DType::bf16) return axpby_bf16(y.numel(), float(alpha), x.data<bf16>(), float(beta), y.data<bf16>());
   HALO_DISPATCH_FLOAT(y.dtype(), "axpby", [&] { axpby<T>(y.numel(), T(alpha), x.data<T>(), T(beta), y.data<T>()); });
 }
 
 void scale_op(Tensor& x, double alpha) {
+  if (x.dtype() == DType::bf16) return axpby_bf16(x.numel(), 0.0f, x.data<bf16>(), float(alpha), x.data<bf16>());
   HALO_DISPATCH_FLOAT(x.dtype(), "scale_", [&] { axpby<T>(x.numel(), T(0), x.data<T>(), T(alpha), x.data<T>()); });
 }
 
 Tensor mul_op(const Tensor& a, const Tensor& b) {
   Tensor y = Tensor::empty_like(a);
+  if (a.dtype() == DType::bf16) {  // dropout under mixed precision
+    map2_bf16(a.numel(), a.data<bf16>(), b.data<bf16>(), y.data<bf16>(), [](auto x, auto m) { return mul(x, m); });
+    return y;
+  }
   HALO_DISPATCH_FLOAT(a.dtype(), "mul", [&] { mul<T>(a.numel(), a.data<T>(), b.data<T>(), y.data<T>()); });
   return y;
 }
@@ -45,7 +68,15 @@ double dot_op(const Tensor& a, const Tensor* b) {
   });
 }
 
+Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t step);
+/// A bf16 mask: the f32 one, rounded (0 stays 0; 1/(1-p) is exact for p = 0.5).
+Tensor dropout_mask_bf16(const Tensor& like, double p, uint64_t seed, uint64_t step) {
+  return dropout_mask_op(Tensor::empty(like.shape(), DType::f32, like.device(), like.memory_format()), p, seed, step)
+      .to(DType::bf16);
+}
+
 Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t step) {
+  if (like.dtype() == DType::bf16) return dropout_mask_bf16(like, p, seed, step);
   const bool cl = like.dim() >= 3 && like.is_channels_last() && !like.is_contiguous();
   Tensor mask = Tensor::empty(like.shape(), like.dtype(), like.device(),
                               cl ? MemoryFormat::channels_last : MemoryFormat::contiguous);

@@ -42,7 +42,18 @@ void gemm(bool ta, bool tb, double alpha, const Tensor& a, const Tensor& b, doub
   gemm_impl<false>(ta, tb, alpha, a, b, beta, c);
 }
 
+// Mixed precision (bf16 activations, f32 master weights): the dense layers are small next to
+// the convolutions, so they compute in f32 on the bf16 values and round their outputs to bf16.
+bool mixed(const Tensor& act, const Tensor& w) { return act.dtype() == DType::bf16 && w.dtype() == DType::f32; }
+Tensor to_f32(const Tensor& t) { return t.to(DType::f32); }
+
+Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias);
+Tensor linear_forward_mixed(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  return linear_forward(to_f32(x), w, bias).to(DType::bf16);
+}
+
 Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  if (mixed(x, w)) return linear_forward_mixed(x, w, bias);
   Tensor y = Tensor::empty({x.size(0), w.size(0)}, x.dtype(), x.device());
   double beta = 0.0;
   if (bias.defined()) {
@@ -58,9 +69,16 @@ Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
   return y;
 }
 
-Tensor linear_backward_data(const Tensor& gy, const Tensor& w) { return ops::matmul(gy, w); }
+Tensor linear_backward_data(const Tensor& gy, const Tensor& w) {
+  if (mixed(gy, w)) return ops::matmul(to_f32(gy), w).to(DType::bf16);
+  return ops::matmul(gy, w);
+}
 
 void linear_backward_params(const Tensor& x, const Tensor& gy_in, Tensor& gw, Tensor& gb) {
+  if (mixed(x, gw)) {
+    linear_backward_params(to_f32(x), to_f32(gy_in), gw, gb);
+    return;
+  }
   gemm(true, false, 1.0, gy_in, x, 1.0, gw);
   if (gb.defined()) {
     Tensor gy = gy_in.contiguous();

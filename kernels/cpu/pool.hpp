@@ -25,7 +25,7 @@ void global_avg_pool_backward(const T* dy, Tensor& dx);
 
 /// oneDNN pooling state: primitives for one input shape/layout and the max-pool workspace.
 struct OnednnPoolState;
-/// True when oneDNN takes this pooling: a kind it has (max, avg) on f32 CPU tensors in
+/// True when oneDNN takes this pooling: a kind it has (max, avg) on f32 or bf16 CPU tensors in
 /// channels-last layout; the reference kernels run everything else.
 bool pool_onednn_supports(const Tensor& x, const ops::PoolConfig& cfg);
 /// Forward through oneDNN; (re)creates the primitives in `state` when the shape changed.

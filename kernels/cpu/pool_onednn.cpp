@@ -13,6 +13,7 @@ struct OnednnPoolState {
   Shape shape;
   Strides strides;
   std::string config;
+  DType dtype = DType::f32;
 
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
@@ -41,17 +42,21 @@ dnnl::algorithm algorithm_of(const ops::PoolConfig& cfg) {
 // Returns the state for x, building primitives when the shape, layout or configuration changed.
 OnednnPoolState& state_for(const Tensor& x, const ops::PoolConfig& cfg, std::shared_ptr<OnednnPoolState>& state) {
   const std::string key = cfg.str();
-  if (state && state->shape == x.shape() && state->strides == x.strides() && state->config == key) return *state;
+  if (state && state->shape == x.shape() && state->strides == x.strides() && state->config == key &&
+      state->dtype == x.dtype())
+    return *state;
   auto s = std::make_shared<OnednnPoolState>();
   s->shape = x.shape();
   s->strides = x.strides();
   s->config = key;
+  s->dtype = x.dtype();
   const Shape ys = ops::pool_output_shape(x.shape(), cfg);
   const MemoryFormat fmt = x.memory_format();
   const Strides ystrides = fmt == MemoryFormat::channels_last ? channels_last_strides(ys) : contiguous_strides(ys);
   using dt = dnnl::memory::data_type;
-  s->src_md = dnnl::memory::desc(to_dims(x.shape()), dt::f32, to_dims(x.strides()));
-  s->dst_md = dnnl::memory::desc(to_dims(ys), dt::f32, to_dims(ystrides));
+  const dt type = x.dtype() == DType::bf16 ? dt::bf16 : dt::f32;
+  s->src_md = dnnl::memory::desc(to_dims(x.shape()), type, to_dims(x.strides()));
+  s->dst_md = dnnl::memory::desc(to_dims(ys), type, to_dims(ystrides));
   const auto strides = to_dims(cfg.stride), kernel = to_dims(cfg.kernel), pad = to_dims(cfg.padding);
   dnnl::pooling_forward::desc fd(dnnl::prop_kind::forward_training, algorithm_of(cfg), s->src_md, s->dst_md, strides,
                                  kernel, pad, pad);
@@ -66,7 +71,7 @@ OnednnPoolState& state_for(const Tensor& x, const ops::PoolConfig& cfg, std::sha
 }
 
 Tensor run_forward(const Tensor& x, const ops::PoolConfig& cfg, OnednnPoolState& s) {
-  Tensor y = Tensor::empty(ops::pool_output_shape(x.shape(), cfg), DType::f32, Device::cpu(), x.memory_format());
+  Tensor y = Tensor::empty(ops::pool_output_shape(x.shape(), cfg), x.dtype(), Device::cpu(), x.memory_format());
   dnnl::memory src(s.src_md, s.engine, x.raw_data());
   dnnl::memory dst(s.dst_md, s.engine, y.raw_data());
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
@@ -83,7 +88,8 @@ Tensor run_forward(const Tensor& x, const ops::PoolConfig& cfg, OnednnPoolState&
 // measured 2-4x slower than the reference loops (halo-bench-poolnorm).
 bool pool_onednn_supports(const Tensor& x, const ops::PoolConfig& cfg) {
   const bool kind_known = cfg.kind == ops::PoolKind::max || cfg.kind == ops::PoolKind::avg;
-  return kind_known && x.dtype() == DType::f32 && x.device().is_cpu() && x.is_channels_last() && !x.is_contiguous();
+  const bool type_known = x.dtype() == DType::f32 || x.dtype() == DType::bf16;
+  return kind_known && type_known && x.device().is_cpu() && x.is_channels_last() && !x.is_contiguous();
 }
 
 Tensor pool_forward_onednn(const Tensor& x, const ops::PoolConfig& cfg, std::shared_ptr<OnednnPoolState>& state) {
@@ -102,7 +108,7 @@ Tensor pool_backward_onednn(const Tensor& dy, const Tensor& x, const ops::PoolCo
     // input), recompute it: correctness never depends on the caller keeping the plan.
     if (cfg.kind == ops::PoolKind::max && s.ws_input != x.raw_data()) run_forward(x, cfg, s);
     const Tensor g = dy.to_memory_format(x.memory_format());
-    Tensor dx = Tensor::empty(x.shape(), DType::f32, Device::cpu(), x.memory_format());
+    Tensor dx = Tensor::empty(x.shape(), x.dtype(), Device::cpu(), x.memory_format());
     dnnl::memory diff_dst(s.dst_md, s.engine, g.raw_data());
     dnnl::memory diff_src(s.src_md, s.engine, dx.raw_data());
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}};

@@ -11,11 +11,24 @@ namespace {
 
 using namespace halo::ops;
 
-void check_cpu_float(const Tensor& t, const std::string& who, const char* what) {
+void check_cpu_float(const Tensor& t, const std::string& who, const char* what, bool bf16_ok = false) {
   HALO_CHECK_SHAPE(t.defined(), who, ": ", what, " is undefined");
   HALO_CHECK_SHAPE(t.device().is_cpu(), who, ": ", what, " ", t.str(), " is not on the CPU");
-  HALO_CHECK_SHAPE(t.dtype() == DType::f32 || t.dtype() == DType::f64, who, ": ", what, " ", t.str(),
-                   " must be f32 or f64");
+  HALO_CHECK_SHAPE(t.dtype() == DType::f32 || t.dtype() == DType::f64 || (bf16_ok && t.dtype() == DType::bf16), who,
+                   ": ", what, " ", t.str(), bf16_ok ? " must be f32, f64, or bf16 in channels-last (oneDNN)"
+                                                      : " must be f32 or f64");
+}
+
+/// bf16 pooling runs on oneDNN only, which takes channels-last tensors.
+void check_bf16_pool(const Tensor& x, const PoolConfig& cfg, const std::string& who) {
+  if (x.dtype() != DType::bf16) return;
+#if HALO_ENABLE_ONEDNN
+  HALO_CHECK_SHAPE(pool_onednn_supports(x, cfg), who, ": bf16 pooling on the CPU runs on oneDNN, which needs a "
+                   "channels-last input; got ", x.str());
+#else
+  (void)cfg;
+  throw ShapeError(str(who, ": bf16 pooling on the CPU needs a build with oneDNN; train in f32"));
+#endif
 }
 
 #if HALO_ENABLE_ONEDNN
@@ -32,7 +45,8 @@ struct OnednnSlot {
 #endif
 
 Tensor pool_forward_op(const Tensor& x, const PoolConfig& cfg, PoolPlan* plan, const std::string& who) {
-  check_cpu_float(x, who, "input");
+  check_cpu_float(x, who, "input", true);
+  check_bf16_pool(x, cfg, who);
   const Shape ys = pool_output_shape(x.shape(), cfg, who);
 #if HALO_ENABLE_ONEDNN
   if (pool_onednn_supports(x, cfg)) {
@@ -49,8 +63,9 @@ Tensor pool_forward_op(const Tensor& x, const PoolConfig& cfg, PoolPlan* plan, c
 
 Tensor pool_backward_op(const Tensor& dy, const Tensor& x, const PoolConfig& cfg, PoolPlan* plan,
                         const std::string& who) {
-  check_cpu_float(x, who, "input");
-  check_cpu_float(dy, who, "output gradient");
+  check_cpu_float(x, who, "input", true);
+  check_cpu_float(dy, who, "output gradient", true);
+  check_bf16_pool(x, cfg, who);
   const Shape ys = pool_output_shape(x.shape(), cfg, who);
   HALO_CHECK_SHAPE(dy.shape() == ys && dy.dtype() == x.dtype(), who, ": output gradient ", dy.str(),
                    " does not match the output ", to_string(ys), " of input ", x.str());

@@ -43,8 +43,8 @@ Tensor ConvNd::forward(const std::vector<Tensor>& inputs) {
   HALO_CHECK_SHAPE(x.defined(), describe(), ": input is undefined");
   check_input(x.shape());
   Parameter& w = params_.at(0);
-  // Mixed precision on the GPU: bf16 activations with f32 master weights (the op casts).
-  const bool mixed = x.dtype() == DType::bf16 && w.value.dtype() == DType::f32 && x.device().is_cuda();
+  // Mixed precision: bf16 activations with f32 master weights (the op casts).
+  const bool mixed = x.dtype() == DType::bf16 && w.value.dtype() == DType::f32;
   HALO_CHECK_SHAPE((x.dtype() == w.value.dtype() || mixed) && x.device() == w.value.device(), describe(), ": input ",
                    x.str(), " does not match the weight ", w.value.str(), " in dtype or device");
   if (!plan_.matches(x.shape(), x.dtype()) || plan_.device() != x.device())

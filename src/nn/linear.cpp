@@ -30,8 +30,8 @@ Tensor Linear::forward(const std::vector<Tensor>& inputs) {
   HALO_CHECK_SHAPE(inputs.size() == 1, describe(), ": expected 1 input, got ", inputs.size());
   output_shape({inputs[0].shape()});
   const Tensor& w = params_[0].value;
-  // Mixed precision on the GPU: bf16 activations with f32 master weights (the op casts).
-  const bool mixed = inputs[0].dtype() == DType::bf16 && w.dtype() == DType::f32 && w.device().is_cuda();
+  // Mixed precision: bf16 activations with f32 master weights (the op casts).
+  const bool mixed = inputs[0].dtype() == DType::bf16 && w.dtype() == DType::f32;
   HALO_CHECK_SHAPE((inputs[0].dtype() == w.dtype() || mixed) && inputs[0].device() == w.device(), describe(),
                    ": input ", inputs[0].str(), " does not match weight ", w.str(), " in dtype or device");
   input_ = training() ? inputs[0] : Tensor();

@@ -8,26 +8,40 @@ void require_forward(const Tensor& t, const std::string& who) {
 }
 }  // namespace
 
+namespace {
+// Mixed precision: a bf16 prediction against an f32 target is compared in f32 (a few values
+// per sample), and its gradient handed back in bf16, the type the model's output has.
+bool mixed(const Tensor& prediction, const Tensor& target) {
+  return prediction.dtype() == DType::bf16 && target.dtype() == DType::f32;
+}
+Tensor in_f32(const Tensor& prediction, const Tensor& target) {
+  return mixed(prediction, target) ? prediction.to(DType::f32) : prediction;
+}
+Tensor like_prediction(const Tensor& grad, const Tensor& prediction) {
+  return grad.dtype() == prediction.dtype() ? grad : grad.to(prediction.dtype());
+}
+}  // namespace
+
 double MSELoss::forward(const Tensor& prediction, const Tensor& target) {
   prediction_ = prediction;
   target_ = target;
-  return ops::mse_forward(prediction, target);
+  return ops::mse_forward(in_f32(prediction, target), target);
 }
 
 Tensor MSELoss::backward() {
   require_forward(prediction_, type());
-  return ops::mse_backward(prediction_, target_);
+  return like_prediction(ops::mse_backward(in_f32(prediction_, target_), target_), prediction_);
 }
 
 double L1Loss::forward(const Tensor& prediction, const Tensor& target) {
   prediction_ = prediction;
   target_ = target;
-  return ops::l1_forward(prediction, target);
+  return ops::l1_forward(in_f32(prediction, target), target);
 }
 
 Tensor L1Loss::backward() {
   require_forward(prediction_, type());
-  return ops::l1_backward(prediction_, target_);
+  return like_prediction(ops::l1_backward(in_f32(prediction_, target_), target_), prediction_);
 }
 
 WeightedCrossEntropy::WeightedCrossEntropy(std::vector<double> class_weights, int64_t ignore_index) {

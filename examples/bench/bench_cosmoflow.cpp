@@ -3,6 +3,8 @@
 //
 //   halo-bench-cosmoflow [--size 128] [--batch 4] [--steps 5] [--warmup 1] [--threads T]
 //                        [--layers]   (per-layer forward/backward table)
+//                        [--precision f32|bf16]   (bf16: mixed precision, f32 master weights;
+//                        the f32 step is measured in the same run for the speed-up)
 //   halo-bench-cosmoflow --device cuda [--precision f32|bf16] ...   (the GPU step, as
 //                        halo-bench-cosmoflow-gpu; cosmoflow_gpu_step.hpp)
 //
@@ -14,8 +16,9 @@
 // one (not for conv1: the data needs no gradient); parameter-free layers count their
 // forward FLOPs again. The peak is the higher of an FMA loop on all threads and the fastest
 // large convolution (conv5 forward) measured in the same run, as in halo-bench-conv, so that
-// no percentage can exceed 100. floor = FLOPs / peak; floor_pct = floor / step time.
-// The last line is `samples_per_s=<x> floor_pct=<y>`.
+// no percentage can exceed 100 (in bf16: the bf16 dot-product loop and conv5 in bf16).
+// floor = FLOPs / peak; floor_pct = floor / step time. The last line is
+// `samples_per_s=<x> floor_pct=<y>`, with ` speedup_vs_f32=<z>` in bf16.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -56,9 +59,11 @@ Tensor random_channels_last(const Shape& s, uint64_t seed) {
 
 int main(int argc, char** argv) {
   if (halo::bench::help(argc, argv, "usage: halo-bench-cosmoflow [--size 128] [--batch 4] [--steps 5] [--warmup 1] [--threads T] [--layers]\n"
+      "                            [--precision f32|bf16]\n"
       "       halo-bench-cosmoflow --device cuda [--precision f32|bf16] [--batch 4] [--steps 10] [--size 128] [--profile 1]\n"
       "  Samples/s of the full CosmoFlow training step and its share of the compute floor (CPU), or the\n"
-      "  step on one GPU (the same as halo-bench-cosmoflow-gpu). Last line (CPU): samples_per_s=<x> floor_pct=<y>.\n")) return 0;
+      "  step on one GPU (the same as halo-bench-cosmoflow-gpu). Last line (CPU): samples_per_s=<x> floor_pct=<y>\n"
+      "  (bf16: speedup_vs_f32=<z> too).\n")) return 0;
   if (const char* dev = opt_value(argc, argv, "--device"); dev && std::strcmp(dev, "cpu") != 0) {
     // The GPU step: everything but --device goes to the GPU benchmark.
     std::vector<char*> rest{argv[0]};
@@ -162,7 +167,7 @@ int main(int argc, char** argv) {
   };
   // bf16: the same model fed bf16 (mixed precision: f32 master weights), and the f32 step
   // measured in the same run for the speed-up.
-  const Tensor x = bf16 ? x32.to(DType::bf16).to_memory_format(MemoryFormat::channels_last) : x32;
+  const Tensor x = bf16 ? x32.to(DType::bf16) : x32;
   const Times t = run_steps(x, per_layer);
   const double f32_step = bf16 ? run_steps(x32, false).step : t.step;
   const double t_fwd = t.fwd, t_bwd = t.bwd, t_wait = t.wait, t_opt = t.opt, t_step = t.step;
@@ -174,6 +179,7 @@ int main(int argc, char** argv) {
     nn::Layer& conv5 = model.layer("conv" + std::to_string(mo.conv_layers));
     const int64_t cin = mo.base_filters << (mo.conv_layers - 2), edge = size >> (mo.conv_layers - 1);
     Tensor x5 = random_channels_last({batch, cin, edge, edge, edge}, 3);
+    if (bf16) x5 = x5.to(DType::bf16);
     const double f5 = double(batch) * conv5.forward_flops({x5.shape()});  // per sample x batch
     conv5.set_training(false);
     for (int r = 0; r < 6; ++r) {
@@ -184,7 +190,10 @@ int main(int argc, char** argv) {
     }
     conv5.set_training(true);
   }
-  const double peak = std::max(fma_peak, conv_rate);
+  // bf16: the ceiling is the bf16 dot-product loop (twice the FMA loop's rate where the CPU
+  // has AVX512_BF16), or conv5's own bf16 rate if that is higher.
+  const double bf16_peak = bf16 ? bench::measure_bf16_peak() : 0;
+  const double peak = std::max(bf16 ? bf16_peak : fma_peak, conv_rate);
   const double floor_s = flops / peak;
   const double sps = double(batch) * comm.size() / t_step;
 
@@ -192,8 +201,13 @@ int main(int argc, char** argv) {
     std::printf("# CosmoFlow-%lld step, batch %lld per rank, %d rank(s) x %d thread(s), %d timed steps after %d "
                 "warm-up\n",
                 (long long)size, (long long)batch, comm.size(), num_threads(), steps, warmup);
-    std::printf("peak: FMA loop %.1f GFLOP/s, conv%d forward %.1f GFLOP/s -> %.1f GFLOP/s\n", fma_peak * 1e-9,
-                mo.conv_layers, conv_rate * 1e-9, peak * 1e-9);
+    if (bf16)
+      std::printf("peak: bf16 dot-product loop %.1f GFLOP/s (FMA loop %.1f), conv%d bf16 forward %.1f GFLOP/s -> "
+                  "%.1f GFLOP/s\n",
+                  bf16_peak * 1e-9, fma_peak * 1e-9, mo.conv_layers, conv_rate * 1e-9, peak * 1e-9);
+    else
+      std::printf("peak: FMA loop %.1f GFLOP/s, conv%d forward %.1f GFLOP/s -> %.1f GFLOP/s\n", fma_peak * 1e-9,
+                  mo.conv_layers, conv_rate * 1e-9, peak * 1e-9);
     std::printf("step %.3f s = forward %.3f + backward %.3f + allreduce wait %.4f + optimizer %.4f\n", t_step, t_fwd,
                 t_bwd, t_wait, t_opt);
     std::printf("computed %.1f GFLOP per step -> %.1f GFLOP/s; floor %.3f s\n", flops * 1e-9, flops / t_step * 1e-9,

@@ -1,5 +1,6 @@
 // The machine ceilings the benchmarks compare against, measured in the same run:
-// FP32 FLOP/s of an FMA loop on all threads, and streaming memory bandwidth.
+// FP32 FLOP/s of an FMA loop on all threads, bf16 FLOP/s of a dot-product loop (AVX512_BF16),
+// and streaming memory bandwidth.
 #pragma once
 #include <immintrin.h>
 #include <omp.h>
@@ -41,6 +42,43 @@ inline double measure_fma_peak(int runs = 5) {
     double t = now_seconds() - t0;
     sink = sink + part;
     best = std::max(best, double(omp_get_max_threads()) * double(iters) * 16 * 16 * 2 / t);
+  }
+  return best;
+}
+
+/// 16 independent chains of 512-bit bf16 dot products (VDPBF16PS: 32 bf16 products summed
+/// pairwise into 16 f32 lanes, 64 FLOP per instruction). 0 when the CPU lacks AVX512_BF16.
+__attribute__((target("avx512f,avx512bf16"))) inline float bf16_dot_chains(int64_t iters) {
+  __m512 acc[16];
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_ps(float(j) * 1e-3f);
+  const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(2e-3f));
+  const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.5f), _mm512_set1_ps(0.25f));
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 16; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
+  __m512 s = acc[0];
+  for (int j = 1; j < 16; ++j) s = _mm512_add_ps(s, acc[j]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float total = 0;
+  for (float v : lanes) total += v;
+  return total;
+}
+
+/// Best of `runs` short runs: bf16 FLOP/s of the dot-product loop on every OpenMP thread, or 0
+/// where the CPU has no AVX512_BF16.
+inline double measure_bf16_peak(int runs = 5) {
+  if (!__builtin_cpu_supports("avx512bf16")) return 0;
+  const int64_t iters = 10'000'000;
+  double best = 0;
+  volatile float sink = 0;
+  for (int r = 0; r < runs; ++r) {
+    double t0 = now_seconds();
+    float part = 0;
+#pragma omp parallel reduction(+ : part)
+    part += bf16_dot_chains(iters);
+    double t = now_seconds() - t0;
+    sink = sink + part;
+    best = std::max(best, double(omp_get_max_threads()) * double(iters) * 16 * 64 / t);
   }
   return best;
 }

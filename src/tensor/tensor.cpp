@@ -310,6 +310,29 @@ void for_each_offset(const Shape& shape, const Strides& a, const Strides& b, F&&
 
 }  // namespace
 
+namespace {
+// f32 <-> bf16 between dense tensors of one layout: the mixed-precision input cast of every
+// batch, so a plain loop the compiler vectorises (and threads share), not one call per element.
+bool convert_dense_f32_bf16(const Tensor& src, Tensor& dst) {
+  const int64_t n = src.numel();
+  if (src.dtype() == DType::f32 && dst.dtype() == DType::bf16) {
+    const float* s = static_cast<const float*>(src.raw_data());
+    bf16* d = static_cast<bf16*>(dst.raw_data());
+#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) d[i] = bf16(s[i]);
+    return true;
+  }
+  if (src.dtype() == DType::bf16 && dst.dtype() == DType::f32) {
+    const bf16* s = static_cast<const bf16*>(src.raw_data());
+    float* d = static_cast<float*>(dst.raw_data());
+#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) d[i] = float(s[i]);
+    return true;
+  }
+  return false;
+}
+}  // namespace
+
 void Tensor::copy_(const Tensor& src) {
   HALO_CHECK_SHAPE(defined() && src.defined(), "copy_ with an undefined tensor");
   HALO_CHECK_SHAPE(shape_ == src.shape_, "copy_: destination ", str(), " and source ", src.str(),
@@ -353,6 +376,7 @@ void Tensor::copy_(const Tensor& src) {
     });
     return;
   }
+  if (strides_ == src.strides_ && is_dense() && convert_dense_f32_bf16(src, *this)) return;
   Loader ld = loader(src.dtype_);
   Storer st = storer(dtype_);
   for_each_offset(shape_, strides_, src.strides_, [&](int64_t od, int64_t os, int64_t n, int64_t sd_, int64_t ss) {

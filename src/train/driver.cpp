@@ -273,6 +273,12 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   TrainerOptions to;
   to.name = spec_.run_name;
   to.device = device;
+  {
+    const std::string precision = cfg_.get_string("training.precision", "f32");
+    HALO_CHECK_T(ConfigError, precision == "f32" || precision == "bf16",
+                 "training.precision must be f32 or bf16 (got '", precision, "')");
+    to.precision = precision == "bf16" ? DType::bf16 : DType::f32;
+  }
   to.epochs = int(cfg_.get_int("training.epochs", spec_.default_epochs, 1, 1000000));
   to.stop_after_steps = cfg_.get_int("training.stop_after_steps", -1, -1, kNoLimitInt);  // -1: never
   to.validate_every = int(cfg_.get_int("training.validate_every", 1, 0, 1000000));  // 0: never

@@ -83,6 +83,7 @@ Tensor Trainer::Impl::prepare_input(const Tensor& x) const {
   if (o.input_format == MemoryFormat::channels_last && t.dim() >= 4 && !t.is_channels_last())
     t = t.to_memory_format(MemoryFormat::channels_last);
   if (t.device() != o.device) t = t.to(o.device);
+  if (t.dtype() != o.precision && is_floating(t.dtype())) t = t.to(o.precision);
   return t;
 }
 

@@ -89,6 +89,11 @@ struct TrainerOptions {
   /// Input tensors are converted to this memory format once per batch (the CPU convolution
   /// kernels are fastest on channels-last).
   MemoryFormat input_format = MemoryFormat::channels_last;
+  /// The activations' type: f32, or bf16 for mixed precision (inputs cast to bf16 once per
+  /// batch; every activation and activation gradient bf16, parameters, their gradients and
+  /// the optimizer's state f32). bf16 on the CPU needs oneDNN and runs convolutions, pooling
+  /// and point-wise layers; the drivers' training.precision sets it.
+  DType precision = DType::f32;
   /// Device the model lives on (the caller moves it there). On a GPU the trainer refuses at
   /// construction a model with a layer lacking a CUDA kernel (check_model_runs_on) and copies
   /// each training batch to the GPU on a copy stream while the previous step runs

@@ -87,6 +87,11 @@ Tensor Trainer::Impl::prepare_input(const Tensor& x) const {
   return t;
 }
 
+// Validation's loss and metrics are computed in f32 whatever the activations' precision.
+Tensor for_metrics(const Tensor& prediction) {
+  return prediction.dtype() == DType::bf16 ? prediction.to(DType::f32) : prediction;
+}
+
 Tensor Trainer::Impl::prepare_target(const Tensor& y) const { return y.device() == o.device ? y : y.to(o.device); }
 
 // Collective: every rank calls it; rank 0 writes. `epoch_loss_*` are this rank's partial
@@ -436,7 +441,7 @@ std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss,
     if (b->real == 0) {
       // Padding only. The metric's names must still be declared (every rank reduces the
       // same names), with nothing counted.
-      Tensor pred = I.model.forward(I.prepare_input(b->x));
+      Tensor pred = for_metrics(I.model.forward(I.prepare_input(b->x)));
       dist::MetricReducer discarded;
       I.metric->add(pred, I.prepare_target(b->y), discarded);
       for (const auto& kv : discarded.local()) sums.add(kv.first, 0, 0);
@@ -444,7 +449,7 @@ std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss,
       continue;
     }
     const bool whole = b->real == b->size;
-    Tensor pred = I.model.forward(I.prepare_input(whole ? b->x : b->x.slice(0, b->real)));
+    Tensor pred = for_metrics(I.model.forward(I.prepare_input(whole ? b->x : b->x.slice(0, b->real))));
     Tensor y = I.prepare_target(whole ? b->y : b->y.slice(0, b->real));
     const double l = I.loss.forward(pred, y);
     sums.add("loss", l * double(b->real), double(b->real));

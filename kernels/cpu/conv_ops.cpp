@@ -86,8 +86,6 @@ void prepare(ConvPlan& plan, ConvBackend backend) {
   if (dtype == DType::bf16) {
     HALO_CHECK_T(Error, onednn_available(), who, ": bf16 convolutions on the CPU need oneDNN (a build with "
                  "HALO_ENABLE_ONEDNN); train in f32 instead");
-    HALO_CHECK_T(Error, !p.transposed, who, ": bf16 transposed convolutions are not supported on the CPU yet; "
-                 "train in f32");
     HALO_CHECK_T(Error, backend == ConvBackend::automatic || backend == ConvBackend::library, who, ": the ",
                  name(backend), " kernel runs f32 only; bf16 convolutions use oneDNN (backend automatic or library)");
   }
@@ -174,6 +172,24 @@ void epilogue_inplace(const Tensor& y, const Tensor& bias, const ConvEpilogue& e
     else if (e.activation == Activation::leaky_relu)
       v = v > T(0) ? v : v * slope;
     p[i] = v;
+  }
+}
+
+/// epilogue_inplace on a bf16 output with an f32 (master) bias, computed in f32 per value.
+void epilogue_inplace_bf16(const Tensor& y, const Tensor& bias, const ConvEpilogue& e) {
+  bf16* p = y.data<bf16>();
+  const Tensor bc = bias.defined() ? bias.contiguous() : Tensor();
+  const float* b = bc.defined() ? bc.data<float>() : nullptr;
+  const int64_t n = y.numel(), C = y.size(1);
+  const bool cl = y.is_channels_last() && !y.is_contiguous();
+  const int64_t inner = cl ? 1 : n / (y.size(0) * C);
+  const float slope = e.activation == Activation::relu ? 0.0f : float(e.slope);
+  const bool act = e.activation != Activation::none;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    float v = float(p[i]);
+    if (b) v += b[(i / inner) % C];
+    p[i] = bf16(act ? kc::leaky(v, slope) : v);
   }
 }
 
@@ -267,11 +283,15 @@ Tensor forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& b
   if (!p.transposed) {
     kc::conv_onednn_forward(st.pass[0], g, xcl, wc, b, plan.epilogue(), y, st.blocked[0]);
   } else {
-    if (kc::subpixel_supported(g))
+    // The sub-pixel kernels are f32; bf16 takes oneDNN's backward-data primitive.
+    if (plan.dtype() == DType::f32 && kc::subpixel_supported(g))
       kc::conv_subpixel_transposed_forward(st.pass[0], g, xcl, wc, y);
     else
       kc::conv_onednn_backward_data(st.pass[0], g, xcl, wc, y, st.blocked[1]);
-    epilogue_inplace<float>(y, b, plan.epilogue());
+    if (plan.dtype() == DType::bf16)
+      epilogue_inplace_bf16(y, b, plan.epilogue());
+    else
+      epilogue_inplace<float>(y, b, plan.epilogue());
   }
   return y;
 #else
@@ -353,7 +373,7 @@ void backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, con
     if (!p.transposed)
       kc::conv_onednn_backward_weights(st.pass[2], g, channels_last(x), channels_last(grad_y), gw, gb,
                                        st.blocked[2]);
-    else if (kc::subpixel_supported(g))
+    else if (plan.dtype() == DType::f32 && kc::subpixel_supported(g))
       kc::conv_subpixel_transposed_backward_weights(st.pass[2], g, channels_last(x), channels_last(grad_y), gw);
     else
       kc::conv_onednn_backward_weights(st.pass[2], g, channels_last(grad_y), channels_last(x), gw, Tensor(),
@@ -364,7 +384,9 @@ void backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, con
   HALO_DISPATCH_FLOAT(grad_w.dtype(), plan.who(), [&] {
     if (accumulate) add_into<T>(grad_w, gw);
     if (fused_bias && accumulate) add_into<T>(grad_bias, gb);
-    if (grad_bias.defined() && !fused_bias) bias_grad<T>(grad_y, grad_bias, accumulate);
+    // (bf16 output gradients are summed in f32, into the f32 bias gradient)
+    if (grad_bias.defined() && !fused_bias)
+      bias_grad<T>(grad_y.dtype() == DType::bf16 ? grad_y.to(DType::f32) : grad_y, grad_bias, accumulate);
   });
 }
 

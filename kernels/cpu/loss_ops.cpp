@@ -45,6 +45,14 @@ Tensor error_backward(const Tensor& p_in, const Tensor& t_in, bool squared, cons
 CrossEntropySums run_cross_entropy(const Tensor& logits_in, const Tensor& labels_in, const CrossEntropyOptions& o,
                                    Tensor* grad, double scale) {
   const char* what = "cross_entropy";
+  // bf16 logits (mixed precision): the softmax and its gradient in f32, the gradient handed
+  // back in bf16 like the logits.
+  if (logits_in.dtype() == DType::bf16) {
+    Tensor g32;
+    const CrossEntropySums sums = run_cross_entropy(logits_in.to(DType::f32), labels_in, o, grad ? &g32 : nullptr, scale);
+    if (grad) *grad = g32.to(DType::bf16);
+    return sums;
+  }
   const int64_t K = logits_in.size(1);
   detail::check_cpu(logits_in, what);
   detail::check_cpu(labels_in, what);

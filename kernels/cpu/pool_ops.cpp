@@ -84,6 +84,8 @@ Tensor pool_backward_op(const Tensor& dy, const Tensor& x, const PoolConfig& cfg
 }
 
 Tensor global_avg_forward_op(const Tensor& x, bool keep_dims, const std::string& who) {
+  // bf16: averaged in f32 (one pass over the input; the output is one value per channel).
+  if (x.dtype() == DType::bf16) return global_avg_forward_op(x.to(DType::f32), keep_dims, who).to(DType::bf16);
   check_cpu_float(x, who, "input");
   HALO_CHECK_SHAPE(x.dim() >= 3, who, ": input ", x.str(), " should be (N, C, spatial...)");
   const bool cl = x.is_channels_last() && !x.is_contiguous();
@@ -97,6 +99,8 @@ Tensor global_avg_forward_op(const Tensor& x, bool keep_dims, const std::string&
 
 Tensor global_avg_backward_op(const Tensor& dy, const Shape& input_shape, MemoryFormat format,
                               const std::string& who) {
+  if (dy.dtype() == DType::bf16)
+    return global_avg_backward_op(dy.to(DType::f32), input_shape, format, who).to(DType::bf16);
   check_cpu_float(dy, who, "output gradient");
   const Tensor dyc = dy.contiguous();
   Tensor dx = Tensor::empty(input_shape, dy.dtype(), Device::cpu(), format);

@@ -8,9 +8,11 @@ namespace {
 
 using namespace halo::ops;
 
+// bf16 (mixed precision): interpolated in f32 on the converted values, the result rounded once.
 Tensor forward(const Tensor& x, const UpsampleConfig& cfg, const std::string& who) {
   HALO_CHECK_SHAPE(x.defined() && x.device().is_cpu(), who, ": input must be a CPU tensor",
                    x.defined() ? " (got " + x.str() + ")" : std::string());
+  if (x.dtype() == DType::bf16) return forward(x.to(DType::f32), cfg, who).to(DType::bf16);
   const Shape ys = upsample_output_shape(x.shape(), cfg, who);
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(ys, x.dtype());
@@ -29,6 +31,7 @@ Tensor backward(const Tensor& dy, const Shape& input_shape, const UpsampleConfig
   HALO_CHECK_SHAPE(dy.defined() && dy.device().is_cpu() && dy.shape() == ys, who, ": output gradient ",
                    dy.defined() ? dy.str() : std::string("(undefined)"), " should be a CPU tensor of shape ",
                    to_string(ys), " for input ", to_string(input_shape));
+  if (dy.dtype() == DType::bf16) return backward(dy.to(DType::f32), input_shape, cfg, format, who).to(DType::bf16);
   const Tensor gc = dy.contiguous();
   Tensor dx = Tensor::zeros(input_shape, dy.dtype());
   HALO_DISPATCH_FLOAT(dy.dtype(), who, [&] {

@@ -38,9 +38,13 @@ Shape BatchNormNd::output_shape(const std::vector<Shape>& inputs) const {
 
 Tensor BatchNormNd::forward(const std::vector<Tensor>& inputs) {
   HALO_CHECK_SHAPE(inputs.size() == 1, describe(), ": expected 1 input, got ", inputs.size());
-  const Tensor& x = inputs[0];
-  output_shape({x.shape()});
-  HALO_CHECK_SHAPE(x.dtype() == weight().value.dtype(), describe(), ": input ", x.str(), " but parameters are ",
+  const Tensor& in = inputs[0];
+  output_shape({in.shape()});
+  // Mixed precision: bf16 activations under f32 parameters are normalised in f32 (statistics,
+  // scale and shift), converted at the layer's boundary; the output is bf16 again.
+  mixed_ = in.dtype() == DType::bf16 && weight().value.dtype() == DType::f32;
+  const Tensor x = mixed_ ? in.to(DType::f32) : in;
+  HALO_CHECK_SHAPE(x.dtype() == weight().value.dtype(), describe(), ": input ", in.str(), " but parameters are ",
                    halo::name(weight().value.dtype()), " (build the layer with the input's dtype)");
   Tensor y = training()
                  ? ops::batchnorm_forward_train(x, weight().value, bias().value, running_mean(), running_var(), cfg_,
@@ -49,13 +53,15 @@ Tensor BatchNormNd::forward(const std::vector<Tensor>& inputs) {
                                                &saved_, describe());
   saved_input_ = x;
   if (cfg_.relu) saved_output_ = y;
-  return y;
+  return mixed_ ? y.to(DType::bf16) : y;
 }
 
 std::vector<Tensor> BatchNormNd::backward(const Tensor& grad_output) {
   HALO_CHECK(saved_input_.defined(), describe(), ": backward without a forward");
-  ops::BatchNormGrads g = ops::batchnorm_backward(grad_output, saved_input_, weight().value, saved_,
+  const Tensor gy = mixed_ && grad_output.dtype() == DType::bf16 ? grad_output.to(DType::f32) : grad_output;
+  ops::BatchNormGrads g = ops::batchnorm_backward(gy, saved_input_, weight().value, saved_,
                                                   input_needs_grad(0), reducer_, describe(), saved_output_);
+  if (mixed_ && g.dx.defined()) g.dx = g.dx.to(DType::bf16);
   accumulate(weight().grad, g.dweight, describe());
   accumulate(bias().grad, g.dbias, describe());
   saved_input_ = Tensor();

@@ -53,6 +53,10 @@ void add_into(Tensor& dst, const Tensor& src, const std::string& who) {
     s = Tensor::empty_like(dst);
     s.copy_(src);
   }
+  if (dst.dtype() == DType::bf16) {  // mixed precision: the element-wise op's bf16 kernel
+    ops::axpy_(dst, 1.0, s);
+    return;
+  }
   const int64_t n = dst.numel();
   HALO_DISPATCH_FLOAT(dst.dtype(), who, [&] { add_flat(dst.data<T>(), s.data<T>(), n); });
 }

@@ -56,6 +56,7 @@ class BatchNormNd : public Layer {
   ops::BatchNormConfig cfg_;
   ops::StatsReducer reducer_;
   Tensor saved_input_, saved_output_;
+  bool mixed_ = false;  ///< the last forward took bf16 activations under f32 parameters
   ops::BatchNormSaved saved_;
 };
 

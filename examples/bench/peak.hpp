@@ -13,13 +13,8 @@
 
 namespace halo::bench {
 
-/// 16 independent 512-bit FMA chains: enough in flight to fill both FMA pipes.
-__attribute__((target("avx512f"))) inline float fma_chains(int64_t iters) {
-  __m512 acc[16];
-  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_ps(float(j) * 1e-3f);
-  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
-  for (int64_t i = 0; i < iters; ++i)
-    for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
+/// The sum of 16 accumulators' lanes: what the loops return, so no chain is optimised away.
+__attribute__((target("avx512f"))) inline float sum_of(const __m512 (&acc)[16]) {
   __m512 s = acc[0];
   for (int j = 1; j < 16; ++j) s = _mm512_add_ps(s, acc[j]);
   alignas(64) float lanes[16];
@@ -29,8 +24,20 @@ __attribute__((target("avx512f"))) inline float fma_chains(int64_t iters) {
   return total;
 }
 
-/// Best of `runs` short runs: FP32 FLOP/s of the FMA loop on every OpenMP thread at once.
-inline double measure_fma_peak(int runs = 5) {
+/// 16 independent 512-bit FMA chains: enough in flight to fill both FMA pipes.
+__attribute__((target("avx512f"))) inline float fma_chains(int64_t iters) {
+  __m512 acc[16];
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_ps(float(j) * 1e-3f);
+  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-6f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(acc[j], m, a);
+  return sum_of(acc);
+}
+
+/// Best of `runs` short runs of `loop(iters)` on every OpenMP thread at once, as FLOP/s given
+/// the FLOPs one iteration does on one thread.
+template <class Loop>
+inline double measure_loop_rate(Loop loop, double flop_per_iter, int runs) {
   const int64_t iters = 10'000'000;
   double best = 0;
   volatile float sink = 0;
@@ -38,13 +45,16 @@ inline double measure_fma_peak(int runs = 5) {
     double t0 = now_seconds();
     float part = 0;
 #pragma omp parallel reduction(+ : part)
-    part += fma_chains(iters);
+    part += loop(iters);
     double t = now_seconds() - t0;
     sink = sink + part;
-    best = std::max(best, double(omp_get_max_threads()) * double(iters) * 16 * 16 * 2 / t);
+    best = std::max(best, double(omp_get_max_threads()) * double(iters) * flop_per_iter / t);
   }
   return best;
 }
+
+/// FP32 FLOP/s of the FMA loop (16 chains x 16 lanes x 2 FLOP per iteration).
+inline double measure_fma_peak(int runs = 5) { return measure_loop_rate(fma_chains, 16 * 16 * 2, runs); }
 
 /// 16 independent chains of 512-bit bf16 dot products (VDPBF16PS: 32 bf16 products summed
 /// pairwise into 16 f32 lanes, 64 FLOP per instruction). 0 when the CPU lacks AVX512_BF16.
@@ -55,32 +65,14 @@ __attribute__((target("avx512f,avx512bf16"))) inline float bf16_dot_chains(int64
   const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.5f), _mm512_set1_ps(0.25f));
   for (int64_t i = 0; i < iters; ++i)
     for (int j = 0; j < 16; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
-  __m512 s = acc[0];
-  for (int j = 1; j < 16; ++j) s = _mm512_add_ps(s, acc[j]);
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, s);
-  float total = 0;
-  for (float v : lanes) total += v;
-  return total;
+  return sum_of(acc);
 }
 
-/// Best of `runs` short runs: bf16 FLOP/s of the dot-product loop on every OpenMP thread, or 0
-/// where the CPU has no AVX512_BF16.
+/// bf16 FLOP/s of the dot-product loop (16 chains x 64 FLOP per iteration), or 0 where the
+/// CPU has no AVX512_BF16.
 inline double measure_bf16_peak(int runs = 5) {
   if (!__builtin_cpu_supports("avx512bf16")) return 0;
-  const int64_t iters = 10'000'000;
-  double best = 0;
-  volatile float sink = 0;
-  for (int r = 0; r < runs; ++r) {
-    double t0 = now_seconds();
-    float part = 0;
-#pragma omp parallel reduction(+ : part)
-    part += bf16_dot_chains(iters);
-    double t = now_seconds() - t0;
-    sink = sink + part;
-    best = std::max(best, double(omp_get_max_threads()) * double(iters) * 16 * 64 / t);
-  }
-  return best;
+  return measure_loop_rate(bf16_dot_chains, 16 * 64, runs);
 }
 
 /// Best of `runs`: bytes/s of a triad a[i] = b[i] + s*c[i] over 3 x 64 MiB on all threads

@@ -10,7 +10,9 @@
 //   halo-bench-conv [--threads 2] [--batch 4] [--size 128] [--reps 3] [--layer L (only that one)]
 //                   [--compare-blocked (also time oneDNN on its blocked formats, without reorders)]
 //                   [--layout automatic|channels_last|blocked (oneDNN activation layout per pass)]
-// Last line: worst_pct=<worst single pass> total_pct=<all passes: total flops / total time>.
+//                   [--precision f32|bf16 (bf16 activations, f32 weights; f32 timed alongside)]
+// Last line: worst_pct=<worst single pass> total_pct=<all passes: total flops / total time>,
+// and in bf16 speedup_vs_f32=<f32 time of the training passes / their bf16 time>.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -126,11 +128,12 @@ double blocked_time(int pass, const Shape& xs, const Shape& ws, const Shape& ys,
 int main(int argc, char** argv) {
   const char* usage =
       "usage: halo-bench-conv [--threads N] [--batch N] [--size S] [--reps R] [--layer 1-5] [--compare-blocked]\n"
-      "                       [--layout automatic|channels_last|blocked]\n"
+      "                       [--layout automatic|channels_last|blocked] [--precision f32|bf16]\n"
       "       halo-bench-conv --device cuda [batch ...]   (per layer and pass on one GPU, f32/TF32/bf16;\n"
       "                       the same as halo-bench-cudnn-conv)\n"
       "  GFLOP/s of the CosmoFlow convolutions against a peak measured in the same run.\n"
-      "  Last line: worst_pct=<x> total_pct=<y>.\n";
+      "  Last line: worst_pct=<x> total_pct=<y> (bf16: against the bf16 dot-product loop, and\n"
+      "  speedup_vs_f32=<z>, the training passes' f32 time over their bf16 time in the same run).\n";
   if (halo::bench::help(argc, argv, usage)) return 0;
   if (argc > 2 && std::strcmp(argv[1], "--device") == 0 && std::strcmp(argv[2], "cpu") != 0) {
     std::vector<char*> rest{argv[0]};
@@ -138,7 +141,7 @@ int main(int argc, char** argv) {
     return halo::bench::cudnn_conv_main(int(rest.size()), rest.data());
   }
   int threads = 2, batch = 4, size = 128, reps = 3, only = 0;
-  bool blocked = false;
+  bool blocked = false, bf16 = false;
   ops::ConvLayout layout = ops::ConvLayout::automatic;
   for (int i = 1; i < argc; ++i) {
     auto val = [&](int& v) {
@@ -154,6 +157,14 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--reps")) val(reps);
     else if (!std::strcmp(argv[i], "--layer")) val(only);
     else if (!std::strcmp(argv[i], "--compare-blocked")) blocked = true;
+    else if (!std::strcmp(argv[i], "--precision")) {
+      const std::string v = i + 1 < argc ? argv[++i] : "";
+      if (v != "f32" && v != "bf16") {
+        std::fprintf(stderr, "--precision takes f32 or bf16\n");
+        return 2;
+      }
+      bf16 = v == "bf16";
+    }
     else if (!std::strcmp(argv[i], "--layout")) {
       const std::string v = i + 1 < argc ? argv[++i] : "";
       if (v == "channels_last") layout = ops::ConvLayout::channels_last;
@@ -186,50 +197,66 @@ int main(int argc, char** argv) {
   const int64_t cin[5] = {4, 32, 64, 128, 256}, cout[5] = {32, 64, 128, 256, 512};
   const auto p = ops::ConvParams::uniform(3, 1, 1);
   ops::ConvEpilogue e{ops::Activation::leaky_relu, 0.3};
-  double worst = 1e30, total_flops = 0, total_time = 0;
+  double worst = 1e30, total_flops = 0, total_time = 0, f32_time = 0;
+  // bf16: the ceiling is the bf16 dot-product loop; the f32 passes are timed too, same run.
+  if (bf16 && (blocked || !HALO_ENABLE_ONEDNN)) {
+    std::fprintf(stderr, "halo-bench-conv: --precision bf16 needs oneDNN and does not take --compare-blocked\n");
+    return 2;
+  }
   for (int l = 0; l < 5; ++l) {
     if (only && l + 1 != only) continue;
     const int64_t s = std::max<int64_t>(1, size >> l);
     const Shape xs{batch, cin[l], s, s, s}, ws{cout[l], cin[l], 3, 3, 3};
-    peak = std::max(peak, measure_peak());
+    peak = std::max(peak, bf16 ? bench::measure_bf16_peak() : measure_peak());
     Tensor x = random_cl(xs, 1 + l, 1.0f);
     Tensor w = random_cl(ws, 11 + l, 0.1f).contiguous();
     Tensor b = random_cl({cout[l]}, 21 + l, 0.1f).contiguous();
-    ops::ConvPlan plan(xs, ws, p, DType::f32, Device::cpu(), e, true, ops::ConvBackend::automatic, "conv", layout);
     const double flops = ops::conv_flops(xs, ws, p);
-    Tensor y, gx;
-    Tensor gy = random_cl(plan.output_shape(), 31 + l, 1.0f);
+    const Tensor gy32 = random_cl(Shape{batch, cout[l], s, s, s}, 31 + l, 1.0f);
     Tensor gw = Tensor::empty(ws), gb = Tensor::empty({cout[l]});
     struct Pass {
       const char* name;
       double t;
       bool in_training;
     };
-    std::vector<Pass> passes;
-    passes.push_back({"forward", best_time(reps, [&] { y = ops::conv_forward(plan, x, w, b); }), true});
-    y = Tensor();
-    // The first layer's data gradient is never needed in training (the model input takes
-    // no gradient); it is timed for completeness but left out of worst/total.
-    passes.push_back({"bwd-data", best_time(reps, [&] { gx = ops::conv_backward_data(plan, gy, w); }), l > 0});
-    gx = Tensor();
-    passes.push_back(
-        {"bwd-weights", best_time(reps, [&] { ops::conv_backward_weights(plan, x, gy, gw, gb, true); }), true});
+    std::string kernel;
+    // The three passes with activations of type `dt` (bf16: f32 weights and gradients).
+    auto time_passes = [&](DType dt) {
+      ops::ConvPlan plan(xs, ws, p, dt, Device::cpu(), e, true, ops::ConvBackend::automatic, "conv", layout);
+      kernel = plan.kernel();
+      const Tensor xd = x.to(dt), gy = gy32.to(dt);
+      Tensor y, gx;
+      std::vector<Pass> passes;
+      passes.push_back({"forward", best_time(reps, [&] { y = ops::conv_forward(plan, xd, w, b); }), true});
+      y = Tensor();
+      // The first layer's data gradient is never needed in training (the model input takes
+      // no gradient); it is timed for completeness but left out of worst/total.
+      passes.push_back({"bwd-data", best_time(reps, [&] { gx = ops::conv_backward_data(plan, gy, w); }), l > 0});
+      gx = Tensor();
+      passes.push_back(
+          {"bwd-weights", best_time(reps, [&] { ops::conv_backward_weights(plan, xd, gy, gw, gb, true); }), true});
+      return passes;
+    };
+    if (bf16)
+      for (const Pass& ps : time_passes(DType::f32))
+        if (ps.in_training) f32_time += ps.t;
+    std::vector<Pass> passes = time_passes(bf16 ? DType::bf16 : DType::f32);
     for (auto& ps : passes) {
       double tb = 0;
 #if HALO_ENABLE_ONEDNN
-      if (blocked) tb = blocked_time(int(&ps - passes.data()), xs, ws, plan.output_shape(), reps);
+      if (blocked) tb = blocked_time(int(&ps - passes.data()), xs, ws, gy32.shape(), reps);
 #else
       (void)blocked;  // nothing to compare against without oneDNN
 #endif
-      rows.push_back({l + 1, to_string(xs), ps.name, plan.kernel(), (long long)cout[l], flops, ps.t,
+      rows.push_back({l + 1, to_string(xs), ps.name, kernel, (long long)cout[l], flops, ps.t,
                       ps.in_training, tb});
     }
   }
-  peak = std::max(peak, measure_peak());
+  peak = std::max(peak, bf16 ? bench::measure_bf16_peak() : measure_peak());
   double best_pass = 0;
   for (const Row& r : rows) best_pass = std::max(best_pass, r.flops / r.t);
-  std::printf("FMA loop (all threads, best of %d): %.1f GFLOP/s; fastest pass: %.1f GFLOP/s\n",
-              5 * (only ? 2 : 6), peak * 1e-9, best_pass * 1e-9);
+  std::printf("%s loop (all threads, best of %d): %.1f GFLOP/s; fastest pass: %.1f GFLOP/s\n",
+              bf16 ? "bf16 dot-product" : "FMA", 5 * (only ? 2 : 6), peak * 1e-9, best_pass * 1e-9);
   peak = std::max(peak, best_pass);
   std::printf("peak (the higher): %.1f GFLOP/s\n", peak * 1e-9);
   std::printf("%-6s %-22s %-7s %-12s %9s %9s %7s  %s\n", "layer", "input", "cout", "pass", "ms", "GFLOP/s", "%peak",
@@ -247,6 +274,10 @@ int main(int argc, char** argv) {
     total_flops += r.flops;
     total_time += r.t;
   }
-  std::printf("worst_pct=%.1f total_pct=%.1f\n", worst, 100.0 * total_flops / total_time / peak);
+  if (bf16)
+    std::printf("f32 passes in the same run: %.2f ms\nworst_pct=%.1f total_pct=%.1f speedup_vs_f32=%.2f\n",
+                f32_time * 1e3, worst, 100.0 * total_flops / total_time / peak, f32_time / total_time);
+  else
+    std::printf("worst_pct=%.1f total_pct=%.1f\n", worst, 100.0 * total_flops / total_time / peak);
   return 0;
 }

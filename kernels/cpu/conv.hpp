@@ -29,7 +29,8 @@ void conv_ref_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, c
 void conv_ref_backward_data(const ConvGeometry& g, const Tensor& gy, const Tensor& w, const Tensor& gx);
 void conv_ref_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& gy, const Tensor& gw);
 
-// ---- oneDNN (f32; activations channels-last; weights contiguous) ----
+// ---- oneDNN (f32 or bf16 activations, channels-last; weights contiguous f32, cast to bf16 in
+// the reorder into oneDNN's format; weight and bias gradients f32) ----
 // `state` is the plan's slot for this pass; the kernel creates its primitives there once.
 // With `blocked`, oneDNN picks the activation formats too and the channels-last tensors
 // are reordered into and out of plan-owned buffers around the primitive.

@@ -1,4 +1,4 @@
-// The cpu pooling table: f32 channels-last tensors go to oneDNN when built with it (its
+// The cpu pooling table: f32 and bf16 channels-last tensors go to oneDNN when built with it (its
 // primitives and max-pooling workspace kept in the PoolPlan); everything else runs the
 // reference kernels on a contiguous copy.
 #include "cpu/pool.hpp"

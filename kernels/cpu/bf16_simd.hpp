@@ -17,7 +17,9 @@ namespace halo::kernels::cpu {
 #if defined(__AVX512F__)
 inline __m512 load_bf16x16(const bf16* p) {
   const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  // The maskz forms: GCC 12's unmasked ones start from _mm512_undefined and warn when inlined.
+  const __m512i wide = _mm512_maskz_cvtepu16_epi32(__mmask16(0xffff), h);
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(__mmask16(0xffff), wide, 16));
 }
 
 inline void store_bf16x16(bf16* p, __m512 v) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "data/h5.hpp"
+#include "train/checkpoint_stats.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/log.hpp"
 
@@ -525,7 +527,14 @@ void save_checkpoint(const std::string& path, const CheckpointData& data, int ke
   if (keep > 1) prune_kept(path, keep, step);
 }
 
+namespace {
+std::atomic<int64_t> g_checkpoint_loads{0};
+}  // namespace
+
+int64_t checkpoint_files_loaded() { return g_checkpoint_loads.load(); }
+
 CheckpointData load_checkpoint(const std::string& path) {
+  ++g_checkpoint_loads;
   // Debian's (parallel) HDF5 is not thread-safe: while a checkpoint is written or read, the
   // loaders' background readers (which hold the same lock for each HDF5 call) must wait.
   std::lock_guard<std::recursive_mutex> hdf5_lock(data::hdf5_mutex());

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "halo/dist/model_sync.hpp"
+#include "halo/dist/root_read.hpp"
 #include "halo/optim/clip.hpp"
 #include "halo/train/device_support.hpp"
 #include "halo/util/error.hpp"
@@ -211,40 +212,34 @@ void Trainer::save_checkpoint() { impl_->save(*this, 0, 0); }
 
 CheckpointData Trainer::load_resume_checkpoint() {
   auto& I = *impl_;
-  if (I.o.resume_fallbacks.empty()) return load_checkpoint(I.o.resume_from);
-  // Rank 0 picks the newest checkpoint that loads and passes its checksums; every rank then
-  // loads that same one, so no two ranks resume from different states. A failure on rank 0
-  // is shared (index -1) so the other ranks fail too instead of waiting for it.
+  // Rank 0 alone reads the file system: it picks the newest checkpoint that loads and passes
+  // its checksums, and every rank receives that one's contents (so N ranks neither open the
+  // file N times nor resume from different states). A failure on rank 0 is thrown on every
+  // rank with rank 0's message.
   std::vector<std::string> candidates{I.o.resume_from};
   candidates.insert(candidates.end(), I.o.resume_fallbacks.begin(), I.o.resume_fallbacks.end());
-  CheckpointData d;
-  std::string error;
-  int64_t chosen = 0;
-  if (I.rank0()) {
-    try {
-      size_t i = 0;
-      d = load_newest_valid_checkpoint(candidates, &i);
-      chosen = int64_t(i);
-      // The newer ones that failed are set aside, not left in the rotation: the next write
-      // would otherwise keep a corrupt file as the "older checkpoint" in place of this one.
-      for (size_t j = 0; j < i; ++j) {
-        const std::string aside = candidates[j] + ".corrupt";
-        if (std::rename(candidates[j].c_str(), aside.c_str()) == 0)
-          log::warn(I.o.name, ": moved the unusable checkpoint '", candidates[j], "' to '", aside, "'");
-      }
-    } catch (const Error& e) {
-      error = e.what();
-      chosen = -1;
+  const std::string got = dist::read_on_root(I.comm.comm(), [&] {
+    size_t i = 0;
+    CheckpointData d = candidates.size() == 1 ? load_checkpoint(candidates[0])
+                                              : load_newest_valid_checkpoint(candidates, &i);
+    // The newer ones that failed are set aside, not left in the rotation: the next write
+    // would otherwise keep a corrupt file as the "older checkpoint" in place of this one.
+    for (size_t j = 0; j < i; ++j) {
+      const std::string aside = candidates[j] + ".corrupt";
+      if (std::rename(candidates[j].c_str(), aside.c_str()) == 0)
+        log::warn(I.o.name, ": moved the unusable checkpoint '", candidates[j], "' to '", aside, "'");
     }
-  }
-  I.comm.allreduce_sum(&chosen, 1, "checkpoint choice");
-  if (chosen < 0)
-    throw IOError(I.rank0() ? error : str("rank 0 found no usable checkpoint of '", I.o.resume_from, "'"));
-  I.o.resume_from = candidates[size_t(chosen)];
+    return dist::pack_strings({std::to_string(i), encode_checkpoint(d)});
+  });
+  const std::vector<std::string> parts = dist::unpack_strings(got);
+  HALO_CHECK_T(IOError, parts.size() == 2, "resume: malformed broadcast of the checkpoint");
+  const size_t chosen = size_t(std::stoull(parts[0]));
+  HALO_CHECK_T(IOError, chosen < candidates.size(), "resume: rank 0 chose checkpoint ", chosen, " of ",
+               candidates.size());
+  I.o.resume_from = candidates[chosen];
   if (chosen > 0 && I.rank0())
     log::warn(I.o.name, ": resuming from the older checkpoint '", I.o.resume_from, "' (see the warnings above)");
-  if (!I.rank0()) d = load_checkpoint(I.o.resume_from);
-  return d;
+  return decode_checkpoint(parts[1]);
 }
 
 CheckpointData Trainer::checkpoint_state() const {

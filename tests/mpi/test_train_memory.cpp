@@ -24,6 +24,7 @@
 #include "halo/train/trainer.hpp"
 #include "mpi_world.hpp"
 #include "quiet_trainer.hpp"
+#include "train/checkpoint_stats.hpp"
 
 using namespace halo;
 
@@ -228,4 +229,43 @@ TEST_CASE("fit() over an ArrayDataset replaces a NaN sample on its rank and coun
     CHECK(e.skipped_steps == 0);
     CHECK(std::isfinite(e.train_loss));
   }
+}
+
+TEST_CASE("resume: rank 0 alone reads the checkpoint, and every rank resumes the same state", "[trainer][resume]") {
+  auto [x, y] = arrays(24);
+  auto ds = std::make_shared<data::ArrayDataset>(x, y, "fields");
+  long pid = world_rank() == 0 ? long(::getpid()) : 0;
+  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("halo-resume-" + std::to_string(pid) + ".h5")).string();
+  data::LoaderOptions lo;
+  lo.batch_size = 2;
+  lo.comm = dist::Communicator(MPI_COMM_WORLD);
+
+  nn::Model m = small_cnn();
+  optim::SGD sgd(m.parameters(), {.lr = 0.05, .momentum = 0.9});
+  nn::MSELoss loss;
+  data::DataLoader loader(ds, lo);
+  train::TrainerOptions to = quiet(2);
+  to.checkpoint_path = path;
+  train::Trainer t(dist::Communicator(MPI_COMM_WORLD), m, sgd, loss, loader, nullptr, nullptr, to);
+  t.fit();
+  t.save_checkpoint();  // the state after the last epoch, whatever fit() wrote before it
+
+  // A second model whose parameters differ on every rank until the resume overwrites them.
+  nn::Model m2 = small_cnn();
+  for (auto* p : m2.parameters()) p->value.fill_(0.01 * (world_rank() + 1));
+  optim::SGD sgd2(m2.parameters(), {.lr = 0.05, .momentum = 0.9});
+  data::DataLoader loader2(ds, lo);
+  train::TrainerOptions to2 = quiet(3);
+  to2.checkpoint_path = path;
+  to2.resume_from = path;
+  const int64_t before = train::checkpoint_files_loaded();
+  train::Trainer t2(dist::Communicator(MPI_COMM_WORLD), m2, sgd2, loss, loader2, nullptr, nullptr, to2);
+  const int64_t opened = train::checkpoint_files_loaded() - before;
+  CHECK(opened == (world_rank() == 0 ? 1 : 0));
+  CHECK(t2.epochs_done() == 2);
+  CHECK(max_param_diff(m, m2) == 0.0);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) std::filesystem::remove(path);
 }

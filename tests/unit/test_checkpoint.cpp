@@ -11,6 +11,7 @@
 #include <future>
 #include <mutex>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -212,4 +213,38 @@ TEST_CASE("checkpoint: writing and reading wait for the HDF5 lock the loaders' r
   CHECK(train::load_checkpoint(path).tensors.at("model/w").to_vector<float>() ==
         d.tensors["model/w"].to_vector<float>());
   std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: encode/decode (the resume broadcast) returns every entry bit for bit, and refuses damage") {
+  using train::CheckpointData;
+  using train::decode_checkpoint;
+  using train::encode_checkpoint;
+  CheckpointData d;
+  d.tensors["model/conv/weight"] = Tensor::empty({2, 3, 3}, DType::f32);
+  for (int64_t i = 0; i < 18; ++i) d.tensors["model/conv/weight"].data<float>()[i] = float(i) * 0.25f - 1.0f;
+  d.tensors["optimizer/step"] = Tensor::empty({1}, DType::i64);
+  d.tensors["optimizer/step"].data<int64_t>()[0] = -7;
+  d.tensors["bf16/x"] = Tensor::empty({3}, DType::bf16);
+  for (int64_t i = 0; i < 3; ++i) d.tensors["bf16/x"].data<bf16>()[i] = bf16(float(i) + 0.5f);
+  d.tensors["empty"] = Tensor::empty({0, 4}, DType::f64);
+  d.integers["meta/global_step"] = 123456789012;
+  d.reals["meta/loss"] = 0.1;
+  d.strings["meta/model"] = std::string("cosmoflow\0with a nul", 20);
+  const std::string bytes = encode_checkpoint(d);
+  const CheckpointData back = decode_checkpoint(bytes);
+  REQUIRE(back.tensors.size() == d.tensors.size());
+  for (const auto& [name, t] : d.tensors) {
+    INFO(name);
+    const Tensor& u = back.tensors.at(name);
+    CHECK(u.shape() == t.shape());
+    CHECK(u.dtype() == t.dtype());
+    CHECK(std::memcmp(u.raw_data(), t.raw_data(), t.nbytes()) == 0);
+  }
+  CHECK(back.integers == d.integers);
+  CHECK(back.reals.at("meta/loss") == 0.1);
+  CHECK(back.strings == d.strings);
+  CHECK(decode_checkpoint(encode_checkpoint(CheckpointData{})).tensors.empty());
+  // A truncated or padded broadcast is an error, not a partial checkpoint.
+  CHECK_THROWS_WITH(decode_checkpoint(bytes.substr(0, bytes.size() - 3)), Catch::Contains("truncated"));
+  CHECK_THROWS_WITH(decode_checkpoint(bytes + "x"), Catch::Contains("bytes left after the last entry"));
 }

@@ -49,6 +49,12 @@ void save_checkpoint(const std::string& path, const CheckpointData& data, int ke
 /// one's checksum when it has one. Throws IOError naming the file and the dataset.
 CheckpointData load_checkpoint(const std::string& path);
 
+/// The whole of a checkpoint as one byte string (every tensor's dtype, shape and bytes, and
+/// the scalars) and back: a checkpoint is read from the file system once, on rank 0, and the
+/// other ranks receive it (the Trainer's resume). decode throws IOError on malformed input.
+std::string encode_checkpoint(const CheckpointData& data);
+CheckpointData decode_checkpoint(const std::string& bytes);
+
 /// Where an older kept checkpoint of `path` lives: "dir/name.ext" -> "dir/name.<step>.ext".
 std::string kept_checkpoint_name(const std::string& path, int64_t step);
 /// The checkpoints of `path`, newest first: `path` itself (if it exists), then the kept

@@ -29,9 +29,7 @@ namespace {
 
 // Rank 0 writes the files; the directory name is rank 0's pid, shared by broadcast.
 std::string shared_dir(const std::string& format) {
-  long pid = world_rank() == 0 ? long(::getpid()) : 0;
-  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  std::string dir = (fs::temp_directory_path() / ("halo-mpi-open-" + format + "-" + std::to_string(pid))).string();
+  const std::string dir = halo::test::shared_temp_path("halo-mpi-open-" + format);
   if (world_rank() == 0) {
     fs::remove_all(dir);
     GenerateOptions g;

@@ -22,9 +22,7 @@ namespace {
 
 // Rank 0 writes the files; the directory name is rank 0's pid, shared by broadcast.
 std::string shared_dir(const std::string& format, int64_t samples) {
-  long pid = world_rank() == 0 ? long(::getpid()) : 0;
-  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  std::string dir = (fs::temp_directory_path() / ("halo-mpi-data-" + format + "-" + std::to_string(pid))).string();
+  const std::string dir = halo::test::shared_temp_path("halo-mpi-data-" + format);
   if (world_rank() == 0) {
     GenerateOptions g;
     g.format = format;

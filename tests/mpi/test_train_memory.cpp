@@ -110,9 +110,7 @@ TEST_CASE("fit() on an ArrayDataset over the ranks equals one process with the g
   lo.shard.shuffle = false;  // rank r takes samples r, r + P, ...: step k holds [k b P, (k + 1) b P)
   lo.comm = dist::Communicator(MPI_COMM_WORLD);
   data::DataLoader loader(ds, lo);
-  long pid = world_rank() == 0 ? long(::getpid()) : 0;
-  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  const std::string trace = (std::filesystem::temp_directory_path() / ("halo-trace-" + std::to_string(pid) + ".json")).string();
+  const std::string trace = halo::test::shared_temp_path("halo-trace") + ".json";
   train::TrainerOptions to = quiet(3);
   to.trace_file = trace;
   train::Trainer t(dist::Communicator(MPI_COMM_WORLD), m, sgd, loss, loader, nullptr, nullptr, to);
@@ -234,10 +232,7 @@ TEST_CASE("fit() over an ArrayDataset replaces a NaN sample on its rank and coun
 TEST_CASE("resume: rank 0 alone reads the checkpoint, and every rank resumes the same state", "[trainer][resume]") {
   auto [x, y] = arrays(24);
   auto ds = std::make_shared<data::ArrayDataset>(x, y, "fields");
-  long pid = world_rank() == 0 ? long(::getpid()) : 0;
-  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("halo-resume-" + std::to_string(pid) + ".h5")).string();
+  const std::string path = halo::test::shared_temp_path("halo-resume") + ".h5";
   data::LoaderOptions lo;
   lo.batch_size = 2;
   lo.comm = dist::Communicator(MPI_COMM_WORLD);

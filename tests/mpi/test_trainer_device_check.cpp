@@ -18,6 +18,7 @@
 #include "halo/optim/sgd.hpp"
 #include "halo/train/device_support.hpp"
 #include "halo/train/trainer.hpp"
+#include "mpi_world.hpp"
 
 using namespace halo;
 namespace fs = std::filesystem;
@@ -46,9 +47,7 @@ class Unported final : public nn::Layer {
 std::string shared_dir() {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  long pid = rank == 0 ? long(::getpid()) : 0;
-  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-  const std::string dir = (fs::temp_directory_path() / ("halo-mpi-devcheck-" + std::to_string(pid))).string();
+  const std::string dir = halo::test::shared_temp_path("halo-mpi-devcheck");
   if (rank == 0) {
     data::GenerateOptions g;
     g.format = "deepcam";

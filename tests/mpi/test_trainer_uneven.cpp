@@ -42,11 +42,7 @@ struct SharedData {
   std::string dir;
   std::shared_ptr<data::H5Dataset> ds;
   SharedData(int64_t n, uint64_t seed) {
-    long pid = world_rank() == 0 ? long(::getpid()) : 0;
-    MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-    dir = (fs::temp_directory_path() /
-           ("halo-mpi-uneven-" + std::to_string(pid) + "-" + std::to_string(n) + "-" + std::to_string(seed)))
-              .string();
+    dir = halo::test::shared_temp_path("halo-mpi-uneven-" + std::to_string(n) + "-" + std::to_string(seed));
     if (world_rank() == 0) {
       data::GenerateOptions g;
       g.format = "deepcam";

@@ -102,7 +102,7 @@ long max_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (halo::bench::help(argc, argv, "usage: halo-bench-deepcam [--height 768] [--width 1152] [--batch 1] [--steps 2] [--warmup 2] [--middle 16]\n                          [--threads T] [--layers] [--nodes]\n  Samples/s of the full DeepCAM (DeepLabv3+) training step and its share of the roofline floor.\n  Last line: samples_per_s=<x> floor_pct=<y>.\n")) return 0;
+  if (halo::bench::help(argc, argv, "usage: halo-bench-deepcam [--height 768] [--width 1152] [--batch 1] [--steps 2] [--warmup 2] [--middle 16]\n                          [--threads T] [--layers] [--nodes]\n                          [--precision f32|bf16]\n  Samples/s of the full DeepCAM (DeepLabv3+) training step and its share of the roofline floor.\n  Last line: samples_per_s=<x> floor_pct=<y> (bf16: samples_per_s=<x> speedup_vs_f32=<z>).\n")) return 0;
   const int64_t height = int64_t(arg(argc, argv, "--height", 768));
   const int64_t width = int64_t(arg(argc, argv, "--width", 1152));
   const int64_t batch = int64_t(arg(argc, argv, "--batch", 1));
@@ -114,6 +114,12 @@ int main(int argc, char** argv) {
   if (opt_value(argc, argv, "--threads")) set_num_threads(int(arg(argc, argv, "--threads", 2)));
   const bool per_node = flag(argc, argv, "--nodes");
   const bool per_layer = flag(argc, argv, "--layers") || per_node;
+  const char* precision = opt_value(argc, argv, "--precision");
+  const bool bf16 = precision && std::strcmp(precision, "bf16") == 0;
+  if (precision && !bf16 && std::strcmp(precision, "f32") != 0) {
+    std::fprintf(stderr, "halo-bench-deepcam: --precision must be f32 or bf16, got '%s'\n", precision);
+    return 2;
+  }
 
   models::DeepLabV3PlusOptions mo;
   mo.height = height;
@@ -139,6 +145,21 @@ int main(int argc, char** argv) {
     int32_t* l = labels.data<int32_t>();
     for (int64_t i = 0; i < labels.numel(); ++i) l[i] = int32_t(rng.uniform(uint64_t(i) + (1ull << 40)) * 2.999);
   }
+
+  // bf16 (mixed precision): the same model fed bf16, and the f32 step timed after it.
+  const Tensor x32 = x;
+  if (bf16) x = x.to(DType::bf16);
+  auto step_once = [&](const Tensor& in) {
+    model.zero_grad();
+    Tensor g;
+    {
+      Tensor logits = model.forward(in);
+      loss.forward(logits, labels);
+      g = loss.backward();
+    }
+    model.backward(g);
+    lamb.step();
+  };
 
   std::map<std::string, std::pair<double, double>> layer_time;  // node -> (forward, backward), summed
   double t_fwd = 0, t_loss = 0, t_bwd = 0, t_opt = 0, t_step = 0;
@@ -179,6 +200,24 @@ int main(int argc, char** argv) {
   const AllocatorStats a1 = allocator_for(Device::cpu()).stats();
   model.set_layer_timer({});
   t_fwd /= steps, t_loss /= steps, t_bwd /= steps, t_opt /= steps, t_step /= steps;
+
+  if (bf16) {
+    // The roofline below counts 4-byte activations; in bf16 only the speed-up is reported.
+    for (int s = 0; s < warmup; ++s) step_once(x32);
+    double t32 = 0;
+    for (int s = 0; s < steps; ++s) {
+      const double t0 = now_seconds();
+      step_once(x32);
+      t32 += now_seconds() - t0;
+    }
+    t32 /= steps;
+    std::printf("# DeepCAM %lldx%lld, batch %lld, %d thread(s), bf16 activations (f32 master weights)\n",
+                (long long)height, (long long)width, (long long)batch, num_threads());
+    std::printf("step %.3f s = forward %.3f + loss %.3f + backward %.3f + LAMB %.3f; f32 step in the same run %.3f s\n",
+                t_step, t_fwd, t_loss, t_bwd, t_opt, t32);
+    std::printf("samples_per_s=%.4f speedup_vs_f32=%.2f\n", double(batch) / t_step, t32 / t_step);
+    return 0;
+  }
 
   // Ceilings, measured after the steps.
   const double peak = bench::measure_fma_peak();

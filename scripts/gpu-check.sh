@@ -8,7 +8,8 @@
 #       .gpu-bundle/halo-gpu-bundle.tar.xz (about 30 MiB; scripts/gpu_bundle.py says what is in it).
 #   scripts/gpu-check.sh run [--dry-run] [--out DIR] [--budget SECONDS]
 #       There: unpacks the bundle, finds the machine's CUDA libraries, runs
-#       `ctest -L gpu --output-on-failure`, halo-bench-cosmoflow --device cuda (f32 and bf16),
+#       `ctest -L '^gpu$' --output-on-failure` (that label exactly),
+#       halo-bench-cosmoflow --device cuda (f32 and bf16),
 #       halo-bench-conv --device cuda and the PyTorch twin of the step, and writes everything
 #       under DIR (default out/gpu-check): gpu-check.log (the whole run), summary.txt (one line
 #       per step), results.tar.gz (ctest's logs and JUnit file, each benchmark's output).
@@ -219,7 +220,7 @@ run() {
   cpu_step "every program finds its libraries" check_libraries
   cpu_step "mpiexec from the bundle starts 2 ranks" "$MPIEXEC" -n 2 sh -c 'echo "rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE"'
   if command -v ctest >/dev/null; then
-    cpu_step "ctest lists the $GPU_TESTS gpu tests" sh -c "cd '$WORK/build' && ctest -N -L gpu | tee /dev/stderr | grep -q 'Total Tests: $GPU_TESTS\$'"
+    cpu_step "ctest lists the $GPU_TESTS gpu tests" sh -c "cd '$WORK/build' && ctest -N -L '^gpu\$' | tee /dev/stderr | grep -q 'Total Tests: $GPU_TESTS\$'"
     # The fixtures the gpu tests require (ctest -L gpu adds them; -R alone selects them).
     cpu_step "the gpu tests' data sets are generated" sh -c \
       "cd '$WORK/build' && ctest -R '^(cosmoflow|deepcam)_data\$' --output-on-failure | tee /dev/stderr | grep -q '100% tests passed, 0 tests failed out of 2'"
@@ -236,7 +237,7 @@ run() {
   local logs="$WORK/logs"
   mkdir -p "$logs"
   run_step "ctest -L gpu" 300 "$logs/ctest-gpu.log" \
-    sh -c "cd '$WORK/build' && ctest -L gpu --output-on-failure --timeout 300 --output-junit '$logs/ctest-gpu.xml'"
+    sh -c "cd '$WORK/build' && ctest -L '^gpu\$' --output-on-failure --timeout 300 --output-junit '$logs/ctest-gpu.xml'"
   local b="$WORK/build/examples"
   run_step "halo-bench-cosmoflow --device cuda f32 batch 4" 45 "$logs/bench-cosmoflow-f32-b4.log" \
     "$b/halo-bench-cosmoflow" --device cuda --precision f32 --batch 4 --profile 1

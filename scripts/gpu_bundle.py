@@ -50,7 +50,7 @@ def is_elf(path):
 
 def gpu_test_programs(build):
     """Build-tree programs the `gpu` tests run (named anywhere in their command lines)."""
-    out = subprocess.run(["ctest", "--show-only=json-v1", "-L", "gpu"], cwd=build, check=True,
+    out = subprocess.run(["ctest", "--show-only=json-v1", "-L", "^gpu$"], cwd=build, check=True,
                          capture_output=True, text=True).stdout
     tests = json.loads(out)["tests"]
     if not tests:

@@ -3,6 +3,7 @@
 // the plan's state (oneDNN primitives per pass, which passes run on blocked formats).
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/bf16_simd.hpp"
@@ -153,54 +154,43 @@ Tensor channels_last(const Tensor& t) {
 
 bool is_fast(const ConvPlan& plan) { return plan.backend() != ConvBackend::reference; }
 
-/// Adds the bias per channel and applies the activation in place, in either layout.
+/// The type a value of T is computed in: f32 for bf16 (mixed precision), else T itself.
 template <class T>
+using Compute = std::conditional_t<std::is_same_v<T, bf16>, float, T>;
+
+/// Adds the bias per channel and applies the activation in place, in either layout. B is the
+/// bias's type: T, or f32 (the master) under bf16 activations.
+template <class T, class B = T>
 void epilogue_inplace(const Tensor& y, const Tensor& bias, const ConvEpilogue& e) {
+  using V = Compute<T>;
   T* p = y.data<T>();
   const Tensor bc = bias.defined() ? bias.contiguous() : Tensor();
-  const T* b = bc.defined() ? bc.data<T>() : nullptr;
+  const B* b = bc.defined() ? bc.data<B>() : nullptr;
   const int64_t n = y.numel(), C = y.size(1);
   const bool cl = y.is_channels_last() && !y.is_contiguous();
   const int64_t inner = cl ? 1 : n / (y.size(0) * C);
-  const T slope = T(e.slope);
+  const V slope = V(e.slope);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    T v = p[i];
-    if (b) v += b[(i / inner) % C];
+    V v = V(p[i]);
+    if (b) v += V(b[(i / inner) % C]);
     if (e.activation == Activation::relu)
-      v = v > T(0) ? v : T(0);
+      v = v > V(0) ? v : V(0);
     else if (e.activation == Activation::leaky_relu)
-      v = v > T(0) ? v : v * slope;
-    p[i] = v;
+      v = v > V(0) ? v : v * slope;
+    p[i] = T(v);
   }
 }
 
-/// epilogue_inplace on a bf16 output with an f32 (master) bias, computed in f32 per value.
-void epilogue_inplace_bf16(const Tensor& y, const Tensor& bias, const ConvEpilogue& e) {
-  bf16* p = y.data<bf16>();
-  const Tensor bc = bias.defined() ? bias.contiguous() : Tensor();
-  const float* b = bc.defined() ? bc.data<float>() : nullptr;
-  const int64_t n = y.numel(), C = y.size(1);
-  const bool cl = y.is_channels_last() && !y.is_contiguous();
-  const int64_t inner = cl ? 1 : n / (y.size(0) * C);
-  const float slope = e.activation == Activation::relu ? 0.0f : float(e.slope);
-  const bool act = e.activation != Activation::none;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    float v = float(p[i]);
-    if (b) v += b[(i / inner) % C];
-    p[i] = bf16(act ? kc::leaky(v, slope) : v);
-  }
-}
-
-/// Per-channel sum of gy over batch and space, into gb (overwrite or add).
-template <class T>
+/// Per-channel sum of gy over batch and space, into gb (overwrite or add). G is gy's type:
+/// T, or bf16 under mixed precision (summed in double all the same).
+template <class T, class G = T>
 void bias_grad(const Tensor& gy, const Tensor& gb, bool accumulate) {
   const int64_t C = gy.size(1);
   std::vector<double> sum(size_t(C), 0.0);
   const bool cl = gy.is_channels_last() && !gy.is_contiguous();
   Tensor g = cl ? gy : gy.contiguous();
-  const T* p = g.data<T>();
+  const G* p = g.data<G>();
   const int64_t n = g.numel(), inner = cl ? 1 : n / (g.size(0) * C);
   const int64_t outer = n / (C * inner);
   // Each thread sums whole channels (contiguous layout) or keeps private sums
@@ -211,9 +201,9 @@ void bias_grad(const Tensor& gy, const Tensor& gb, bool accumulate) {
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t c = 0; c < C; ++c) {
-        const T* q = p + (o * C + c) * inner;
+        const G* q = p + (o * C + c) * inner;
         double s = 0;
-        for (int64_t i = 0; i < inner; ++i) s += double(q[i]);
+        for (int64_t i = 0; i < inner; ++i) s += double(Compute<G>(q[i]));
         part[size_t(c)] += s;
       }
 #pragma omp critical
@@ -289,7 +279,7 @@ Tensor forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tensor& b
     else
       kc::conv_onednn_backward_data(st.pass[0], g, xcl, wc, y, st.blocked[1]);
     if (plan.dtype() == DType::bf16)
-      epilogue_inplace_bf16(y, b, plan.epilogue());
+      epilogue_inplace<bf16, float>(y, b, plan.epilogue());
     else
       epilogue_inplace<float>(y, b, plan.epilogue());
   }
@@ -384,9 +374,13 @@ void backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, con
   HALO_DISPATCH_FLOAT(grad_w.dtype(), plan.who(), [&] {
     if (accumulate) add_into<T>(grad_w, gw);
     if (fused_bias && accumulate) add_into<T>(grad_bias, gb);
-    // (bf16 output gradients are summed in f32, into the f32 bias gradient)
-    if (grad_bias.defined() && !fused_bias)
-      bias_grad<T>(grad_y.dtype() == DType::bf16 ? grad_y.to(DType::f32) : grad_y, grad_bias, accumulate);
+    // (bf16 output gradients are summed as they are, into the f32 bias gradient)
+    if (grad_bias.defined() && !fused_bias) {
+      if (grad_y.dtype() == DType::bf16)
+        bias_grad<T, bf16>(grad_y, grad_bias, accumulate);
+      else
+        bias_grad<T>(grad_y, grad_bias, accumulate);
+    }
   });
 }
 

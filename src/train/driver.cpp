@@ -264,7 +264,8 @@ DriverData Driver::open_data() {
     // padding repeats are marked (Batch::real) so the trainer counts every sample once.
     vopt.drop_last_batch = false;
     vopt.shard.drop_last = false;
-    d.val_loader = std::make_unique<data::DataLoader>(open_dataset(d.val_dir), vopt);
+    d.validation = open_dataset(d.val_dir);
+    d.val_loader = std::make_unique<data::DataLoader>(d.validation, vopt);
   }
   return d;
 }
@@ -372,8 +373,7 @@ void Driver::start_run(DriverData& data, const TrainerOptions& options) {
   ml.event("accelerators_per_node", device_.is_cuda() ? (int64_t(comm_.size()) + nodes - 1) / nodes : int64_t(0));
   if (ml.enabled() || !cfg_.get_string("output.mllog", "").empty()) {
     if (comm_.local_rank() == 0)
-      drop_page_cache({data.train.get(), data.val_loader ? dynamic_cast<const data::H5Dataset*>(&data.val_loader->dataset())
-                                                         : nullptr});
+      drop_page_cache({data.train.get(), data.validation.get()});
     comm_.barrier("cache clear");
   }
   ml.event("cache_clear", true);

@@ -84,14 +84,17 @@ Tensor Trainer::Impl::prepare_input(const Tensor& x) const {
   if (o.input_format == MemoryFormat::channels_last && t.dim() >= 4 && !t.is_channels_last())
     t = t.to_memory_format(MemoryFormat::channels_last);
   if (t.device() != o.device) t = t.to(o.device);
-  if (t.dtype() != o.precision && is_floating(t.dtype())) t = t.to(o.precision);
+  // Mixed precision: f32 batches become bf16 here, once (a model fed f64 stays f64).
+  if (o.precision == DType::bf16 && t.dtype() == DType::f32) t = t.to(DType::bf16);
   return t;
 }
 
+namespace {
 // Validation's loss and metrics are computed in f32 whatever the activations' precision.
 Tensor for_metrics(const Tensor& prediction) {
   return prediction.dtype() == DType::bf16 ? prediction.to(DType::f32) : prediction;
 }
+}  // namespace
 
 Tensor Trainer::Impl::prepare_target(const Tensor& y) const { return y.device() == o.device ? y : y.to(o.device); }
 
@@ -218,27 +221,31 @@ CheckpointData Trainer::load_resume_checkpoint() {
   // rank with rank 0's message.
   std::vector<std::string> candidates{I.o.resume_from};
   candidates.insert(candidates.end(), I.o.resume_fallbacks.begin(), I.o.resume_fallbacks.end());
+  CheckpointData mine;  // rank 0's, as loaded: it decodes nothing
+  size_t chosen = 0;
   const std::string got = dist::read_on_root(I.comm.comm(), [&] {
-    size_t i = 0;
-    CheckpointData d = candidates.size() == 1 ? load_checkpoint(candidates[0])
-                                              : load_newest_valid_checkpoint(candidates, &i);
+    mine = candidates.size() == 1 ? load_checkpoint(candidates[0]) : load_newest_valid_checkpoint(candidates, &chosen);
     // The newer ones that failed are set aside, not left in the rotation: the next write
     // would otherwise keep a corrupt file as the "older checkpoint" in place of this one.
-    for (size_t j = 0; j < i; ++j) {
+    for (size_t j = 0; j < chosen; ++j) {
       const std::string aside = candidates[j] + ".corrupt";
       if (std::rename(candidates[j].c_str(), aside.c_str()) == 0)
         log::warn(I.o.name, ": moved the unusable checkpoint '", candidates[j], "' to '", aside, "'");
     }
-    return dist::pack_strings({std::to_string(i), encode_checkpoint(d)});
+    return dist::pack_strings({std::to_string(chosen), encode_checkpoint(mine)});
   });
+  if (I.rank0()) {
+    I.o.resume_from = candidates[chosen];
+    if (chosen > 0)
+      log::warn(I.o.name, ": resuming from the older checkpoint '", I.o.resume_from, "' (see the warnings above)");
+    return mine;
+  }
   const std::vector<std::string> parts = dist::unpack_strings(got);
   HALO_CHECK_T(IOError, parts.size() == 2, "resume: malformed broadcast of the checkpoint");
-  const size_t chosen = size_t(std::stoull(parts[0]));
+  chosen = size_t(std::stoull(parts[0]));
   HALO_CHECK_T(IOError, chosen < candidates.size(), "resume: rank 0 chose checkpoint ", chosen, " of ",
                candidates.size());
   I.o.resume_from = candidates[chosen];
-  if (chosen > 0 && I.rank0())
-    log::warn(I.o.name, ": resuming from the older checkpoint '", I.o.resume_from, "' (see the warnings above)");
   return decode_checkpoint(parts[1]);
 }
 

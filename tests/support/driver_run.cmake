@@ -121,3 +121,23 @@ function(run_on_gpus out_var dir)
   endif()
   set(${out_var} "${out}" PARENT_SCOPE)
 endfunction()
+
+# run_at_precision(<f32|bf16> <dir> <args>...): the driver on 2 ranks with
+# training.precision=<p>, ${SMALL} and output.metrics=<dir>/metrics.jsonl, in a clean <dir>;
+# a non-zero exit fails the test. Returns (sets HALO_PRECISION_SKIPPED in the caller) when
+# the build has no bf16 convolutions on the CPU (no oneDNN), after saying so for the skip.
+function(run_at_precision p dir)
+  file(REMOVE_RECURSE ${dir})
+  file(MAKE_DIRECTORY ${dir})
+  execute_process(COMMAND ${MPI} ${DRIVER} ${ARGN} training.precision=${p} output.metrics=${dir}/metrics.jsonl ${SMALL}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(p STREQUAL "bf16" AND out MATCHES "bf16 convolutions on the CPU need oneDNN")
+    message("HALO_TEST_SKIPPED: a build without oneDNN has no bf16 convolutions on the CPU")
+    set(HALO_PRECISION_SKIPPED TRUE PARENT_SCOPE)
+    return()
+  endif()
+  message("---- training.precision=${p}\n${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${_driver_name} training.precision=${p} failed (${rc}); see above")
+  endif()
+endfunction()

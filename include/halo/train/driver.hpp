@@ -69,6 +69,7 @@ std::string driver_usage(const DriverSpec& spec);
 struct DriverData {
   std::shared_ptr<data::H5Dataset> train;
   std::unique_ptr<data::DataLoader> train_loader;
+  std::shared_ptr<data::H5Dataset> validation;   ///< null when data.validation is empty
   std::unique_ptr<data::DataLoader> val_loader;  ///< null when data.validation is empty
   std::string train_dir, val_dir;
   data::LoaderOptions options;  ///< the training loader's (per-rank batch size)

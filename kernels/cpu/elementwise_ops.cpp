@@ -68,15 +68,12 @@ double dot_op(const Tensor& a, const Tensor* b) {
   });
 }
 
-Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t step);
-/// A bf16 mask: the f32 one, rounded (0 stays 0; 1/(1-p) is exact for p = 0.5).
-Tensor dropout_mask_bf16(const Tensor& like, double p, uint64_t seed, uint64_t step) {
-  return dropout_mask_op(Tensor::empty(like.shape(), DType::f32, like.device(), like.memory_format()), p, seed, step)
-      .to(DType::bf16);
-}
-
 Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t step) {
-  if (like.dtype() == DType::bf16) return dropout_mask_bf16(like, p, seed, step);
+  // A bf16 mask is the f32 one, rounded (0 stays 0; 1/(1-p) is exact for p = 0.5).
+  if (like.dtype() == DType::bf16)
+    return dropout_mask_op(Tensor::empty(like.shape(), DType::f32, like.device(), like.memory_format()), p, seed,
+                           step)
+        .to(DType::bf16);
   const bool cl = like.dim() >= 3 && like.is_channels_last() && !like.is_contiguous();
   Tensor mask = Tensor::empty(like.shape(), like.dtype(), like.device(),
                               cl ? MemoryFormat::channels_last : MemoryFormat::contiguous);

@@ -47,13 +47,8 @@ void gemm(bool ta, bool tb, double alpha, const Tensor& a, const Tensor& b, doub
 bool mixed(const Tensor& act, const Tensor& w) { return act.dtype() == DType::bf16 && w.dtype() == DType::f32; }
 Tensor to_f32(const Tensor& t) { return t.to(DType::f32); }
 
-Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias);
-Tensor linear_forward_mixed(const Tensor& x, const Tensor& w, const Tensor& bias) {
-  return linear_forward(to_f32(x), w, bias).to(DType::bf16);
-}
-
 Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
-  if (mixed(x, w)) return linear_forward_mixed(x, w, bias);
+  if (mixed(x, w)) return linear_forward(to_f32(x), w, bias).to(DType::bf16);
   Tensor y = Tensor::empty({x.size(0), w.size(0)}, x.dtype(), x.device());
   double beta = 0.0;
   if (bias.defined()) {

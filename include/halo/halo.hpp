@@ -45,6 +45,7 @@
 #include "halo/nn/model.hpp"
 #include "halo/nn/parameter.hpp"
 #include "halo/nn/pool.hpp"
+#include "halo/nn/spatial.hpp"
 #include "halo/nn/structure.hpp"
 #include "halo/nn/upsample.hpp"
 
@@ -64,6 +65,7 @@
 #include "halo/dist/model_sync.hpp"
 #include "halo/dist/nccl.hpp"
 #include "halo/dist/root_read.hpp"
+#include "halo/dist/spatial_grid.hpp"
 #include "halo/dist/step_guard.hpp"
 #include "halo/dist/sync_batchnorm.hpp"
 #include "halo/dist/watchdog.hpp"

@@ -23,6 +23,15 @@ ConvNd::ConvNd(int spatial_dims, bool transposed, int64_t in_channels, int64_t o
   if (o.bias) add_parameter("bias", Tensor::zeros({out_}), /*weight_decay=*/false);
 }
 
+ConvNd::ConvNd(int spatial_dims, bool transposed, int64_t in_channels, int64_t out_channels,
+               std::vector<int64_t> kernel, const ConvOptions& o, std::vector<int64_t> padding)
+    : ConvNd(spatial_dims, transposed, in_channels, out_channels, std::move(kernel), o) {
+  HALO_CHECK_T(ConfigError, int(padding.size()) == spatial_dims, "ConvNd: ", padding.size(),
+               " paddings for ", spatial_dims, " spatial dims");
+  conv_params_.padding = std::move(padding);
+  conv_params_.validate("ConvNd");
+}
+
 void ConvNd::check_input(const Shape& x) const {
   const size_t nd = size_t(conv_params_.spatial_dims);
   HALO_CHECK_SHAPE(x.size() == nd + 2, describe(), ": input ", to_string(x), " should be (N, C, ", nd,

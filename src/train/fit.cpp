@@ -245,8 +245,8 @@ struct Trainer::FitLoop {
     red.add("comm", times.get("comm"), 1);
     red.add("data", times.get("data"), 1);
     red.add("samples_run", samples, 1);
-    auto tot = red.reduce_totals(I.comm);
-    const double ranks = I.comm.size(), train_s = st.epoch_seconds;
+    auto tot = red.reduce_totals(I.data);  // spatial groups: count each replica's samples once
+    const double ranks = I.data.size(), train_s = st.epoch_seconds;
     r.train_loss = tot["loss"].count > 0 ? tot["loss"].sum / tot["loss"].count : 0;
     r.train_samples = int64_t(tot["loss"].count);
     r.train_seconds = train_s;
@@ -269,7 +269,7 @@ struct Trainer::FitLoop {
       each([&](Callback& c) { c.on_validation_end(st, r.val_metrics); });
       r.validated = true;
       r.val_skipped_samples = I.val->epoch_stats().skipped_samples;
-      I.comm.allreduce_sum(&r.val_skipped_samples, 1, "validation bad samples");
+      I.data.allreduce_sum(&r.val_skipped_samples, 1, "validation bad samples");
       r.val_seconds = vsw.seconds();
       I.last_val_seconds = st.last_val_seconds = r.val_seconds;
       result.last_val_metrics = r.val_metrics;

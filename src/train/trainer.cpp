@@ -197,7 +197,7 @@ void Trainer::start() {
     dist::broadcast_model(I.comm, model);
   }
   I.params = model.parameters();
-  I.sync = std::make_unique<dist::GradientSynchronizer>(I.comm, I.params, I.o.grad_sync);
+  I.sync = std::make_unique<dist::GradientSynchronizer>(I.data, I.params, I.o.grad_sync);
   I.sync->attach(model);
   for (const auto& b : I.sync->buckets()) I.grad_elements += int64_t(b.elements);
   I.grad_buckets = int64_t(I.sync->buckets().size());
@@ -263,12 +263,12 @@ void Trainer::load_state(const CheckpointData& d) {
   I.epochs_done = pos.epoch;
   I.step_in_epoch = pos.step_in_epoch;
   I.global_step = pos.global_step;
-  const int64_t global_batch = I.train ? I.train->batch_size() * I.comm.size() : 0;
+  const int64_t global_batch = I.train ? I.train->batch_size() * I.data.size() : 0;
   // Every rank reads the same checkpoint and takes this decision alike.
   HALO_CHECK_T(ConfigError, pos.global_batch == 0 || global_batch == 0 || pos.global_batch == global_batch, I.o.name,
                ": checkpoint '", path, "' was trained at a global batch of ", pos.global_batch, " (", pos.ranks,
                " ranks x ", pos.global_batch / std::max(1, pos.ranks), "); this run's is ", global_batch, " (",
-               I.comm.size(), " ranks x ", I.train ? I.train->batch_size() : 0,
+               I.data.size(), I.data.size() == I.comm.size() ? " ranks x " : " replicas x ", I.train ? I.train->batch_size() : 0,
                "): its position in the epoch and the step-based learning-rate schedule would not carry over; resume "
                "with the same global batch (data.batch_size=", pos.global_batch, " in the drivers)");
   if (pos.ranks != I.comm.size() && I.rank0())  // once, not once per rank
@@ -460,7 +460,7 @@ std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss,
   }
   I.model.train();
   sums.add("__samples", counted, 1);  // a name no metric uses
-  auto totals = sums.reduce_totals(I.comm);
+  auto totals = sums.reduce_totals(I.data);  // spatial groups: one prediction per replica
   const auto& lt = totals.at("loss");
   if (val_loss) *val_loss = lt.count > 0 ? lt.sum / lt.count : 0.0;
   if (val_samples) *val_samples = int64_t(totals.at("__samples").sum);

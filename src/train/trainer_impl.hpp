@@ -16,6 +16,9 @@ inline const char* const kEpochLossPerRank = "progress/epoch_loss_per_rank";
 
 struct Trainer::Impl {
   dist::Communicator comm;
+  // The ranks holding different samples (TrainerOptions::data_comm; else comm): gradients
+  // are averaged, samples counted and validation metrics summed over these.
+  dist::Communicator data;
   nn::Model& model;
   optim::Optimizer& opt;
   nn::Loss& loss;
@@ -49,11 +52,11 @@ struct Trainer::Impl {
 
   Impl(dist::Communicator c, nn::Model& m, optim::Optimizer& op, nn::Loss& l, data::DataLoader* t,
        data::DataLoader* v, std::unique_ptr<ValidationMetric> mt, TrainerOptions opts)
-      : comm(std::move(c)), model(m), opt(op), loss(l), train(t), val(v), metric(std::move(mt)), o(std::move(opts)) {}
+      : comm(c), data(opts.data_comm.value_or(c)), model(m), opt(op), loss(l), train(t), val(v), metric(std::move(mt)), o(std::move(opts)) {}
 
   bool rank0() const { return comm.rank() == 0; }
   TrainingPosition position() const {
-    return {epochs_done, step_in_epoch, global_step, comm.size(), train ? train->batch_size() * comm.size() : 0};
+    return {epochs_done, step_in_epoch, global_step, comm.size(), train ? train->batch_size() * data.size() : 0};
   }
 
   // Buffers that each rank updates from its own shard (BatchNorm running statistics without a

@@ -9,9 +9,11 @@
 // reference): convolution parameters are built with weight_decay = false.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "halo/nn/model.hpp"
+#include "halo/nn/spatial.hpp"
 
 namespace halo::models {
 
@@ -25,10 +27,18 @@ struct CosmoFlowOptions {
   double leaky_slope = 0.3;
   int64_t outputs = 4;
   double output_scale = 1.2;    ///< tanh output times this
-  uint64_t dropout_seed = 0;    ///< drivers pass seed + rank so ranks draw different masks
+  uint64_t dropout_seed = 0;    ///< drivers pass seed + replica so replicas draw different masks
+  /// Spatial parallelism: each rank of the group holds its block of the volume (the model's
+  /// input is that block), the convolutions and poolings exchange halos, and the volume is
+  /// gathered before the dense head, which every rank of the group runs alike (so give all
+  /// of them the same dropout_seed). Blocks whose pooled output would leave a rank of the
+  /// grid without cells come after the gather and run whole on every rank too. Null: the
+  /// whole volume on every rank.
+  std::shared_ptr<nn::SpatialGroup> spatial;
 };
 
-/// Builds and compiles the model (parameters are not initialised: call Model::init).
+/// Builds and compiles the model (parameters are not initialised: call Model::init). With
+/// o.spatial the parameters (names, shapes, initial values) are those of the unsplit model.
 nn::Model cosmoflow(const CosmoFlowOptions& o = {});
 
 }  // namespace halo::models

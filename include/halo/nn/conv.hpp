@@ -42,10 +42,18 @@ class ConvNd : public Layer {
 
   const ops::ConvParams& conv_params() const { return conv_params_; }
   const ops::ConvPlan& plan() const { return plan_; }
+  const std::vector<int64_t>& kernel() const { return kernel_; }
+  const ConvOptions& options() const { return options_; }
   Parameter& weight() { return params_.at(0); }
   bool has_bias() const { return options_.bias; }
   int64_t in_channels() const { return in_; }
   int64_t out_channels() const { return out_; }
+
+ protected:
+  /// The same with its own padding per spatial axis (spatially split layers pad the split
+  /// axes themselves, with their neighbours' cells).
+  ConvNd(int spatial_dims, bool transposed, int64_t in_channels, int64_t out_channels, std::vector<int64_t> kernel,
+         const ConvOptions& options, std::vector<int64_t> padding);
 
  private:
   void check_input(const Shape& x) const;

@@ -25,6 +25,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -103,6 +104,11 @@ struct TrainerOptions {
   /// Bucketing, compression and accumulation of the gradient allreduce; on a GPU the NCCL
   /// communicator (Driver::trainer_options() sets it; null: the synchroniser makes one).
   dist::GradSyncOptions grad_sync;
+  /// Spatial parallelism (dist::SpatialGrid): the ranks holding different samples, i.e. the
+  /// grid's data(). Gradients are averaged, samples counted and validation metrics summed
+  /// over these; checkpoints, the parameter broadcast and the step agreement stay on the
+  /// trainer's communicator. Unset: the trainer's communicator (plain data parallelism).
+  std::optional<dist::Communicator> data_comm;
   /// Before every step's first collective (and at every epoch's end) check that all ranks
   /// are at the same step with the same gradient buckets (dist::StepGuard): a mismatch is a
   /// DistError naming the ranks instead of a truncated message or corrupted memory. Costs

@@ -1,0 +1,272 @@
+// HaloWindow: which cells of a split volume each rank needs, and the exchanges that move
+// them (forward: gather into the window; backward: the adjoint, a scatter-add).
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include "halo/nn/spatial.hpp"
+#include "halo/ops/elementwise.hpp"
+#include "halo/util/error.hpp"
+
+namespace halo::nn {
+
+IndexRange split_range(int64_t n, int parts, int part) {
+  HALO_CHECK(parts >= 1 && part >= 0 && part < parts && n >= 0, "split_range: part ", part, " of ", parts,
+             " over ", n, " cells");
+  const int64_t base = n / parts, extra = n % parts;
+  const int64_t begin = part * base + std::min<int64_t>(part, extra);
+  return {begin, begin + base + (part < extra ? 1 : 0)};
+}
+
+int SpatialGroup::size() const {
+  const auto p = parts();
+  return p[0] * p[1] * p[2];
+}
+
+std::string SpatialGroup::describe() const {
+  const auto p = parts(), c = coords();
+  return str(p[0], "x", p[1], "x", p[2], " grid, rank at (", c[0], ",", c[1], ",", c[2], ")");
+}
+
+namespace {
+
+IndexRange intersect(IndexRange a, IndexRange b) {
+  IndexRange r{std::max(a.begin, b.begin), std::min(a.end, b.end)};
+  if (r.end < r.begin) r.end = r.begin;
+  return r;
+}
+
+std::string range_str(IndexRange r) { return str("[", r.begin, ",", r.end, ")"); }
+
+// A view of `t` restricted to [begin, begin + len) along tensor dimension `dim` (same
+// strides); it keeps t's storage alive.
+Tensor box(const Tensor& t, int dim, int64_t begin, int64_t len) {
+  Shape s = t.shape();
+  s[size_t(dim)] = len;
+  auto keep = t.storage();
+  char* p = static_cast<char*>(t.raw_data()) + begin * t.strides()[size_t(dim)] * int64_t(size_of(t.dtype()));
+  return Tensor::from_blob(p, s, t.dtype(), t.device(), t.strides(), [keep] {});
+}
+
+// A dense tensor shaped like the box, in t's memory format: the wire format of a piece
+// (sender and receiver hold the layer's activations in the same format).
+Tensor piece_like(const Tensor& t, int dim, int64_t len) {
+  Shape s = t.shape();
+  s[size_t(dim)] = len;
+  return Tensor::empty(s, t.dtype(), Device::cpu(), t.memory_format());
+}
+
+// dst += src on a strided box, through dense copies in f32 (f64 for f64): only thin halo
+// slabs come here, so the copies cost little and one path serves every float type.
+void add_into(const Tensor& dst, const Tensor& src) {
+  const DType acc = dst.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  Tensor a = Tensor::empty(dst.shape(), acc);
+  a.copy_(dst);
+  Tensor b = Tensor::empty(dst.shape(), acc);
+  b.copy_(src);
+  ops::axpy_(a, 1.0, b);
+  Tensor d = dst;
+  d.copy_(a);
+}
+
+SpatialGroup::Bytes bytes_of(const Tensor& t) { return {t.raw_data(), t.nbytes()}; }
+
+}  // namespace
+
+HaloWindow::HaloWindow(const SpatialGroup& group, std::vector<int64_t> global_in, std::vector<int64_t> kernel,
+                       std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
+                       std::vector<bool> halo_axes, std::string who)
+    : global_in_(std::move(global_in)), halo_axes_(std::move(halo_axes)), coords_(group.coords()),
+      who_(std::move(who)) {
+  const size_t nd = global_in_.size();
+  HALO_CHECK_T(ConfigError, nd >= 1 && nd <= 3 && kernel.size() == nd && stride.size() == nd && padding.size() == nd &&
+                                dilation.size() == nd && halo_axes_.size() == nd,
+               who_, ": spatial window needs one kernel/stride/padding/dilation per spatial axis");
+  const auto parts = group.parts();
+  for (size_t a = nd; a < 3; ++a)
+    HALO_CHECK_T(ConfigError, parts[a] == 1, who_, ": ", nd, "D activations cannot be split along axis ", a, " (",
+                 group.describe(), ")");
+  global_out_.resize(nd);
+  owned_.resize(nd);
+  wanted_.resize(nd);
+  out_.resize(nd);
+  for (size_t a = 0; a < nd; ++a) {
+    const int64_t n = global_in_[a], k = kernel[a], s = stride[a], p = padding[a], d = dilation[a];
+    const int64_t span = d * (k - 1) + 1;
+    HALO_CHECK_SHAPE(n + 2 * p >= span, who_, ": the volume's extent ", n, " along axis ", a,
+                     " is smaller than the kernel's span ", span);
+    global_out_[a] = (n + 2 * p - span) / s + 1;
+    const int P = parts[a];
+    HALO_CHECK_T(ConfigError, P == 1 || halo_axes_[a], who_, ": axis ", a, " is split over ", P,
+                 " ranks but gets no halo");
+    for (int q = 0; q < P; ++q) {
+      const IndexRange own = split_range(n, P, q), out = split_range(global_out_[a], P, q);
+      HALO_CHECK_T(ConfigError, own.size() > 0 && out.size() > 0, who_, ": splitting axis ", a, " (input extent ", n,
+                   ", output extent ", global_out_[a], ") over ", P,
+                   " ranks leaves a rank without cells; use fewer ranks along this axis");
+      owned_[a].push_back(own);
+      out_[a].push_back(out);
+      wanted_[a].push_back(halo_axes_[a] ? IndexRange{out.begin * s - p, (out.end - 1) * s - p + span}
+                                         : IndexRange{0, n});
+    }
+  }
+}
+
+IndexRange HaloWindow::own_in(int axis) const { return owned_.at(size_t(axis)).at(size_t(coords_[size_t(axis)])); }
+IndexRange HaloWindow::own_out(int axis) const { return out_.at(size_t(axis)).at(size_t(coords_[size_t(axis)])); }
+IndexRange HaloWindow::want(int axis) const { return wanted_.at(size_t(axis)).at(size_t(coords_[size_t(axis)])); }
+
+int64_t HaloWindow::halo_cells(int axis) const {
+  const IndexRange w = want(axis), o = own_in(axis);
+  return w.size() - intersect(w, o).size();
+}
+
+Shape HaloWindow::block_shape(int64_t n, int64_t c) const {
+  Shape s{n, c};
+  for (int a = 0; a < spatial_dims(); ++a) s.push_back(own_in(a).size());
+  return s;
+}
+
+void HaloWindow::check_block(const Shape& x) const {
+  const int nd = spatial_dims();
+  HALO_CHECK_SHAPE(int(x.size()) == nd + 2, who_, ": input ", to_string(x), " should be (N, C, ", nd, " spatial dims)");
+  for (int a = 0; a < nd; ++a)
+    HALO_CHECK_SHAPE(x[size_t(2 + a)] == own_in(a).size(), who_, ": input block ", to_string(x),
+                     " is not this rank's block along axis ", a, ": the volume's extent ", global_in_[size_t(a)],
+                     " split over ", owned_[size_t(a)].size(), " ranks gives rank ", coords_[size_t(a)], " the range ",
+                     range_str(own_in(a)));
+}
+
+HaloWindow HaloWindow::whole_volume(const SpatialGroup& group, std::vector<int64_t> global_in, std::string who) {
+  const size_t nd = global_in.size();
+  std::vector<bool> halo(nd);
+  const auto parts = group.parts();
+  for (size_t a = 0; a < nd; ++a) halo[a] = parts[a] > 1;
+  HaloWindow r;
+  r.global_in_ = global_in;
+  r.global_out_ = global_in;
+  r.halo_axes_ = halo;
+  r.coords_ = group.coords();
+  r.who_ = std::move(who);
+  r.owned_.resize(nd);
+  r.wanted_.resize(nd);
+  r.out_.resize(nd);
+  for (size_t a = 0; a < nd; ++a)
+    for (int q = 0; q < parts[a]; ++q) {
+      const IndexRange own = split_range(global_in[a], parts[a], q);
+      HALO_CHECK_T(ConfigError, own.size() > 0, r.who_, ": splitting axis ", a, " (extent ", global_in[a], ") over ",
+                   parts[a], " ranks leaves a rank without cells");
+      r.owned_[a].push_back(own);
+      r.wanted_[a].push_back({0, global_in[a]});
+      r.out_[a].push_back({0, global_in[a]});
+    }
+  return r;
+}
+
+Tensor HaloWindow::gather(SpatialGroup& group, const Tensor& block_in) const {
+  check_block(block_in.shape());
+  const Device dev = block_in.device();
+  Tensor t = dev.is_cpu() ? block_in : block_in.to(Device::cpu());  // device tensors stage through the host
+  for (int a = 0; a < spatial_dims(); ++a) {
+    if (!halo_axes_[size_t(a)]) continue;
+    const int dim = 2 + a, c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
+    const IndexRange own = own_in(a), w = want(a);
+    Shape os = t.shape();
+    os[size_t(dim)] = w.size();
+    Tensor out = Tensor::empty(os, t.dtype(), Device::cpu(), t.memory_format());
+    // Cells outside the volume are the convolution's zero padding.
+    const int64_t n = global_in_[size_t(a)];
+    if (w.begin < 0) {
+      Tensor z = box(out, dim, 0, std::min(-w.begin, w.size()));
+      z.copy_(Tensor::zeros(z.shape(), t.dtype()));
+    }
+    if (w.end > n) {
+      const int64_t from = std::max<int64_t>(0, n - w.begin);
+      Tensor z = box(out, dim, from, w.size() - from);
+      z.copy_(Tensor::zeros(z.shape(), t.dtype()));
+    }
+    const IndexRange mine = intersect(own, w);
+    if (mine.size() > 0)
+      box(out, dim, mine.begin - w.begin, mine.size()).copy_(box(t, dim, mine.begin - own.begin, mine.size()));
+    std::vector<Tensor> sends(static_cast<size_t>(P)), recvs(static_cast<size_t>(P));
+    std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(P)), rb(static_cast<size_t>(P));
+    for (int q = 0; q < P; ++q) {
+      if (q == c) continue;
+      const IndexRange s = intersect(own, wanted_[size_t(a)][size_t(q)]);
+      if (s.size() > 0) {
+        sends[size_t(q)] = piece_like(t, dim, s.size());
+        sends[size_t(q)].copy_(box(t, dim, s.begin - own.begin, s.size()));
+        sb[size_t(q)] = bytes_of(sends[size_t(q)]);
+      }
+      const IndexRange r = intersect(owned_[size_t(a)][size_t(q)], w);
+      if (r.size() > 0) {
+        recvs[size_t(q)] = piece_like(t, dim, r.size());
+        rb[size_t(q)] = bytes_of(recvs[size_t(q)]);
+      }
+    }
+    group.exchange(a, sb, rb);
+    for (int q = 0; q < P; ++q) {
+      if (!recvs[size_t(q)].defined()) continue;
+      const IndexRange r = intersect(owned_[size_t(a)][size_t(q)], w);
+      box(out, dim, r.begin - w.begin, r.size()).copy_(recvs[size_t(q)]);
+    }
+    t = out;
+  }
+  return dev.is_cpu() ? t : t.to(dev);
+}
+
+Tensor HaloWindow::scatter_add(SpatialGroup& group, const Tensor& grad_in) const {
+  const Device dev = grad_in.device();
+  Tensor g = dev.is_cpu() ? grad_in : grad_in.to(Device::cpu());
+  for (int a = spatial_dims() - 1; a >= 0; --a) {
+    if (!halo_axes_[size_t(a)]) continue;
+    const int dim = 2 + a, c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
+    const IndexRange own = own_in(a), w = want(a);
+    HALO_CHECK_SHAPE(g.size(dim) == w.size(), who_, ": window gradient ", g.str(), " has extent ", g.size(dim),
+                     " along axis ", a, ", the window ", range_str(w));
+    Shape rs = g.shape();
+    rs[size_t(dim)] = own.size();
+    Tensor res = Tensor::zeros(rs, g.dtype(), Device::cpu(), g.memory_format());
+    const IndexRange mine = intersect(own, w);
+    if (mine.size() > 0)
+      box(res, dim, mine.begin - own.begin, mine.size()).copy_(box(g, dim, mine.begin - w.begin, mine.size()));
+    std::vector<Tensor> sends(static_cast<size_t>(P)), recvs(static_cast<size_t>(P));
+    std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(P)), rb(static_cast<size_t>(P));
+    for (int q = 0; q < P; ++q) {
+      if (q == c) continue;
+      const IndexRange s = intersect(w, owned_[size_t(a)][size_t(q)]);
+      if (s.size() > 0) {
+        sends[size_t(q)] = piece_like(g, dim, s.size());
+        sends[size_t(q)].copy_(box(g, dim, s.begin - w.begin, s.size()));
+        sb[size_t(q)] = bytes_of(sends[size_t(q)]);
+      }
+      const IndexRange r = intersect(wanted_[size_t(a)][size_t(q)], own);
+      if (r.size() > 0) {
+        recvs[size_t(q)] = piece_like(g, dim, r.size());
+        rb[size_t(q)] = bytes_of(recvs[size_t(q)]);
+      }
+    }
+    group.exchange(a, sb, rb);
+    for (int q = 0; q < P; ++q) {
+      if (!recvs[size_t(q)].defined()) continue;
+      const IndexRange r = intersect(wanted_[size_t(a)][size_t(q)], own);
+      add_into(box(res, dim, r.begin - own.begin, r.size()), recvs[size_t(q)]);
+    }
+    g = res;
+  }
+  return dev.is_cpu() ? g : g.to(dev);
+}
+
+Tensor HaloWindow::own_block(const Tensor& whole) const {
+  Tensor t = whole;
+  for (int a = 0; a < spatial_dims(); ++a) {
+    if (!halo_axes_[size_t(a)]) continue;
+    const IndexRange own = own_in(a), w = want(a);
+    t = box(t, 2 + a, own.begin - w.begin, own.size());
+  }
+  Tensor r = Tensor::empty(t.shape(), t.dtype(), t.device(), whole.memory_format());
+  r.copy_(t);
+  return r;
+}
+
+}  // namespace halo::nn

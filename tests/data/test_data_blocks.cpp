@@ -1,7 +1,7 @@
 // H5Dataset::read_block against numpy (tests/data/write_block_fixtures.py): every layout,
 // uneven splits and blocks touching each face, both channel orders; files whose chunks
 // outside a block are unreadable (only the block is read); value checks over the block
-// only; bad blocks.
+// only; bad blocks; the DataLoader with a block.
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -222,4 +222,63 @@ TEST_CASE("a bad block is a ShapeError naming the block and the sample shape") {
   CHECK(dc->block_label_shape(b2) == Shape{40, 10});
   CHECK_THROWS_WITH(dc->block_shape(SpatialBlock{{0, 0, 0}, {41, 57, 0}}),
                     Catch::Contains("[0:41, 0:57]") && Catch::Contains("[5,40,57]"));
+}
+
+TEST_CASE("the loader with a block delivers (N, C, block...) and counts the block's bytes") {
+  auto mlperf = open_set("mlperf", root() + "/mlperf");
+  auto deepcam = open_set("deepcam", root() + "/deepcam");
+  struct Case {
+    std::shared_ptr<H5Dataset> ds;
+    SpatialBlock block;
+  };
+  const std::string stage_dir = (std::filesystem::temp_directory_path() / "halo-test-block-stage").string();
+  for (const Case& c : {Case{mlperf, {{43, 0, 5}, {86, 20, 16}}}, Case{deepcam, {{13, 0, 0}, {40, 19, 0}}}}) {
+    const Dataset& ds = *c.ds;
+    const size_t k = ds.sample_shape().size() - 1;
+    INFO(c.ds->layout().format << ", block " << c.block.str(k));
+    for (Staging st : {Staging::none, Staging::memory, Staging::directory}) {
+      for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
+        INFO("staging " << int(st) << ", format " << int(fmt));
+        LoaderOptions o;
+        o.batch_size = 2;
+        o.shard.shuffle = false;
+        o.block = c.block;
+        o.staging = st;
+        o.stage_dir = stage_dir;
+        o.memory_format = fmt;
+        DataLoader dl(c.ds, o);
+        dl.start_epoch(0);
+        const Batch* b = dl.next();
+        REQUIRE(b != nullptr);
+        REQUIRE(b->size == 2);
+        Shape want_x{2}, want_y{2};
+        for (int64_t d : ds.block_shape(c.block)) want_x.push_back(d);
+        for (int64_t d : ds.block_label_shape(c.block)) want_y.push_back(d);
+        CHECK(b->x.shape() == want_x);
+        CHECK(b->y.shape() == want_y);
+        CHECK((fmt == MemoryFormat::contiguous ? b->x.is_contiguous() : b->x.is_channels_last()));
+        // the rows are read_block's values, in logical order
+        Tensor x = b->x.contiguous();
+        const int64_t per = x.numel() / 2;
+        for (int64_t r = 0; r < 2; ++r) {
+          std::vector<float> want(static_cast<size_t>(per));
+          std::vector<unsigned char> wy(ds.block_label_bytes(c.block));
+          ReadScratch s;
+          ds.read_block(b->samples[size_t(r)], c.block, want.data(), wy.data(), s);
+          CHECK(std::vector<float>(x.data<float>() + r * per, x.data<float>() + (r + 1) * per) == want);
+          CHECK(std::memcmp(static_cast<const unsigned char*>(b->y.raw_data()) + size_t(r) * wy.size(), wy.data(),
+                            wy.size()) == 0);
+        }
+        CHECK(dl.next() == nullptr);
+        if (st == Staging::none)
+          CHECK(dl.epoch_stats().bytes ==
+                Approx(2.0 * double(ds.block_stored_bytes(c.block) + ds.block_label_bytes(c.block))));
+      }
+    }
+  }
+  std::filesystem::remove_all(stage_dir);
+  // the block is checked when the loader is made
+  LoaderOptions o;
+  o.block = SpatialBlock{{0, 0, 0}, {128, 21, 16}};
+  CHECK_THROWS_WITH(DataLoader(mlperf, o), Catch::Contains("LoaderOptions::block") && Catch::Contains("[0:128, 0:21, 0:16]"));
 }

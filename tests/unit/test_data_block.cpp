@@ -1,5 +1,6 @@
 // SpatialBlock and the default Dataset::read_block (read the whole sample, crop it) over
-// sources in memory, 1 to 3 spatial axes, both channel orders; bad blocks.
+// sources in memory, 1 to 3 spatial axes, both channel orders; bad blocks; the DataLoader
+// with LoaderOptions::block (shapes, values, staging, read statistics).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -236,4 +237,56 @@ TEST_CASE("default read_block: value checks apply to the whole sample it reads")
   std::vector<float> out(4), y(2);
   ReadScratch s;
   CHECK_THROWS_AS(ds.read_block(0, {{0, 0, 0}, {2, 2, 0}}, out.data(), y.data(), s), BadSampleError);
+}
+
+TEST_CASE("loader with a block: (N, C, block...) batches of the right values, staged or not") {
+  const Shape sample{2, 5, 4, 3};
+  auto ds = std::make_shared<ArrayDataset>(numbered_x(5, sample), map_labels(5, sample));
+  const SpatialBlock block{{2, 0, 1}, {5, 3, 3}};
+  const std::string dir = (fs::temp_directory_path() / ("halo-test-block-" + std::to_string(::getpid()))).string();
+  for (auto fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last})
+    for (auto staging : {Staging::none, Staging::memory, Staging::directory}) {
+      INFO("format " << int(fmt) << " staging " << int(staging));
+      LoaderOptions o;
+      o.batch_size = 2;
+      o.memory_format = fmt;
+      o.staging = staging;
+      o.stage_dir = dir;
+      o.block = block;
+      DataLoader l(ds, o);
+      for (int64_t epoch = 0; epoch < 2; ++epoch) {
+        l.start_epoch(epoch);
+        int64_t seen = 0, rows = 0;
+        while (const Batch* b = l.next()) {
+          rows += b->size;
+          CHECK(b->x.shape() == Shape{b->size, 2, 3, 3, 2});
+          CHECK(b->y.shape() == Shape{b->size, 3, 3, 2});
+          Tensor x = b->x.contiguous();
+          for (int64_t r = 0; r < b->size; ++r) {
+            const int64_t i = b->samples[size_t(r)];
+            std::vector<float> got(x.data<float>() + r * 36, x.data<float>() + (r + 1) * 36);
+            CHECK(got == expected_x(i, sample, block, false));
+            std::vector<int32_t> m(b->y.data<int32_t>() + r * 18, b->y.data<int32_t>() + (r + 1) * 18);
+            CHECK(m == expected_map(i, sample, block));
+          }
+          seen += b->real;
+        }
+        CHECK(seen == 5);
+        // bytes: the block's share of each sample (2 of 5 along D, 3 of 4 along H, 2 of 3
+        // along W) and of its label map
+        CHECK(l.epoch_stats().bytes == Approx(double(rows) * (36 + 18) * 4.0));
+      }
+    }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("loader with a block: configuration errors") {
+  auto ds = std::make_shared<ArrayDataset>(numbered_x(2, {2, 5, 4, 3}), vector_labels(2));
+  LoaderOptions o;
+  o.block = SpatialBlock{{0, 0, 0}, {5, 4, 4}};
+  CHECK_THROWS_WITH(DataLoader(ds, o), Catch::Contains("LoaderOptions::block") && Catch::Contains("[0:5, 0:4, 0:4]"));
+  // the ranks sharing a sample each check only their block: skipping could make them disagree
+  o.block = SpatialBlock{{0, 0, 0}, {5, 4, 3}};
+  o.on_bad_sample = BadSamplePolicy::skip;
+  CHECK_THROWS_AS(DataLoader(ds, o), ConfigError);
 }

@@ -179,15 +179,16 @@ void check_raw(RawType t, const void* raw, int64_t n, bool log1p, ValueCheck& c)
   }
 }
 
-// Throws BadSampleError for what the scans of read() found in sample i, or for its label.
-void check_sample(const H5Dataset& ds, int64_t i, const ValueCheck& c, const void* y) {
+// Throws BadSampleError for what the scans of read() found in sample i (in the block that
+// `note` names, if any), or for its label.
+void check_sample(const H5Dataset& ds, int64_t i, const ValueCheck& c, const void* y, const std::string& note) {
   const Layout& l = ds.layout();
   const std::string& file = ds.files().at(size_t(ds.ref(i).file));
   if (c.nonfinite > 0)
-    throw BadSampleError(file, l.data, i, str(c.nonfinite, " NaN or infinite value(s)"));
+    throw BadSampleError(file, l.data, i, str(c.nonfinite, " NaN or infinite value(s)", note));
   if (c.negative > 0)
     throw BadSampleError(file, l.data, i,
-                         str(c.negative, " negative count(s) (the log1p transform needs counts >= 0)"));
+                         str(c.negative, " negative count(s)", note, " (the log1p transform needs counts >= 0)"));
   // Integer masks are always finite; their range is the loss's business (labels equal to
   // its ignore_index, e.g. -100, are valid), and halo-data verify reports them.
   if (l.label_kind == LabelKind::vector) {
@@ -448,9 +449,27 @@ H5Dataset::OpenFile& H5Dataset::open(int32_t file) const {
   return ref;
 }
 
-void H5Dataset::read_raw(int64_t i, void* raw, void* y) const { read_rows(i, 0, 0, raw, y, true); }
+H5Dataset::Box H5Dataset::whole_box() const { return Box{Shape(stored_shape_.size(), 0), stored_shape_}; }
 
-void H5Dataset::read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void* y, bool last, int64_t outer) const {
+H5Dataset::Box H5Dataset::block_box(const SpatialBlock& b) const {
+  Box box = whole_box();
+  size_t j = 0;  // spatial axes in stored order are the block's axes
+  for (size_t k = 0; k < stored_shape_.size(); ++k) {
+    if (int(k) == channel_axis_) continue;
+    box.start[k] = b.begin[j];
+    box.count[k] = b.extent(j);
+    ++j;
+  }
+  return box;
+}
+
+std::string H5Dataset::block_note(const SpatialBlock* block) const {
+  return block ? str(", block ", block->str(sample_shape_.size() - 1)) : std::string();
+}
+
+void H5Dataset::read_raw(int64_t i, void* raw, void* y) const { read_stored(i, whole_box(), nullptr, raw, y, true); }
+
+void H5Dataset::read_stored(int64_t i, const Box& box, const SpatialBlock* block, void* raw, void* y, bool last) const {
   const SampleRef& s = ref(i);
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   OpenFile& of = open(s.file);
@@ -469,41 +488,27 @@ void H5Dataset::read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void
                where(s.file, layout_.label), ": shape ", to_string(of.label_dims), ", expected ",
                to_string(stored_label_shape_), layout_.packed ? " per sample" : "");
 
-  // data hyperslab
+  // data hyperslab: the box, shifted to the sample's row (packed) or cube (sub-volumes)
   const size_t rank = of.data_dims.size();
-  std::vector<hsize_t> start(rank, 0), count(rank);
-  for (size_t k = 0; k < rank; ++k) count[k] = hsize_t(of.data_dims[k]);
-  size_t off = 0;
-  if (layout_.packed) {
-    start[0] = hsize_t(s.index);
-    count[0] = 1;
-    off = 1;
-  }
-  if (layout_.subvolume > 0) {
-    int j = 0;
-    for (size_t k = 0; k < ax; ++k) {
-      if (layout_.axes[k] == 'C') continue;
-      start[k + off] = hsize_t(s.origin[size_t(j++)]);
-      count[k + off] = hsize_t(layout_.subvolume);
-    }
-  }
-  if (rows > 0 && outer >= 0) {  // a slab of the second stored axis at one index of the first
-    start[off] += hsize_t(outer);
-    count[off] = 1;
-    start[off + 1] += hsize_t(row0);
-    count[off + 1] = hsize_t(rows);
-  } else if (rows > 0) {  // a slab of the first stored axis
-    start[off] += hsize_t(row0);
-    count[off] = hsize_t(rows);
+  std::vector<hsize_t> start(rank, 0), count(rank, 1);
+  const size_t off = layout_.packed ? 1 : 0;
+  if (layout_.packed) start[0] = hsize_t(s.index);
+  for (size_t k = 0, j = 0; k < ax; ++k) {
+    start[k + off] = hsize_t(box.start[k]);
+    count[k + off] = hsize_t(box.count[k]);
+    if (layout_.axes[k] == 'C') continue;
+    if (layout_.subvolume > 0) start[k + off] += hsize_t(s.origin[j]);
+    ++j;
   }
   {
     H5Id fspace{H5Dget_space(of.data.get()), H5Sclose};
     H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
     H5Id mspace{H5Screate_simple(int(rank), count.data(), nullptr), H5Sclose};
     herr_t rc = H5Dread(of.data.get(), native_type(stored_type_), mspace.get(), fspace.get(), H5P_DEFAULT, raw);
-    HALO_CHECK_T(IOError, rc >= 0, where(s.file, layout_.data), ": read of sample ", i, " failed (file truncated or corrupt?)");
+    HALO_CHECK_T(IOError, rc >= 0, where(s.file, layout_.data), ": read of sample ", i, block_note(block),
+                 " failed (file truncated or corrupt?)");
   }
-  if (y != nullptr) read_label(i, y);
+  if (y != nullptr) read_label(i, block, y);
   // one-sample files are not revisited within an epoch: close them after their last read
   if (last && !layout_.packed && layout_.subvolume == 0) {
     open_.erase(s.file);
@@ -511,17 +516,27 @@ void H5Dataset::read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void
   }
 }
 
-void H5Dataset::read_label(int64_t i, void* y) const {
+void H5Dataset::read_label(int64_t i, const SpatialBlock* block, void* y) const {
   const SampleRef& s = ref(i);
   std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   OpenFile& of = open(s.file);
-  hid_t ltype = layout_.label_kind == LabelKind::mask ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT;
+  const bool mask = layout_.label_kind == LabelKind::mask;
+  hid_t ltype = mask ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT;
   herr_t rc;
-  if (layout_.packed) {
-    const size_t lr = of.label_dims.size();
+  if (layout_.packed || (mask && block)) {
+    // a row of a packed shard and/or the block of a class map (whose axes are the sample's
+    // spatial axes, in order: setup() checks it)
+    const size_t lr = of.label_dims.size(), off = layout_.packed ? 1 : 0;
     std::vector<hsize_t> ls(lr, 0), lc(of.label_dims.begin(), of.label_dims.end());
-    ls[0] = hsize_t(s.index);
-    lc[0] = 1;
+    if (layout_.packed) {
+      ls[0] = hsize_t(s.index);
+      lc[0] = 1;
+    }
+    if (mask && block)
+      for (size_t j = 0; j + off < lr && j < 3; ++j) {
+        ls[j + off] = hsize_t(block->begin[j]);
+        lc[j + off] = hsize_t(block->extent(j));
+      }
     H5Id fspace{H5Dget_space(of.label.get()), H5Sclose};
     H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, ls.data(), nullptr, lc.data(), nullptr);
     H5Id mspace{H5Screate_simple(int(lr), lc.data(), nullptr), H5Sclose};
@@ -529,14 +544,20 @@ void H5Dataset::read_label(int64_t i, void* y) const {
   } else {
     rc = H5Dread(of.label.get(), ltype, H5S_ALL, H5S_ALL, H5P_DEFAULT, y);
   }
-  HALO_CHECK_T(IOError, rc >= 0, where(s.file, layout_.label), ": read of sample ", i,
+  HALO_CHECK_T(IOError, rc >= 0, where(s.file, layout_.label), ": read of sample ", i, mask ? block_note(block) : "",
                " failed (file truncated or corrupt?)");
 }
 
 void H5Dataset::transform(const void* raw, float* x, bool channels_last, int64_t rows) const {
+  Shape stored = stored_shape_;
+  if (rows > 0 && !stored.empty()) stored[0] = rows;
+  transform_box(raw, x, stored, channels_last);
+}
+
+void H5Dataset::transform_box(const void* raw, float* x, const Shape& stored, bool channels_last) const {
   int64_t A = 1, C = 1, B = 1;
-  for (size_t k = 0; k < stored_shape_.size(); ++k) {
-    const int64_t n = (k == 0 && rows > 0) ? rows : stored_shape_[k];
+  for (size_t k = 0; k < stored.size(); ++k) {
+    const int64_t n = stored[k];
     if (int(k) < channel_axis_ || channel_axis_ < 0) A *= n;
     else if (int(k) == channel_axis_) C = n;
     else B *= n;
@@ -560,21 +581,33 @@ void H5Dataset::transform(const void* raw, float* x, bool channels_last, int64_t
 }
 
 void H5Dataset::read(int64_t i, float* x, void* y, ReadScratch& scratch, bool channels_last) const {
+  read_box(i, whole_box(), nullptr, x, y, scratch, channels_last);
+}
+
+void H5Dataset::read_block(int64_t i, const SpatialBlock& b, float* x, void* y, ReadScratch& scratch,
+                           bool channels_last) const {
+  if (!b.fits(sample_shape_)) check_block(b, sample_shape_, describe(i));  // names the sample only when it throws
+  read_box(i, block_box(b), &b, x, y, scratch, channels_last);
+}
+
+void H5Dataset::read_box(int64_t i, const Box& box, const SpatialBlock* block, float* x, void* y, ReadScratch& scratch,
+                         bool channels_last) const {
   const bool log1p = layout_.transform == Transform::log1p;
+  const int64_t values = numel(box.count);
   ValueCheck vc;
+  auto check = [&] {
+    if (check_values_) check_sample(*this, i, vc, y, block ? str(" in block ", block->str(sample_shape_.size() - 1)) : "");
+  };
   // float32 stored in the delivered axis order without a transform: read in place
   const int last_axis = int(stored_shape_.size()) - 1;
   const bool same_order = channel_axis_ < 0 || (channels_last ? channel_axis_ == last_axis : channel_axis_ == 0);
   if (stored_type_ == RawType::f32 && layout_.transform == Transform::none && same_order) {
-    const int64_t n0 = stored_shape_.empty() ? 1 : stored_shape_[0];
-    const int64_t n1 = stored_shape_.size() > 1 ? stored_shape_[1] : 1;
+    const int64_t n0 = box.count.empty() ? 1 : box.count[0];
+    const int64_t n1 = box.count.size() > 1 ? box.count[1] : 1;
     if (!check_values_ || n1 <= 1) {
-      read_raw(i, x, y);
-      if (check_values_) {
-        check_typed(x, numel(sample_shape_), false, vc);
-        check_sample(*this, i, vc, y);
-      }
-      return;
+      read_stored(i, box, block, x, y, true);
+      if (check_values_) check_typed(x, values, false, vc);
+      return check();
     }
     // Checked: read straight into x in slabs of the second axis (one index of the first at a
     // time: the channel of (C,D,H,W) volumes) of about 1 MiB, each scanned while still in
@@ -582,45 +615,51 @@ void H5Dataset::read(int64_t i, float* x, void* y, ReadScratch& scratch, bool ch
     // 128^3 LBANN volumes; in slabs +25 %: the read is a copy out of the page cache, so even
     // an L2-speed scan is a quarter of it; docs/performance.md).
     constexpr int64_t kSlabFloats = int64_t(1) << 18;
-    const int64_t row_floats = numel(stored_shape_) / (n0 * n1);
+    const int64_t row_floats = values / (n0 * n1);
     const int64_t rows = std::max<int64_t>(1, kSlabFloats / std::max<int64_t>(row_floats, 1));
+    Box slab = box;
+    slab.count[0] = 1;
     for (int64_t a = 0; a < n0; ++a)
       for (int64_t r0 = 0; r0 < n1; r0 += rows) {
         const int64_t n = std::min(rows, n1 - r0);
+        slab.start[0] = box.start[0] + a;
+        slab.start[1] = box.start[1] + r0;
+        slab.count[1] = n;
         float* dst = x + (a * n1 + r0) * row_floats;
-        read_rows(i, r0, n, dst, a == 0 && r0 == 0 ? y : nullptr, a + 1 == n0 && r0 + n >= n1, a);
+        read_stored(i, slab, block, dst, a == 0 && r0 == 0 ? y : nullptr, a + 1 == n0 && r0 + n >= n1);
         check_typed(dst, n * row_floats, false, vc);
       }
-    check_sample(*this, i, vc, y);
-    return;
+    return check();
   }
-  const int64_t first = stored_shape_.empty() ? 1 : stored_shape_[0];
+  const int64_t first = box.count.empty() ? 1 : box.count[0];
   if (same_order && channel_axis_ != 0 && first > 1) {
     // Slabs of the first axis small enough for L2: each is converted right after its read,
     // while still in cache, so the stored bytes never make a round trip through DRAM. The
     // HDF5 lock is held per slab, so another reader thread converts while this one reads.
     constexpr size_t kSlabBytes = size_t(256) << 10;
-    const size_t row_bytes = stored_bytes() / size_t(first);
+    const int64_t row_values = values / first;  // = delivered floats per row
+    const size_t row_bytes = size_t(row_values) * raw_size(stored_type_);
     const int64_t rows = std::max<int64_t>(1, int64_t(kSlabBytes / std::max<size_t>(row_bytes, 1)));
-    const int64_t row_floats = int64_t(numel(sample_shape_)) / first;
-    const int64_t row_values = numel(stored_shape_) / first;
     if (scratch.raw.size() < size_t(rows) * row_bytes) scratch.raw.resize(size_t(rows) * row_bytes);
+    Box slab = box;
     for (int64_t r0 = 0; r0 < first; r0 += rows) {
       const int64_t n = std::min(rows, first - r0);
-      read_rows(i, r0, n, scratch.raw.data(), r0 == 0 ? y : nullptr, r0 + n >= first);
+      slab.start[0] = box.start[0] + r0;
+      slab.count[0] = n;
+      read_stored(i, slab, block, scratch.raw.data(), r0 == 0 ? y : nullptr, r0 + n >= first);
       if (check_values_) check_raw(stored_type_, scratch.raw.data(), n * row_values, log1p, vc);
-      transform(scratch.raw.data(), x + r0 * row_floats, channels_last, n);
+      transform_box(scratch.raw.data(), x + r0 * row_values, slab.count, channels_last);
     }
-    if (check_values_) check_sample(*this, i, vc, y);
-    return;
+    return check();
   }
-  if (scratch.raw.size() < stored_bytes()) scratch.raw.resize(stored_bytes());
-  read_raw(i, scratch.raw.data(), y);
+  const size_t bytes = size_t(values) * raw_size(stored_type_);
+  if (scratch.raw.size() < bytes) scratch.raw.resize(bytes);
+  read_stored(i, box, block, scratch.raw.data(), y, true);
   if (check_values_) {
-    check_raw(stored_type_, scratch.raw.data(), numel(stored_shape_), log1p, vc);
-    check_sample(*this, i, vc, y);
+    check_raw(stored_type_, scratch.raw.data(), values, log1p, vc);
+    check();
   }
-  transform(scratch.raw.data(), x, channels_last);
+  transform_box(scratch.raw.data(), x, box.count, channels_last);
 }
 
 }  // namespace halo::data

@@ -79,6 +79,10 @@ struct DataLoader::Impl {
 
   std::shared_ptr<const Dataset> ds;
   LoaderOptions opt;
+  // One delivered sample and label (the block's with LoaderOptions::block), their sizes in
+  // the batch, and the stored bytes a read of both stands for.
+  Shape xshape, yshape;
+  size_t xn = 0, yb = 0, bytes = 0;
   int rank = 0, size = 1;
   ShardedSampler sampler;
   std::vector<Slot> slots;
@@ -111,6 +115,8 @@ struct DataLoader::Impl {
   void worker();
   void fill(Slot& s, int64_t b, ReadScratch& scratch);
   void read_sample(int64_t i, float* x, void* y, ReadScratch& scratch);
+  // Reads sample i (its block with opt.block) from the source itself; `last`: channels-last.
+  void read_source(int64_t i, float* x, void* y, ReadScratch& scratch, bool last) const;
   // Reads the sample at position `pos` of order, or under BadSamplePolicy::skip the next
   // good one after it; returns the dataset index read and adds the bad original to `skipped`.
   int64_t read_good_sample(int64_t pos, float* x, void* y, ReadScratch& scratch, int64_t& skipped);
@@ -133,9 +139,27 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   HALO_CHECK_T(ConfigError, opt_.staging != Staging::directory || !opt_.stage_dir.empty(),
                "DataLoader: directory staging needs stage_dir (a node-local path)");
   HALO_CHECK_T(ConfigError, !ds_->sample_shape().empty(), "DataLoader: the dataset's samples have no shape");
+  if (opt_.block) {
+    check_block(*opt_.block, ds_->sample_shape(), "DataLoader: LoaderOptions::block");
+    // Replacing a bad sample is a decision each rank takes alone, from its own block's values:
+    // the ranks sharing a sample could then train on different samples in one step.
+    HALO_CHECK_T(ConfigError, opt_.on_bad_sample == BadSamplePolicy::error,
+                 "DataLoader: LoaderOptions::block with on_bad_sample=skip: each rank checks only its own "
+                 "block, so the ranks sharing a sample could replace different ones; check the files first "
+                 "(halo-data verify) and keep on_bad_sample=error");
+    I.xshape = ds_->block_shape(*opt_.block);
+    I.yshape = ds_->block_label_shape(*opt_.block);
+    I.bytes = ds_->block_stored_bytes(*opt_.block) + ds_->block_label_bytes(*opt_.block);
+  } else {
+    I.xshape = ds_->sample_shape();
+    I.yshape = ds_->label_shape();
+    I.bytes = ds_->stored_bytes() + ds_->label_bytes();
+  }
+  I.xn = size_t(numel(I.xshape));
+  I.yb = size_t(numel(I.yshape)) * 4;
   Shape xs{opt_.batch_size}, ys{opt_.batch_size};
-  for (auto d : ds_->sample_shape()) xs.push_back(d);
-  for (auto d : ds_->label_shape()) ys.push_back(d);
+  for (auto d : I.xshape) xs.push_back(d);
+  for (auto d : I.yshape) ys.push_back(d);
   I.slots.resize(size_t(opt_.prefetch + 1));
   const MemoryFormat fmt = I.channels_last() ? MemoryFormat::channels_last : MemoryFormat::contiguous;
   const bool pin = opt_.pin_memory && cuda::available();
@@ -188,10 +212,8 @@ void DataLoader::Impl::stage() {
   Stopwatch sw;
   std::vector<int64_t> mine = sampler.shard(0);  // local-shuffle mode: the same set every epoch
   stage_row.assign(size_t(ds->size()), -1);
-  const int64_t xn = numel(ds->sample_shape());
-  const size_t yb = ds->label_bytes();
   ReadScratch scratch;
-  std::vector<float> x(static_cast<size_t>(xn));
+  std::vector<float> x(xn);
   std::vector<unsigned char> y(yb);
   std::unique_ptr<PackedWriter> writer;
   std::string path;
@@ -207,17 +229,17 @@ void DataLoader::Impl::stage() {
     d.label_kind = ds->label_dtype() == DType::i32 ? LabelKind::mask : LabelKind::vector;
     d.source_format = h5 ? h5->layout().format : std::string("memory");
     d.origin_files = h5 ? h5->files() : std::vector<std::string>{ds->describe(0)};
-    writer = std::make_unique<PackedWriter>(path, int64_t(mine.size()), ds->sample_shape(), RawType::f32,
-                                            ds->label_shape(), d);
+    // with a block the staged samples are the block (its shape, its label)
+    writer = std::make_unique<PackedWriter>(path, int64_t(mine.size()), xshape, RawType::f32, yshape, d);
   }
   for (size_t k = 0; k < mine.size(); ++k) {
     int64_t i = mine[k];
-    float* xp = opt.staging == Staging::memory ? stage_x.data() + k * size_t(xn) : x.data();
+    float* xp = opt.staging == Staging::memory ? stage_x.data() + k * xn : x.data();
     void* yp = opt.staging == Staging::memory ? static_cast<void*>(stage_y.data() + k * yb) : y.data();
     try {
       // memory staging keeps the delivered format (batches are then plain copies); the
       // packed staging file is channel-first, as its axes attribute says
-      ds->read(i, xp, yp, scratch, opt.staging == Staging::memory && channels_last());
+      read_source(i, xp, yp, scratch, opt.staging == Staging::memory && channels_last());
     } catch (const BadSampleError& e) {
       if (opt.on_bad_sample == BadSamplePolicy::error)
         throw IOError(str("rank ", rank, ": staging: ", e.what(), " (data.on_bad_sample=skip replaces bad samples instead)"));
@@ -235,7 +257,7 @@ void DataLoader::Impl::stage() {
       }
     }
     stage_row[size_t(i)] = int64_t(k);
-    total.bytes += double(ds->stored_bytes() + yb);
+    total.bytes += double(bytes);
   }
   if (writer) {
     writer->close();
@@ -251,15 +273,19 @@ void DataLoader::Impl::read_sample(int64_t i, float* x, void* y, ReadScratch& sc
     int64_t row = stage_row.at(size_t(i));
     HALO_CHECK(row >= 0, "rank ", rank, ": sample ", i, " was not staged on this rank");
     if (stage_ds) {
-      stage_ds->read(row, x, y, scratch, channels_last());
+      stage_ds->read(row, x, y, scratch, channels_last());  // a staged row is already the block
     } else {
-      const size_t xn = size_t(numel(ds->sample_shape())), yb = ds->label_bytes();
       std::memcpy(x, stage_x.data() + size_t(row) * xn, xn * sizeof(float));
       std::memcpy(y, stage_y.data() + size_t(row) * yb, yb);
     }
     return;
   }
-  ds->read(i, x, y, scratch, channels_last());
+  read_source(i, x, y, scratch, channels_last());
+}
+
+void DataLoader::Impl::read_source(int64_t i, float* x, void* y, ReadScratch& scratch, bool last) const {
+  if (opt.block) ds->read_block(i, *opt.block, x, y, scratch, last);
+  else ds->read(i, x, y, scratch, last);
 }
 
 void DataLoader::Impl::mark_bad(const BadSampleError& e) {
@@ -309,7 +335,6 @@ bool DataLoader::Impl::channels_last() const {
 void DataLoader::Impl::fill(Slot& s, int64_t b, ReadScratch& scratch) {
   const int64_t begin = b * opt.batch_size;
   const int64_t n = std::min<int64_t>(opt.batch_size, int64_t(order.size()) - begin);
-  const size_t xn = size_t(numel(ds->sample_shape())), yb = ds->label_bytes();
   float* x = s.x_full.data<float>();
   auto* y = static_cast<unsigned char*>(s.y_full.raw_data());
   s.batch.samples.resize(size_t(n));
@@ -352,7 +377,7 @@ void DataLoader::Impl::worker() {
       s.error = err;
       s.filled = b;
       epoch.read_seconds += t;
-      if (!err) epoch.bytes += double(s.batch.size) * double(ds->stored_bytes() + ds->label_bytes());
+      if (!err) epoch.bytes += double(s.batch.size) * double(bytes);
     }
     cv.notify_all();
   }

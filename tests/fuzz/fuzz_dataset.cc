@@ -10,12 +10,14 @@
 // flipped inside its datasets' raw data only.
 //
 // Every layout (auto-detected, each preset, one fuzzed custom layout) opens the files and
-// reads every sample (read, channels-last read, read_raw). Contract: a halo::Error
-// (IOError, ShapeError, ConfigError) or correct reads; never a crash, sanitizer report,
-// other exception, or allocation beyond -malloc_limit_mb. Every delivered sample (both
-// axis orders) is checked against read_raw() through an independent reference transform,
-// and labels must agree between reads.
+// reads every sample (read, channels-last read, read_raw, read_block). Contract: a
+// halo::Error (IOError, ShapeError, ConfigError) or correct reads; never a crash, sanitizer
+// report, other exception, or allocation beyond -malloc_limit_mb. Every delivered sample
+// (both axis orders) is checked against read_raw() through an independent reference
+// transform, labels must agree between reads, and the hyperslab read_block of a block
+// must equal the base Dataset::read_block (read() cropped).
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "h5_builder.hpp"
@@ -141,6 +143,32 @@ void check_transform(const H5Dataset& ds, const std::vector<unsigned char>& raw,
 // Reads every sample of `files` through `layout`; halo::Error is an accepted outcome.
 // Otherwise every read must agree with read_raw() through the reference transform, and
 // labels must be the same for every read.
+// read_block of the block [n/3, n) along every spatial axis (both orders) must equal the
+// crop of the whole sample that the base Dataset::read_block makes.
+void check_block_read(const H5Dataset& ds, int64_t i, ReadScratch& scratch) {
+  const Shape& s = ds.sample_shape();
+  if (s.size() < 2 || s.size() > 4) return;
+  SpatialBlock b;
+  for (size_t j = 0; j + 1 < s.size(); ++j) b.begin[j] = s[j + 1] / 3, b.end[j] = s[j + 1];
+  if (!b.fits(s)) return;  // a zero extent
+  std::vector<float> x(size_t(numel(ds.block_shape(b)))), ref(x.size());
+  std::vector<unsigned char> y(ds.block_label_bytes(b)), yref(y.size());
+  for (bool cl : {false, true}) {
+    try {
+      ds.Dataset::read_block(i, b, ref.data(), yref.data(), scratch, cl);
+    } catch (const BadSampleError&) {
+      return;  // read() checks the whole sample: a bad value outside the block stops it alone
+    }
+    ds.read_block(i, b, x.data(), y.data(), scratch, cl);
+    const bool same_x = x.empty() || std::memcmp(x.data(), ref.data(), x.size() * sizeof(float)) == 0;
+    if (!same_x || y != yref) {
+      std::fprintf(stderr, "halo fuzz: sample %lld block %s: read_block differs from the crop of read()\n",
+                   (long long)i, b.str(s.size() - 1).c_str());
+      std::abort();
+    }
+  }
+}
+
 void read_all(const std::vector<std::string>& files, const Layout& layout, bool check_values) {
   try {
     H5Dataset ds(files, layout, Driver::posix);
@@ -158,6 +186,7 @@ void read_all(const std::vector<std::string>& files, const Layout& layout, bool 
           std::abort();
         }
       }
+      check_block_read(ds, i, scratch);
     }
     ds.close_files();
   } catch (const halo::Error&) {

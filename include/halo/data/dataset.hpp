@@ -2,8 +2,9 @@
 //
 // Implements data::Dataset (source.hpp). Sample i is (file, index in file, sub-volume
 // origin). Only the hyperslab of sample i is ever read: one cube of a raw universe, one row
-// of a packed shard. Reads check the stored shape against the first file's and every error
-// names the file and the dataset. The HDF5 handles stay in the source file (OpenFile).
+// of a packed shard, and with read_block() only a block of it (spatial parallelism). Reads
+// check the stored shape against the first file's and every error names the file and the
+// dataset. The HDF5 handles stay in the source file (OpenFile).
 //
 // What the constructor learns from the files (the first file's shapes and element type, the
 // samples of every packed shard, the minmax statistics) is the dataset's index(). One rank
@@ -75,6 +76,12 @@ class H5Dataset : public Dataset {
   /// in cache (finite floats, counts >= 0 before log1p, finite target vectors); a bad
   /// sample throws BadSampleError after the whole sample was read.
   void read(int64_t i, float* x, void* y, ReadScratch& scratch, bool channels_last = false) const override;
+  /// Reads block `b` of sample i (source.hpp) with one hyperslab per slab of the block:
+  /// nothing outside the block (relative to the cube for sub-volumes, to the row for packed
+  /// shards) is read, transformed or checked; a class-map label is read as the same block.
+  /// read() is this with the whole sample. Errors name the file, the dataset and the block.
+  void read_block(int64_t i, const SpatialBlock& b, float* x, void* y, ReadScratch& scratch,
+                  bool channels_last = false) const override;
   /// "file a.h5", with ", row 3" in packed shards and ", cube at 0,64,0" for sub-volumes.
   std::string describe(int64_t i) const override;
   /// Reads the stored values of sample i untransformed (stored_bytes()) and its label.
@@ -99,11 +106,24 @@ class H5Dataset : public Dataset {
   void setup(Index index);      // derives shapes and samples from the index, opens nothing
   std::string stats_path() const;
   OpenFile& open(int32_t file) const;  // with hdf5_mutex() held
-  // Reads entries [row0, row0 + rows) of the first stored axis of sample i (rows = 0: all)
-  // into `raw`, and the label into `y` unless null; `last` closes a one-sample file. With
-  // `outer` >= 0 the rows are of the second stored axis, at index `outer` of the first.
-  void read_rows(int64_t i, int64_t row0, int64_t rows, void* raw, void* y, bool last, int64_t outer = -1) const;
-  void read_label(int64_t i, void* y) const;
+  // A box over the stored axes of one sample, relative to the sample (its cube, its row):
+  // [start, start + count) per stored axis.
+  struct Box {
+    Shape start, count;
+  };
+  Box whole_box() const;
+  Box block_box(const SpatialBlock& b) const;  // the channel axis whole
+  // The one read path of read() and read_block(): `block` is null for the whole sample.
+  void read_box(int64_t i, const Box& box, const SpatialBlock* block, float* x, void* y, ReadScratch& scratch,
+                bool channels_last) const;
+  // Reads the stored values of `box` of sample i into `raw` (dense, stored axis order), and
+  // the label into `y` unless null (a map cropped to `block` unless null); `last` closes a
+  // one-sample file.
+  void read_stored(int64_t i, const Box& box, const SpatialBlock* block, void* raw, void* y, bool last) const;
+  void read_label(int64_t i, const SpatialBlock* block, void* y) const;
+  // Applies the transform and axis order to dense stored values of shape `stored`.
+  void transform_box(const void* raw, float* x, const Shape& stored, bool channels_last) const;
+  std::string block_note(const SpatialBlock* block) const;  // "" or ", block [0:43, 0:8, 0:8]"
   std::string where(int32_t file, const std::string& dset) const;
 
   std::vector<std::string> files_;

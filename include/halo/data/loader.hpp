@@ -72,11 +72,16 @@ struct LoaderOptions {
   /// train on a GPU.
   bool pin_memory = false;
   BadSamplePolicy on_bad_sample = BadSamplePolicy::error;
+  /// Spatial parallelism: deliver only this block of every sample (Dataset::read_block; an
+  /// HDF5 source reads only its hyperslab). Batches are then (N, C, block...), class-map
+  /// labels (N, block...), label vectors whole; the read statistics count the block's bytes.
+  /// Staging stages the block only. A block outside the samples throws ShapeError here.
+  std::optional<SpatialBlock> block;
 };
 
 struct Batch {
-  Tensor x;  ///< f32 (n, C, spatial...)
-  Tensor y;  ///< f32 (n, L) or i32 (n, spatial...)
+  Tensor x;  ///< f32 (n, C, spatial...); with LoaderOptions::block (n, C, block...)
+  Tensor y;  ///< f32 (n, L) or i32 class maps (n, spatial...); with a block (n, block...)
   int64_t size = 0;   ///< n: batch_size, or fewer for the last one (the same on every rank)
   int64_t index = 0;  ///< batch number within the epoch
   std::vector<int64_t> samples;  ///< dataset indices of the rows (replacements included)

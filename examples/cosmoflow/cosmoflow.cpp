@@ -1,4 +1,5 @@
-// halo-cosmoflow: trains the MLPerf HPC CosmoFlow model data-parallel across MPI ranks.
+// halo-cosmoflow: trains the MLPerf HPC CosmoFlow model data-parallel across MPI ranks, and
+// with dist.spatial = [pd, ph, pw] each sample split over pd x ph x pw of them.
 //
 //   mpiexec -n 2 halo-cosmoflow --config cosmoflow.yaml [--resume] [key=value ...]
 //   srun halo-cosmoflow --config cosmoflow.yaml data.train=/scratch/cosmo/train
@@ -82,8 +83,10 @@ int run(train::Driver& d) {
   mo.dense = cfg.get_ints("model.dense", {128, 64});
   mo.dropout = cfg.get_double("model.dropout", 0.5, 0, 0.99);
   mo.leaky_slope = cfg.get_double("model.leaky_slope", 0.3, 0, 1);
-  // Different masks on every rank (they see different samples), reproducible per rank.
-  mo.dropout_seed = seed * 1000003 + uint64_t(comm.rank()) * 1000;
+  // Different masks on every replica (they see different samples), reproducible per
+  // replica; the ranks of one spatial group run the same head and draw the same masks.
+  mo.dropout_seed = seed * 1000003 + uint64_t(d.replica()) * 1000;
+  mo.spatial = d.spatial();
   const Shape expected{mo.in_channels, mo.input_size, mo.input_size, mo.input_size};
   HALO_CHECK_T(ConfigError, train_ds->sample_shape() == expected, "the samples in '", data.train_dir, "' are ",
                to_string(train_ds->sample_shape()), " but model.input_size=", mo.input_size, " expects ",
@@ -144,10 +147,14 @@ int run(train::Driver& d) {
   ml.event("dropout", mo.dropout);
   ml.set_eval_metric("mae", "eval_error");
 
+  if (const auto& g = d.spatial())
+    log::info("halo-cosmoflow: every sample split over ", g->spatial().size(), " ranks (dist.spatial = [",
+              g->parts()[0], ", ", g->parts()[1], ", ", g->parts()[2], "]), ", g->data().size(),
+              " replicas; this rank reads the block ", data.options.block->str(), " of every sample");
   log::info("halo-cosmoflow: ", comm.size(), " ranks, ", train_ds->size(), " training samples of ",
             to_string(train_ds->sample_shape()), ", ",
             data.val_loader ? std::to_string(data.val_loader->dataset().size()) : std::string("no"),
-            " validation samples, global batch ", data.global_batch, " (", data.options.batch_size, " per rank), ",
+            " validation samples, global batch ", data.global_batch, " (", data.options.batch_size, " per replica), ",
             spe, " steps per epoch on every rank (", data.train_loader->describe_epoch(), "), peak lr ", peak_lr, ", ", model.parameter_count(), " parameters, ",
             model.forward_flops_per_sample() / 1e9, " GFLOP forward per sample");
 
@@ -178,5 +185,6 @@ int main(int argc, char** argv) {
   spec.default_batch_size = 8;
   spec.default_epochs = 4;
   spec.mlperf_benchmark = "cosmoflow";
+  spec.spatial = true;
   return halo::train::run_driver(argc, argv, spec, run);
 }

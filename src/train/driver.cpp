@@ -151,6 +151,15 @@ Driver::Driver(DriverSpec spec, const DriverArgs& args)
                  : level == "warn" ? log::Level::warn
                  : level == "error" ? log::Level::error
                                     : log::Level::info);
+  if (spec_.spatial) {
+    const std::vector<int64_t> parts = cfg_.get_ints("dist.spatial", {1, 1, 1});
+    HALO_CHECK_T(ConfigError, parts.size() == 3 && parts[0] >= 1 && parts[1] >= 1 && parts[2] >= 1 &&
+                                  parts[0] * parts[1] * parts[2] <= comm_.size(),
+                 "dist.spatial (from ", cfg_.origin("dist.spatial"), ") must be three positive rank counts [D, H, W] "
+                 "whose product divides the ", comm_.size(), " ranks", instances_ > 1 ? " of the instance" : "");
+    if (parts[0] * parts[1] * parts[2] > 1)
+      spatial_ = std::make_shared<dist::SpatialGrid>(comm_, std::array<int, 3>{int(parts[0]), int(parts[1]), int(parts[2])});
+  }
   // Each instance trains its own model: its own seed (instance 0 keeps the configured one).
   seed_ = uint64_t(cfg_.get_int("training.seed", 0)) + uint64_t(instance_);
 
@@ -228,16 +237,39 @@ std::shared_ptr<data::H5Dataset> Driver::open_dataset(const std::string& dir) {
   });
 }
 
+namespace {
+
+// This rank's block of samples of `sample_shape` (C, D, H, W) under the grid.
+data::SpatialBlock spatial_block(const dist::SpatialGrid& grid, const Shape& sample_shape, const std::string& dir) {
+  HALO_CHECK_T(ConfigError, sample_shape.size() == 4, "dist.spatial: the samples in '", dir, "' are ",
+               to_string(sample_shape), ", not (C, D, H, W) volumes");
+  data::SpatialBlock b;
+  const auto parts = grid.parts(), coords = grid.coords();
+  for (size_t a = 0; a < 3; ++a) {
+    const nn::IndexRange r = nn::split_range(sample_shape[a + 1], parts[a], coords[a]);
+    HALO_CHECK_T(ConfigError, r.size() > 0, "dist.spatial: axis ", a, " of the samples in '", dir, "' (extent ",
+                 sample_shape[a + 1], ") cannot be split over ", parts[a], " ranks");
+    b.begin[a] = r.begin;
+    b.end[a] = r.end;
+  }
+  return b;
+}
+
+}  // namespace
+
 DriverData Driver::open_data() {
   DriverData d;
   d.train_dir = cfg_.get_string("data.train", spec_.default_train);
   d.val_dir = cfg_.get_string("data.validation", spec_.default_validation);
   d.global_batch = cfg_.get_int("data.batch_size", spec_.default_batch_size, 1, kNoLimitInt);
-  HALO_CHECK_T(ConfigError, d.global_batch % comm_.size() == 0, "data.batch_size=", d.global_batch, " (from ",
-               cfg_.origin("data.batch_size"), ") is the global batch: it must be a multiple of the number of ranks (",
-               comm_.size(), ")");
+  const dist::Communicator& dc = data_comm();
+  HALO_CHECK_T(ConfigError, d.global_batch % dc.size() == 0, "data.batch_size=", d.global_batch, " (from ",
+               cfg_.origin("data.batch_size"), ") is the global batch: it must be a multiple of the number of ",
+               spatial_ ? str("replicas (", comm_.size(), " ranks / ", spatial_->spatial().size(),
+                              " per sample under dist.spatial = ", dc.size(), ")")
+                        : str("ranks (", dc.size(), ")"));
   data::LoaderOptions& lopt = d.options;
-  lopt.batch_size = d.global_batch / comm_.size();
+  lopt.batch_size = d.global_batch / dc.size();
   lopt.prefetch = int(cfg_.get_int("data.prefetch", 2, 1, 64));
   lopt.io_threads = int(cfg_.get_int("data.io_threads", 1, 1, 256));
   lopt.staging = staging_from(cfg_.get_string("data.staging", "none"));
@@ -249,11 +281,12 @@ DriverData Driver::open_data() {
   lopt.shard.shuffle = cfg_.get_bool("data.shuffle", true);
   // A staged shard is fixed per rank, so only its order can change between epochs.
   lopt.shard.local_shuffle = lopt.staging != data::Staging::none;
-  lopt.comm = comm_;
+  lopt.comm = dc;  // the ranks of one spatial group read the same samples
   lopt.pin_memory = device_.is_cuda();  // batches copied to a GPU by DMA
   lopt.on_bad_sample = bad_sample_policy_from(cfg_.get_string("data.on_bad_sample", "error"));
 
   d.train = open_dataset(d.train_dir);
+  if (spatial_) lopt.block = spatial_block(*spatial_, d.train->sample_shape(), d.train_dir);
   d.train_loader = std::make_unique<data::DataLoader>(d.train, lopt);
   if (!d.val_dir.empty()) {
     data::LoaderOptions vopt = lopt;
@@ -265,6 +298,10 @@ DriverData Driver::open_data() {
     vopt.drop_last_batch = false;
     vopt.shard.drop_last = false;
     d.validation = open_dataset(d.val_dir);
+    HALO_CHECK_T(ConfigError, !spatial_ || d.validation->sample_shape() == d.train->sample_shape(), "dist.spatial: the "
+                 "validation samples in '", d.val_dir, "' are ", to_string(d.validation->sample_shape()),
+                 ", the training samples in '", d.train_dir, "' ", to_string(d.train->sample_shape()),
+                 ": a split model needs one volume size");
     d.val_loader = std::make_unique<data::DataLoader>(d.validation, vopt);
   }
   return d;
@@ -317,7 +354,8 @@ TrainerOptions Driver::trainer_options(const Device& device) {
                                                    str("rank ", comm_.rank(), " on ", host_name()));
   // One NCCL communicator on the model's GPU (collective: every rank builds its options).
   if (backend == GradBackend::nccl)
-    to.grad_sync.nccl = std::make_shared<dist::NcclCommunicator>(comm_, device.index);
+    to.grad_sync.nccl = std::make_shared<dist::NcclCommunicator>(data_comm(), device.index);
+  if (spatial_) to.data_comm = spatial_->data();
   if (args_.resume) {
     HALO_CHECK_T(ConfigError, !to.checkpoint_path.empty(), "--resume needs checkpoint.path");
     // The newest first; the older kept ones (checkpoint.keep) are fallbacks should it be

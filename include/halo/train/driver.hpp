@@ -27,6 +27,7 @@
 #include "halo/data/dataset.hpp"
 #include "halo/data/loader.hpp"
 #include "halo/dist/communicator.hpp"
+#include "halo/dist/spatial_grid.hpp"
 #include "halo/tensor/device.hpp"
 #include "halo/train/mllog.hpp"
 #include "halo/train/trainer.hpp"
@@ -49,6 +50,9 @@ struct DriverSpec {
   /// MLPerf HPC's name of the benchmark (submission_benchmark: cosmoflow, deepcam); empty:
   /// output.mllog logs no submission_benchmark.
   std::string mlperf_benchmark;
+  /// Whether the driver's model can split each sample over ranks (dist.spatial); when false
+  /// the key is unknown to it, and the unknown-key check rejects it.
+  bool spatial = false;
 };
 
 /// The command line as parsed (before any configuration is read).
@@ -91,6 +95,14 @@ class Driver {
   const dist::Communicator& comm() const { return comm_; }
   const dist::Communicator& world() const { return world_; }
   int instance() const { return instance_; }    ///< 0 .. instances() - 1
+  /// dist.spatial = [pd, ph, pw] (DriverSpec::spatial): every sample split over a grid of
+  /// that many ranks of comm(), the others holding other samples; null when unsplit.
+  const std::shared_ptr<dist::SpatialGrid>& spatial() const { return spatial_; }
+  /// The ranks holding different samples: comm() itself, or the spatial grid's data().
+  /// Batches, sharding and the gradient average go over these.
+  const dist::Communicator& data_comm() const { return spatial_ ? spatial_->data() : comm_; }
+  /// This rank's replica: its rank in data_comm() (which samples it reads).
+  int replica() const { return data_comm().rank(); }
   int instances() const { return instances_; }  ///< dist.instances
   /// The MLPerf log of this instance (output.mllog; disabled on the ranks other than the
   /// instance's rank 0, or when the key is empty). Drivers log their hyperparameters into it
@@ -110,7 +122,8 @@ class Driver {
 
   /// The data.* keys: loaders over data.train and data.validation (sharded over the ranks,
   /// validation unshuffled and unstaged). data.batch_size is global and must be a multiple
-  /// of the number of ranks.
+  /// of the number of ranks (of replicas under dist.spatial, where each rank reads only its
+  /// block of every sample of its replica).
   DriverData open_data();
   /// An H5Dataset over the HDF5 files of `dir` (data.format); IOError naming the directory
   /// and the halo-data command that generates one when it holds none.
@@ -150,6 +163,7 @@ class Driver {
   int instances_ = 1;
   int instance_ = 0;
   dist::Communicator comm_;
+  std::shared_ptr<dist::SpatialGrid> spatial_;
   std::unique_ptr<MLLogger> mllog_;
   int64_t run_start_ms_ = 0;
   double staging_s_ = 0;

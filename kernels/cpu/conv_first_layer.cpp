@@ -1,5 +1,6 @@
 // Own AVX-512 kernel for the first CosmoFlow convolution: few input channels (<= 4),
-// 32 output channels, 3x3x3, stride 1, padding 1, channels-last f32.
+// 32 output channels, 3x3x3, stride 1, padding 1 or 0 per axis (0: a spatially split
+// layer's window, whose halo cells come from the neighbours), channels-last f32.
 //
 // Why: with 4 input channels every oneDNN formulation starves (its blocking wants 16
 // channels), running at a few percent of peak while this layer carries a fifth of the
@@ -37,7 +38,9 @@ namespace halo::kernels::cpu {
 bool first_layer_supported(const ConvGeometry& g) {
   if (g.spatial_dims != 3 || g.G != 1 || g.Cout != 32 || g.Cin < 1 || g.Cin > 4) return false;
   for (int i = 0; i < 3; ++i)
-    if (g.k[i] != 3 || g.stride[i] != 1 || g.dil[i] != 1 || g.pad[i] != 1 || g.in[i] != g.out[i]) return false;
+    if (g.k[i] != 3 || g.stride[i] != 1 || g.dil[i] != 1 || (g.pad[i] != 0 && g.pad[i] != 1) || g.out[i] < 1 ||
+        g.out[i] != g.in[i] + 2 * g.pad[i] - 2)
+      return false;
   return true;
 }
 
@@ -45,11 +48,11 @@ namespace {
 
 constexpr int kCo = 32;
 
-/// Three zero-padded input planes [(H+2) x (W+2) x C], indexed by input depth mod 3.
+/// Three zero-padded input planes [(H+2ph) x (W+2pw) x C], indexed by input depth mod 3.
 class PaddedRing {
  public:
   PaddedRing(const ConvGeometry& g, const float* x) : g_(g), x_(x) {
-    plane_ = (g.in[1] + 2) * (g.in[2] + 2) * g.Cin;
+    plane_ = (g.in[1] + 2 * g.pad[1]) * (g.in[2] + 2 * g.pad[2]) * g.Cin;
     buf_.assign(size_t(4 * plane_), 0.0f);  // 3 ring slots + 1 plane of zeros
     for (auto& t : tag_) t = -1;
   }
@@ -60,15 +63,16 @@ class PaddedRing {
     const int64_t key = n * g_.in[0] + id;
     float* p = buf_.data() + slot * plane_;
     if (tag_[slot] != key) {
-      const int64_t H = g_.in[1], W = g_.in[2], C = g_.Cin, row = (W + 2) * C;
+      const int64_t H = g_.in[1], W = g_.in[2], C = g_.Cin, row = row_stride();
       const float* src = x_ + key * H * W * C;
       // Borders stay zero from the initial fill: only interiors are ever written.
-      for (int64_t h = 0; h < H; ++h) std::memcpy(p + (h + 1) * row + C, src + h * W * C, size_t(W * C) * 4);
+      for (int64_t h = 0; h < H; ++h)
+        std::memcpy(p + (h + g_.pad[1]) * row + g_.pad[2] * C, src + h * W * C, size_t(W * C) * 4);
       tag_[slot] = key;
     }
     return p;
   }
-  int64_t row_stride() const { return (g_.in[2] + 2) * g_.Cin; }
+  int64_t row_stride() const { return (g_.in[2] + 2 * g_.pad[2]) * g_.Cin; }
 
  private:
   const ConvGeometry& g_;
@@ -151,7 +155,7 @@ void thread_range(int64_t total, int64_t& begin, int64_t& end) {
 
 template <int C>
 void forward_impl(const ConvGeometry& g, const float* x, const float* wp, const float* bias, const Epi& e, float* y) {
-  const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
+  const int64_t D = g.out[0], H = g.out[1], W = g.out[2], pd = g.pad[0];  // output extents
 #pragma omp parallel
   {
     PaddedRing ring(g, x);
@@ -164,7 +168,7 @@ void forward_impl(const ConvGeometry& g, const float* x, const float* wp, const 
     std::vector<float> act_row(y ? size_t(W * kCo) : 0);
     for (int64_t nd = begin; nd < end; ++nd) {
       const int64_t n = nd / D, od = nd % D;
-      const float* planes[3] = {ring.plane(n, od - 1), ring.plane(n, od), ring.plane(n, od + 1)};
+      const float* planes[3] = {ring.plane(n, od - pd), ring.plane(n, od + 1 - pd), ring.plane(n, od + 2 - pd)};
       for (int64_t oh = 0; oh < H; ++oh) {
         const float* rows[9];
         for (int kd = 0; kd < 3; ++kd)
@@ -230,7 +234,7 @@ void weights_row(const float* const* rows, const float* gy, const float* next_gy
 template <int C>
 void weights_impl(const ConvGeometry& g, const float* x, const float* gy, const float* y, const Epi& e,
                   std::vector<float>& gw_out, std::vector<float>& gb_out) {
-  const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
+  const int64_t D = g.out[0], H = g.out[1], W = g.out[2], pd = g.pad[0];  // output extents
   const size_t wsize = size_t(27 * C * kCo);
   std::vector<std::vector<float>> parts;
 #pragma omp parallel
@@ -248,7 +252,7 @@ void weights_impl(const ConvGeometry& g, const float* x, const float* gy, const 
     std::vector<float> act_row(y ? size_t(W * kCo) : 0);
     for (int64_t nd = begin; nd < end; ++nd) {
       const int64_t n = nd / D, od = nd % D;
-      const float* planes[3] = {ring.plane(n, od - 1), ring.plane(n, od), ring.plane(n, od + 1)};
+      const float* planes[3] = {ring.plane(n, od - pd), ring.plane(n, od + 1 - pd), ring.plane(n, od + 2 - pd)};
       for (int64_t oh = 0; oh < H; ++oh) {
         const float* rows[9];
         for (int kd = 0; kd < 3; ++kd)
@@ -282,12 +286,12 @@ inline float hsum(__m512 v) {
 }
 
 /// Data gradient for WB consecutive input voxels of one row: gx[w, ci] = sum over taps and
-/// output channels of gy[w + 1 - kw, co] * w[tap, ci, co]. Vectors run along the 32 output
+/// output channels of gy[w + pw - kw, co] * w[tap, ci, co] (pw: the padding along W). Vectors run along the 32 output
 /// channels (two halves added into one accumulator per (voxel, ci)); each accumulator is
 /// summed horizontally at the end. rows[r] (r = kd*3+kh) is the output-gradient row for
 /// that tap or null outside the volume. With CHECK, taps that fall outside W are skipped.
 template <int C, int WB, bool CHECK>
-inline void data_tile(const float* const* rows, int64_t w0, int64_t W, const float* wp, float* gx) {
+inline void data_tile(const float* const* rows, int64_t w0, int64_t pw, int64_t W, const float* wp, float* gx) {
   __m512 acc[WB][C];
   for (int j = 0; j < WB; ++j)
     for (int ci = 0; ci < C; ++ci) acc[j][ci] = _mm512_setzero_ps();
@@ -302,7 +306,7 @@ inline void data_tile(const float* const* rows, int64_t w0, int64_t W, const flo
         whi[ci] = _mm512_loadu_ps(wk + ci * kCo + 16);
       }
       for (int j = 0; j < WB; ++j) {
-        const int64_t ow = w0 + j + 1 - kw;
+        const int64_t ow = w0 + j + pw - kw;
         if (CHECK && (ow < 0 || ow >= W)) continue;
         const __m512 g0 = _mm512_loadu_ps(row + ow * kCo), g1 = _mm512_loadu_ps(row + ow * kCo + 16);
         for (int ci = 0; ci < C; ++ci) {
@@ -318,7 +322,9 @@ inline void data_tile(const float* const* rows, int64_t w0, int64_t W, const flo
 
 template <int C>
 void data_impl(const ConvGeometry& g, const float* gy, const float* wp, float* gx) {
-  const int64_t D = g.in[0], H = g.in[1], W = g.in[2];
+  const int64_t D = g.in[0], H = g.in[1], W = g.in[2];                // input extents
+  const int64_t oD = g.out[0], oH = g.out[1], oW = g.out[2];          // output extents
+  const int64_t pd = g.pad[0], ph = g.pad[1], pw = g.pad[2];
   // Blocks of kHb rows walked through all depths: the output-gradient rows they read
   // (3 planes x kHb+2 rows, about 0.5 MB at W = 128) stay in L2, so each row comes from
   // memory about once instead of three times (once per kd) with plane-by-plane order.
@@ -335,15 +341,18 @@ void data_impl(const ConvGeometry& g, const float* gy, const float* wp, float* g
           const float* rows[9];
           for (int kd = 0; kd < 3; ++kd)
             for (int kh = 0; kh < 3; ++kh) {
-              const int64_t od = d + 1 - kd, oh = h + 1 - kh;
+              const int64_t od = d + pd - kd, oh = h + ph - kh;
               rows[kd * 3 + kh] =
-                  (od < 0 || od >= D || oh < 0 || oh >= H) ? nullptr : gy + (((n * D + od) * H + oh) * W) * kCo;
+                  (od < 0 || od >= oD || oh < 0 || oh >= oH) ? nullptr : gy + (((n * oD + od) * oH + oh) * oW) * kCo;
             }
           float* out = gx + (((n * D + d) * H + h) * W) * C;
+          // Voxels [lo, hi) read output columns w + pw - 2 .. w + pw, all inside [0, oW):
+          // no bounds tests there; the few at the edges test each tap.
+          const int64_t lo = std::min(W, 2 - pw), hi = std::max(lo, oW - pw);
           int64_t w = 0;
-          data_tile<C, 1, true>(rows, w, W, wp, out);
-          for (w = 1; w + 4 <= W - 1; w += 4) data_tile<C, 4, false>(rows, w, W, wp, out + w * C);
-          for (; w < W; ++w) data_tile<C, 1, true>(rows, w, W, wp, out + w * C);
+          for (; w < lo; ++w) data_tile<C, 1, true>(rows, w, pw, oW, wp, out + w * C);
+          for (; w + 4 <= hi; w += 4) data_tile<C, 4, false>(rows, w, pw, oW, wp, out + w * C);
+          for (; w < W; ++w) data_tile<C, 1, true>(rows, w, pw, oW, wp, out + w * C);
         }
     }
   }

@@ -116,6 +116,15 @@ IndexRange HaloWindow::own_in(int axis) const { return owned_.at(size_t(axis)).a
 IndexRange HaloWindow::own_out(int axis) const { return out_.at(size_t(axis)).at(size_t(coords_[size_t(axis)])); }
 IndexRange HaloWindow::want(int axis) const { return wanted_.at(size_t(axis)).at(size_t(coords_[size_t(axis)])); }
 
+bool HaloWindow::exchanges(int axis) const {
+  // Along an axis where every rank's window is its own block (a pooling whose windows tile
+  // the blocks), the block is the window: no copy, no message.
+  if (!halo_axes_[size_t(axis)]) return false;
+  for (size_t q = 0; q < owned_[size_t(axis)].size(); ++q)
+    if (!(wanted_[size_t(axis)][q] == owned_[size_t(axis)][q])) return true;
+  return false;
+}
+
 int64_t HaloWindow::halo_cells(int axis) const {
   const IndexRange w = want(axis), o = own_in(axis);
   return w.size() - intersect(w, o).size();
@@ -168,7 +177,7 @@ Tensor HaloWindow::gather(SpatialGroup& group, const Tensor& block_in) const {
   const Device dev = block_in.device();
   Tensor t = dev.is_cpu() ? block_in : block_in.to(Device::cpu());  // device tensors stage through the host
   for (int a = 0; a < spatial_dims(); ++a) {
-    if (!halo_axes_[size_t(a)]) continue;
+    if (!exchanges(a)) continue;
     const int dim = 2 + a, c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
     const IndexRange own = own_in(a), w = want(a);
     Shape os = t.shape();
@@ -219,7 +228,7 @@ Tensor HaloWindow::scatter_add(SpatialGroup& group, const Tensor& grad_in) const
   const Device dev = grad_in.device();
   Tensor g = dev.is_cpu() ? grad_in : grad_in.to(Device::cpu());
   for (int a = spatial_dims() - 1; a >= 0; --a) {
-    if (!halo_axes_[size_t(a)]) continue;
+    if (!exchanges(a)) continue;
     const int dim = 2 + a, c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
     const IndexRange own = own_in(a), w = want(a);
     HALO_CHECK_SHAPE(g.size(dim) == w.size(), who_, ": window gradient ", g.str(), " has extent ", g.size(dim),

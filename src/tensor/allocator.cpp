@@ -93,6 +93,11 @@ AllocatorStats CachingHostAllocator::stats() const {
   return impl_->stats;
 }
 
+void CachingHostAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->stats.peak_bytes_in_use = impl_->stats.bytes_in_use;
+}
+
 namespace {
 std::mutex g_backend_mu;
 std::unordered_map<int, DeviceBackend>& backends() {

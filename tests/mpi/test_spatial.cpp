@@ -152,6 +152,28 @@ TEST_CASE("spatial convolutions equal the unsplit ones", "[spatial]") {
   }
 }
 
+TEST_CASE("a split CosmoFlow first layer runs the first-layer kernel on its window", "[spatial]") {
+  // 4 -> 32 channels, 3x3x3, padding 1: the own AVX-512 kernel where built, with padding 0
+  // along the split axes (the window carries the halo).
+  dist::Communicator world(MPI_COMM_WORLD);
+  for (const Parts& parts : grids_of_world()) {
+    auto grid = std::make_shared<dist::SpatialGrid>(world, parts);
+    nn::ConvOptions o;
+    o.padding = 1;
+    o.activation = {ops::Activation::leaky_relu, 0.3};
+    const std::vector<int64_t> global{12, 10, 9};
+    nn::Conv3d whole(4, 32, 3, o);
+    nn::SpatialConv3d split(grid, global, 4, 32, 3, o);
+    whole.init_parameters(6);
+    whole.set_input_needs_grad({false});  // as the model's first layer: weight gradients only
+    split.set_input_needs_grad({false});
+    compare_layer(grid, whole, split, {2, 4, 12, 10, 9}, DType::f32, MemoryFormat::channels_last, 2e-5,
+                  "first layer, grid " + grid_name(parts));
+    if (ops::first_layer_kernel_available()) require_all(split.plan().backend() == ops::ConvBackend::first_layer,
+                                                         "the split first layer's kernel");
+  }
+}
+
 TEST_CASE("spatial pooling, BatchNorm and gather equal the unsplit ones", "[spatial]") {
   dist::Communicator world(MPI_COMM_WORLD);
   for (const Parts& parts : grids_of_world()) {

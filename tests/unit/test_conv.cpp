@@ -313,9 +313,21 @@ TEST_CASE("first-layer kernel matches the reference (f32)", "[conv][first_layer]
     compare_with_reference({1, 4, 3, 9, 13}, 4, 32, 3, p, {A::relu, 0}, ops::ConvBackend::first_layer, cl, 700);
     compare_with_reference({1, 3, 4, 4, 4}, 3, 32, 3, p, {}, ops::ConvBackend::first_layer, cl, 800);
   }
-  // The automatic choice picks it for the CosmoFlow first layer.
+  // Padding 0 along some axes: a spatially split first layer runs on its halo window.
+  for (const std::vector<int64_t>& pads : {std::vector<int64_t>{0, 1, 1}, {1, 0, 1}, {1, 1, 0}, {0, 0, 0}}) {
+    ops::ConvParams q = p;
+    q.padding = pads;
+    compare_with_reference({1, 4, 7, 6, 19}, 4, 32, 3, q, {A::leaky_relu, 0.3}, ops::ConvBackend::first_layer, true,
+                           900);
+    compare_with_reference({2, 2, 5, 5, 4}, 2, 32, 3, q, {}, ops::ConvBackend::first_layer, true, 910);
+  }
+  // The automatic choice picks it for the CosmoFlow first layer, whole or split.
   ops::ConvPlan plan({4, 4, 16, 16, 16}, {32, 4, 3, 3, 3}, p, DType::f32, Device::cpu(), {}, true);
   CHECK(plan.backend() == ops::ConvBackend::first_layer);
+  ops::ConvParams split = p;
+  split.padding = {0, 1, 1};
+  ops::ConvPlan window({4, 4, 18, 16, 16}, {32, 4, 3, 3, 3}, split, DType::f32, Device::cpu(), {}, true);
+  CHECK(window.backend() == ops::ConvBackend::first_layer);
 }
 
 TEST_CASE("strided 1x1 convolution on a large grid with few channels matches the reference, repeatedly") {

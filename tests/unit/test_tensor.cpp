@@ -76,6 +76,22 @@ TEST_CASE("caching allocator reuses freed blocks") {
   CHECK(CachingHostAllocator::round_size(5000) <= 5000 * 5 / 4 + 512);
 }
 
+TEST_CASE("caching allocator peak follows the bytes in use and restarts on reset_peak") {
+  CachingHostAllocator a;
+  void* p = a.allocate(1 << 20);
+  void* q = a.allocate(1 << 20);
+  const size_t two = a.stats().bytes_in_use;
+  CHECK(two >= size_t(2) << 20);
+  CHECK(a.stats().peak_bytes_in_use == two);
+  a.deallocate(q, 1 << 20);
+  CHECK(a.stats().peak_bytes_in_use == two);  // the peak outlives the free
+  a.reset_peak();
+  CHECK(a.stats().peak_bytes_in_use == a.stats().bytes_in_use);
+  CHECK(a.stats().peak_bytes_in_use < two);
+  a.deallocate(p, 1 << 20);
+  a.empty_cache();
+}
+
 TEST_CASE("training-step allocation pattern hits the cache") {
   Allocator& a = allocator_for(Device::cpu());
   { Tensor warm = Tensor::empty({4, 32, 16, 16, 16}); }

@@ -91,6 +91,9 @@ class HaloWindow {
   IndexRange own_out(int axis) const;
   /// The input cells this rank's output block needs (may reach outside [0, n): padding).
   IndexRange want(int axis) const;
+  /// Whether any rank's window along `axis` differs from its block (else gather and
+  /// scatter_add leave that axis alone).
+  bool exchanges(int axis) const;
   /// Cells of halo exchanged along `axis` by this rank (received, both sides).
   int64_t halo_cells(int axis) const;
   /// Local input block shape (N, C, block...) for batch n and c channels.

@@ -28,6 +28,8 @@ class Allocator {
   /// Returns cached blocks to the system.
   virtual void empty_cache() {}
   virtual AllocatorStats stats() const { return {}; }
+  /// Restarts peak_bytes_in_use from the bytes in use now (to measure one phase's peak).
+  virtual void reset_peak() {}
 };
 
 /// Size-class caching allocator for host memory: 64-byte aligned; blocks of 2 MiB or more
@@ -40,6 +42,7 @@ class CachingHostAllocator final : public Allocator {
   void deallocate(void* p, size_t bytes) override;
   void empty_cache() override;
   AllocatorStats stats() const override;
+  void reset_peak() override;
   /// The size class a request of `bytes` is rounded up to.
   static size_t round_size(size_t bytes);
 

@@ -45,22 +45,16 @@ Shape window_shape(const HaloWindow& w, const Shape& x, const std::vector<bool>&
 // Runs `backward` with this rank's parameter gradients going to scratch tensors, sums
 // those over the group (every rank's block contributes to the same parameters) and adds
 // the sums to the accumulated gradients (accumulation over micro-batches adds each
-// backward's sum once). Adds the time of the sums to `exchange_s`.
+// backward's sum once). Adds the time of the sums to `exchange_s`. The scratch lives for
+// this call only: a member would keep a copy of every convolution's gradient per rank.
 template <typename F>
 std::vector<Tensor> backward_summing_parameter_gradients(SpatialGroup& group, std::vector<Parameter>& params,
-                                                         std::vector<Tensor>& scratch, double& exchange_s,
-                                                         F&& backward) {
-  scratch.resize(params.size());
-  std::vector<Tensor> kept(params.size());
+                                                         double& exchange_s, F&& backward) {
+  std::vector<Tensor> scratch(params.size()), kept(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
-    Tensor& p = scratch[i];
-    const Tensor& g = params[i].grad;
-    if (!p.defined() || p.shape() != g.shape() || p.device() != g.device() || p.dtype() != g.dtype())
-      p = Tensor::zeros_like(g);
-    else
-      p.zero_();
-    kept[i] = g;
-    params[i].grad = p;
+    scratch[i] = Tensor::zeros_like(params[i].grad);
+    kept[i] = params[i].grad;
+    params[i].grad = scratch[i];
   }
   std::vector<Tensor> gx;
   try {
@@ -116,7 +110,7 @@ Tensor SpatialConvNd::forward(const std::vector<Tensor>& inputs) {
 
 std::vector<Tensor> SpatialConvNd::backward(const Tensor& grad_output) {
   std::vector<Tensor> gx = backward_summing_parameter_gradients(
-      *group_, params_, partial_grads_, exchange_s_, [&] { return ConvNd::backward(grad_output); });
+      *group_, params_, exchange_s_, [&] { return ConvNd::backward(grad_output); });
   const double t0 = now_seconds();
   if (gx.at(0).defined()) gx[0] = window_.scatter_add(*group_, gx[0]);
   exchange_s_ += now_seconds() - t0;
@@ -188,7 +182,7 @@ SpatialBatchNormNd::SpatialBatchNormNd(std::shared_ptr<SpatialGroup> group, int 
 }
 
 std::vector<Tensor> SpatialBatchNormNd::backward(const Tensor& grad_output) {
-  return backward_summing_parameter_gradients(*group_, params_, partial_grads_, exchange_s_,
+  return backward_summing_parameter_gradients(*group_, params_, exchange_s_,
                                               [&] { return BatchNormNd::backward(grad_output); });
 }
 

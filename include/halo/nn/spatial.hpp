@@ -149,7 +149,6 @@ class SpatialConvNd : public ConvNd, public SpatialExchangeClock {
  private:
   std::shared_ptr<SpatialGroup> group_;
   HaloWindow window_;
-  std::vector<Tensor> partial_grads_;
 };
 
 class SpatialConv3d : public SpatialConvNd {
@@ -203,7 +202,6 @@ class SpatialBatchNormNd : public BatchNormNd, public SpatialExchangeClock {
 
  private:
   std::shared_ptr<SpatialGroup> group_;
-  std::vector<Tensor> partial_grads_;
 };
 
 /// The whole volume from the split one, on every rank of the group (the transition to a

@@ -1,0 +1,39 @@
+# Spatial parallelism end to end (dist.spatial): the same training as the data-parallel run
+# of the same global batch, from the files through the checkpoint. Dropout off (a replica's
+# masks depend on its index, and a split run has fewer replicas). Checked, after 2 epochs of
+# global batch 8 against the 2-rank data-parallel run (parameters, momentum and the last
+# epoch's losses and MAE within 1e-4 relative: the split sums in another order):
+#   2 ranks, each sample split along D (1 replica of batch 8; each rank reads its block);
+#   2 ranks split along H;
+#   4 ranks, 2 per sample x 2 replicas of batch 4 (the loader shards over the replicas);
+#   1 epoch split, resumed unsplit for the second (checkpoints move between the two);
+# and a grid larger than the ranks stops the job naming the key and the count.
+include(${SRC}/common.cmake)
+set(d ${WORK}/spatial)
+file(REMOVE_RECURSE ${d})
+file(MAKE_DIRECTORY ${d})
+set(RUN training.epochs=2 data.batch_size=8 model.dropout=0 optimizer.warmup_epochs=0 optimizer.base_lr=0.05)
+
+run_driver(spatial_dp ${RUN} checkpoint.path=${d}/dp.h5 output.metrics=${d}/dp.jsonl)
+run_driver(spatial_d ${RUN} dist.spatial=[2,1,1] checkpoint.path=${d}/d.h5 output.metrics=${d}/d.jsonl)
+expect_in_log(spatial_d "every sample split over 2 ranks \\(dist.spatial = \\[2, 1, 1\\]\\), 1 replicas"
+              "reads the block \\[0:8, 0:16, 0:16\\]")
+run_python(${SRC}/compare_checkpoints.py ${d}/dp.h5 ${d}/d.h5 --no-dropout --rtol 1e-4
+           --metrics ${d}/dp.jsonl ${d}/d.jsonl)
+run_driver(spatial_h ${RUN} dist.spatial=[1,2,1] checkpoint.path=${d}/h.h5 output.metrics=${d}/h.jsonl)
+run_python(${SRC}/compare_checkpoints.py ${d}/dp.h5 ${d}/h.h5 --no-dropout --rtol 1e-4
+           --metrics ${d}/dp.jsonl ${d}/h.jsonl)
+run_at(4 spatial_x_data ${RUN} dist.spatial=[2,1,1] checkpoint.path=${d}/sxd.h5 output.metrics=${d}/sxd.jsonl)
+expect_in_log(spatial_x_data "2 replicas" "global batch 8 \\(4 per replica\\)")
+run_python(${SRC}/compare_checkpoints.py ${d}/dp.h5 ${d}/sxd.h5 --no-dropout --rtol 1e-4
+           --metrics ${d}/dp.jsonl ${d}/sxd.jsonl)
+
+# Split for the first epoch, unsplit for the second.
+run_driver(spatial_first ${RUN} training.epochs=1 dist.spatial=[2,1,1] checkpoint.path=${d}/mixed.h5
+           output.metrics=${d}/mixed.jsonl)
+run_driver(spatial_resumed ${RUN} --resume checkpoint.path=${d}/mixed.h5 output.metrics=${d}/mixed.jsonl)
+run_python(${SRC}/compare_checkpoints.py ${d}/dp.h5 ${d}/mixed.h5 --no-dropout --rtol 1e-4
+           --metrics ${d}/dp.jsonl ${d}/mixed.jsonl)
+
+run_driver_fails(spatial_bad_grid ${RUN} dist.spatial=[3,1,1] checkpoint.path=${d}/bad.h5
+                 EXPECT "dist.spatial \\(from the command line" "divides the 2 ranks")

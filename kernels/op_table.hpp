@@ -54,8 +54,10 @@ struct ConvKernels {
                            const Tensor& grad_bias, bool accumulate, const Tensor& act_output);
   /// Whether backward_weights can undo the epilogue's activation itself for this plan.
   bool (*fuses_activation_backward)(const ConvPlan& plan);
-  /// dL/d(pre-activation) from dL/dy and y (layout of y), for relu and leaky_relu.
-  Tensor (*epilogue_backward)(const Tensor& grad_y, const Tensor& y, const ConvEpilogue& e);
+  /// dL/d(pre-activation) from dL/dy and y (layout of y), for relu and leaky_relu, into
+  /// `out` (y's shape and strides; may be y itself: element by element, in place is safe),
+  /// or into a new tensor when `out` is undefined. Returns the result.
+  Tensor (*epilogue_backward)(const Tensor& grad_y, const Tensor& y, const ConvEpilogue& e, const Tensor& out);
 };
 
 struct PoolKernels {

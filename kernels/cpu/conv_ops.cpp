@@ -386,9 +386,9 @@ void backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, con
 
 bool fuses_activation_backward(const ConvPlan& plan) { return plan.backend() == ConvBackend::first_layer; }
 
-Tensor epilogue_backward(const Tensor& g, const Tensor& y, const ConvEpilogue& e) {
+Tensor epilogue_backward(const Tensor& g, const Tensor& y, const ConvEpilogue& e, const Tensor& into) {
   HALO_CHECK_SHAPE(y.device().is_cpu() && g.device().is_cpu(), "activation_backward: ", y.str(), " is not on the CPU");
-  Tensor out = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
+  Tensor out = into.defined() ? into : Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
   if (y.dtype() == DType::bf16) {
     activation_grad_bf16(g, y, out, e);
     return out;

@@ -175,8 +175,8 @@ void backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y, con
 
 bool fuses_activation_backward(const ConvPlan&) { return false; }
 
-Tensor epilogue_backward(const Tensor& g, const Tensor& y, const ConvEpilogue& e) {
-  Tensor out = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
+Tensor epilogue_backward(const Tensor& g, const Tensor& y, const ConvEpilogue& e, const Tensor& into) {
+  Tensor out = into.defined() ? into : Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
   cuda::activation_backward(e.activation, y, y, g, out, float(e.slope));
   return out;
 }

@@ -74,16 +74,22 @@ std::vector<Tensor> ConvNd::backward(const Tensor& grad_output) {
                    " of input ", to_string(saved_input_.shape()));
   Parameter& w = params_.at(0);
   const Tensor gb = options_.bias ? params_.at(1).grad : Tensor();
+  // The saved output is needed for the activation's derivative only: when nothing else
+  // holds it (the model released it, the next layer's backward is done), the
+  // pre-activation gradient is written over it instead of into one more output-sized
+  // tensor, the largest of backward at the first layers.
+  const bool output_expendable = saved_output_.defined() && saved_output_.storage().use_count() == 1;
   if (!input_needs_grad(0)) {
     // Only the weight gradient: the op may undo the activation inside that pass.
     ops::conv_backward_weights_through_activation(plan_, saved_input_, grad_output, saved_output_, w.grad, gb,
-                                                  /*accumulate=*/true);
+                                                  /*accumulate=*/true, output_expendable);
     saved_input_ = Tensor();
     saved_output_ = Tensor();
     return {Tensor()};
   }
-  const Tensor g = saved_output_.defined() ? ops::activation_backward(grad_output, saved_output_, options_.activation)
-                                           : grad_output;
+  const Tensor g = saved_output_.defined()
+                       ? ops::activation_backward(grad_output, saved_output_, options_.activation, output_expendable)
+                       : grad_output;
   ops::conv_backward_weights(plan_, saved_input_, g, w.grad, gb, /*accumulate=*/true);
   Tensor gx = ops::conv_backward_data(plan_, g, w.value);
   saved_input_ = Tensor();

@@ -146,29 +146,30 @@ void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y
 
 void conv_backward_weights_through_activation(ConvPlan& plan, const Tensor& x, const Tensor& grad_act,
                                               const Tensor& y, const Tensor& grad_w, const Tensor& grad_bias,
-                                              bool accumulate) {
+                                              bool accumulate, bool y_expendable) {
   HALO_CHECK(plan.defined(), "conv_backward_weights: the plan is empty");
   const ConvKernels& k = conv_kernels(plan.device(), plan.who());
   const bool fusable = plan.epilogue().activation != Activation::none && y.defined() && y.is_channels_last() &&
                        grad_act.is_channels_last() && grad_act.shape() == plan.output_shape() &&
                        y.shape() == plan.output_shape() && k.fuses_activation_backward(plan);
   if (fusable) return k.backward_weights(plan, x, grad_act, grad_w, grad_bias, accumulate, y);
-  const Tensor g = y.defined() ? activation_backward(grad_act, y, plan.epilogue()) : grad_act;
+  const Tensor g = y.defined() ? activation_backward(grad_act, y, plan.epilogue(), y_expendable) : grad_act;
   k.backward_weights(plan, x, g, grad_w, grad_bias, accumulate, Tensor());
 }
 
-Tensor activation_backward(const Tensor& grad_y, const Tensor& y, const ConvEpilogue& e) {
+Tensor activation_backward(const Tensor& grad_y, const Tensor& y, const ConvEpilogue& e, bool into_y) {
   HALO_CHECK_SHAPE(grad_y.shape() == y.shape() && grad_y.dtype() == y.dtype(), "activation_backward: gradient ",
                    grad_y.str(), " does not match output ", y.str());
   if (e.activation == Activation::none) return grad_y;
   HALO_CHECK_SHAPE(y.is_dense(), "activation_backward: output ", y.str(), " is not dense");
   // Both walked as flat arrays in y's layout.
-  Tensor g = grad_y;
+  Tensor g = grad_y, into = into_y ? y : Tensor();
   if (g.strides() != y.strides()) {
     g = Tensor::empty_strided(y.shape(), y.strides(), y.dtype(), y.device());
     g.copy_(grad_y);
+    if (!into.defined()) into = g;  // a copy of our own: overwrite it rather than allocate another
   }
-  return conv_kernels(y.device(), "activation_backward").epilogue_backward(g, y, e);
+  return conv_kernels(y.device(), "activation_backward").epilogue_backward(g, y, e, into);
 }
 
 Tensor conv(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& p, ConvEpilogue e) {

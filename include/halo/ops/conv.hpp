@@ -129,14 +129,17 @@ void conv_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& grad_y
 /// OUTPUT `grad_act` and that output `y`: the activation is undone inside the weight pass
 /// where the kernel can fuse it (the first-layer kernel: one pass over the largest tensor
 /// of the network instead of two), else by activation_backward first.
+/// With `y_expendable`, y's memory may hold the pre-activation gradient afterwards (the
+/// caller needs y no more: one output-sized tensor less at the peak of backward).
 void conv_backward_weights_through_activation(ConvPlan& plan, const Tensor& x, const Tensor& grad_act,
                                               const Tensor& y, const Tensor& grad_w, const Tensor& grad_bias = {},
-                                              bool accumulate = true);
+                                              bool accumulate = true, bool y_expendable = false);
 
 /// dL/d(pre-activation) from dL/dy and the activation's own output y: relu and leaky_relu
 /// with slope > 0 are monotone with the sign of the input, so y alone gives the derivative.
-/// Keeps the layout of grad_y.
-Tensor activation_backward(const Tensor& grad_y, const Tensor& y, const ConvEpilogue& e);
+/// Keeps the layout of grad_y. With `into_y`, the result is written over y (same layout as
+/// y) instead of into a new tensor.
+Tensor activation_backward(const Tensor& grad_y, const Tensor& y, const ConvEpilogue& e, bool into_y = false);
 
 /// One-shot convenience: plans and runs a forward pass.
 Tensor conv(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& p, ConvEpilogue e = {});

@@ -4,11 +4,11 @@
 //
 //   mpiexec -n 4 halo-bench-spatial [--sizes 128,256] [--ranks 1,2,4] [--batch 1] [--steps 2]
 //                                   [--warmup 1] [--base-filters 32] [--conv-layers L]
-//                                   [--threads T] [--memory-trace]
+//                                   [--threads T] [--memory-trace] [--grid DxHxW]
 //
 // For each volume edge and each spatial rank count s (at most the launch's size), the first
 // s ranks of the launch split every sample over a grid of s ranks (balanced over D, H, W,
-// D first: 2 -> 2x1x1, 4 -> 2x2x1, 8 -> 2x2x2) while the others wait, and time warm-up then
+// D first: 2 -> 2x1x1, 4 -> 2x2x1, 8 -> 2x2x2; --grid overrides it) while the others wait, and time warm-up then
 // timed training steps: zero_grad, forward, MSE loss, backward (with the spatial gradient
 // sums), SGD momentum step, on random data in memory. The model is the MLPerf CosmoFlow
 // architecture with one conv/pool block more per doubling of the edge (128: 5, 256: 6, 512: 7
@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
   if (bench::help(argc, argv,
                   "usage: mpiexec -n N halo-bench-spatial [--sizes 128,256] [--ranks 1,2,4] [--batch 1] [--steps 2]\n"
                   "                   [--warmup 1] [--base-filters 32] [--conv-layers L] [--threads T] [--memory-trace]\n"
+                  "                   [--grid DxHxW]   (instead of the balanced grid for that many ranks)\n"
                   "  Memory per rank and step time of a CosmoFlow step split over 1, 2, 4, ... ranks, with the\n"
                   "  halo exchange's share of the step. Last line: peak_mem_ratio=<x> exposed_halo_pct=<y>.\n"))
     return 0;
@@ -151,6 +152,10 @@ int main(int argc, char** argv) {
   const int64_t base_filters = int64_t(arg(argc, argv, "--base-filters", 32));
   const int conv_layers_opt = int(arg(argc, argv, "--conv-layers", 0));
   const bool memory_trace = bench::flag(argc, argv, "--memory-trace");
+  // --grid 4x1x1: this grid instead of the balanced one for its rank count.
+  std::array<int, 3> grid_override{0, 0, 0};
+  if (const char* g = opt_value(argc, argv, "--grid")) grid_override = dist::parse_spatial_parts(g);
+  const int override_ranks = grid_override[0] * grid_override[1] * grid_override[2];
   if (opt_value(argc, argv, "--threads")) set_num_threads(int(arg(argc, argv, "--threads", 1)));
   const bool root = world.rank() == 0;
   Allocator& host = allocator_for(Device::cpu());
@@ -172,7 +177,7 @@ int main(int argc, char** argv) {
       Result r;
       r.size = size;
       r.ranks = s;
-      r.grid = balanced_grid(s);
+      r.grid = s == override_ranks ? grid_override : balanced_grid(s);
       double step = 0, exchange = 0, rss = 0, tensors = 0, held = 0;
       if (mine) {
         host.empty_cache();

@@ -48,14 +48,6 @@ Tensor box(const Tensor& t, int dim, int64_t begin, int64_t len) {
   return Tensor::from_blob(p, s, t.dtype(), t.device(), t.strides(), [keep] {});
 }
 
-// A dense tensor shaped like the box, in t's memory format: the wire format of a piece
-// (sender and receiver hold the layer's activations in the same format).
-Tensor piece_like(const Tensor& t, int dim, int64_t len) {
-  Shape s = t.shape();
-  s[size_t(dim)] = len;
-  return Tensor::empty(s, t.dtype(), Device::cpu(), t.memory_format());
-}
-
 // dst += src on a strided box, through dense copies in f32 (f64 for f64): only thin halo
 // slabs come here, so the copies cost little and one path serves every float type.
 void add_into(const Tensor& dst, const Tensor& src) {
@@ -172,98 +164,160 @@ HaloWindow HaloWindow::whole_volume(const SpatialGroup& group, std::vector<int64
   return r;
 }
 
-Tensor HaloWindow::gather(SpatialGroup& group, const Tensor& block_in) const {
-  check_block(block_in.shape());
-  const Device dev = block_in.device();
-  Tensor t = dev.is_cpu() ? block_in : block_in.to(Device::cpu());  // device tensors stage through the host
+// Both directions work in one buffer per call. Along an exchanging axis it spans the hull
+// of this rank's block and its window (they differ only for strided layers over uneven
+// splits, where a rank may own cells its own window skips but a neighbour's needs).
+// Exchanges run axis after axis; the piece sent along axis a spans, along every other axis
+// b, the window for b < a (those halos arrived already, so corners travel on) and the
+// block for b > a. The ranks of one line along a share every other coordinate, hence
+// those ranges, so both sides agree on every piece's shape.
+
+std::vector<IndexRange> HaloWindow::buffer_ranges() const {
+  std::vector<IndexRange> r(static_cast<size_t>(spatial_dims()));
   for (int a = 0; a < spatial_dims(); ++a) {
-    if (!exchanges(a)) continue;
-    const int dim = 2 + a, c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
-    const IndexRange own = own_in(a), w = want(a);
-    Shape os = t.shape();
-    os[size_t(dim)] = w.size();
-    Tensor out = Tensor::empty(os, t.dtype(), Device::cpu(), t.memory_format());
-    // Cells outside the volume are the convolution's zero padding.
-    const int64_t n = global_in_[size_t(a)];
-    if (w.begin < 0) {
-      Tensor z = box(out, dim, 0, std::min(-w.begin, w.size()));
-      z.copy_(Tensor::zeros(z.shape(), t.dtype()));
-    }
-    if (w.end > n) {
-      const int64_t from = std::max<int64_t>(0, n - w.begin);
-      Tensor z = box(out, dim, from, w.size() - from);
-      z.copy_(Tensor::zeros(z.shape(), t.dtype()));
-    }
-    const IndexRange mine = intersect(own, w);
-    if (mine.size() > 0)
-      box(out, dim, mine.begin - w.begin, mine.size()).copy_(box(t, dim, mine.begin - own.begin, mine.size()));
-    std::vector<Tensor> sends(static_cast<size_t>(P)), recvs(static_cast<size_t>(P));
-    std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(P)), rb(static_cast<size_t>(P));
-    for (int q = 0; q < P; ++q) {
-      if (q == c) continue;
-      const IndexRange s = intersect(own, wanted_[size_t(a)][size_t(q)]);
-      if (s.size() > 0) {
-        sends[size_t(q)] = piece_like(t, dim, s.size());
-        sends[size_t(q)].copy_(box(t, dim, s.begin - own.begin, s.size()));
-        sb[size_t(q)] = bytes_of(sends[size_t(q)]);
-      }
-      const IndexRange r = intersect(owned_[size_t(a)][size_t(q)], w);
-      if (r.size() > 0) {
-        recvs[size_t(q)] = piece_like(t, dim, r.size());
-        rb[size_t(q)] = bytes_of(recvs[size_t(q)]);
-      }
-    }
-    group.exchange(a, sb, rb);
-    for (int q = 0; q < P; ++q) {
-      if (!recvs[size_t(q)].defined()) continue;
-      const IndexRange r = intersect(owned_[size_t(a)][size_t(q)], w);
-      box(out, dim, r.begin - w.begin, r.size()).copy_(recvs[size_t(q)]);
-    }
-    t = out;
+    const IndexRange o = own_in(a), w = want(a);
+    r[size_t(a)] = exchanges(a) ? IndexRange{std::min(o.begin, w.begin), std::max(o.end, w.end)} : o;
   }
-  return dev.is_cpu() ? t : t.to(dev);
+  return r;
 }
 
-Tensor HaloWindow::scatter_add(SpatialGroup& group, const Tensor& grad_in) const {
-  const Device dev = grad_in.device();
-  Tensor g = dev.is_cpu() ? grad_in : grad_in.to(Device::cpu());
-  for (int a = spatial_dims() - 1; a >= 0; --a) {
+Tensor HaloWindow::piece(const Tensor& buffer, const std::vector<IndexRange>& buf, int axis, IndexRange along) const {
+  Tensor t = box(buffer, 2 + axis, along.begin - buf[size_t(axis)].begin, along.size());
+  for (int b = 0; b < spatial_dims(); ++b) {
+    if (b == axis || !exchanges(b)) continue;
+    const IndexRange r = b < axis ? want(b) : own_in(b);
+    t = box(t, 2 + b, r.begin - buf[size_t(b)].begin, r.size());
+  }
+  return t;
+}
+
+Tensor HaloWindow::gather(SpatialGroup& group, const Tensor& block_in) const {
+  check_block(block_in.shape());
+  bool any = false;
+  for (int a = 0; a < spatial_dims(); ++a) any = any || exchanges(a);
+  if (!any) return block_in;  // every window is the block
+  const Device dev = block_in.device();
+  const Tensor t = dev.is_cpu() ? block_in : block_in.to(Device::cpu());  // device tensors stage through the host
+  const std::vector<IndexRange> buf = buffer_ranges();
+  Shape bs = t.shape();
+  for (int a = 0; a < spatial_dims(); ++a) bs[size_t(2 + a)] = buf[size_t(a)].size();
+  Tensor out = Tensor::empty(bs, t.dtype(), Device::cpu(), t.memory_format());
+  // Cells outside the volume are the layer's zero padding.
+  for (int a = 0; a < spatial_dims(); ++a) {
+    const int64_t n = global_in_[size_t(a)];
+    const IndexRange r = buf[size_t(a)];
+    for (const IndexRange face : {IndexRange{r.begin, std::min<int64_t>(0, r.end)}, IndexRange{std::max(n, r.begin), r.end}})
+      if (face.size() > 0) {
+        Tensor z = box(out, 2 + a, face.begin - r.begin, face.size());
+        z.copy_(Tensor::zeros(z.shape(), t.dtype()));
+      }
+  }
+  {
+    Tensor mine = out;
+    for (int a = 0; a < spatial_dims(); ++a)
+      mine = box(mine, 2 + a, own_in(a).begin - buf[size_t(a)].begin, own_in(a).size());
+    mine.copy_(t);
+  }
+  for (int a = 0; a < spatial_dims(); ++a) {
     if (!exchanges(a)) continue;
-    const int dim = 2 + a, c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
+    const int c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
     const IndexRange own = own_in(a), w = want(a);
-    HALO_CHECK_SHAPE(g.size(dim) == w.size(), who_, ": window gradient ", g.str(), " has extent ", g.size(dim),
-                     " along axis ", a, ", the window ", range_str(w));
-    Shape rs = g.shape();
-    rs[size_t(dim)] = own.size();
-    Tensor res = Tensor::zeros(rs, g.dtype(), Device::cpu(), g.memory_format());
-    const IndexRange mine = intersect(own, w);
-    if (mine.size() > 0)
-      box(res, dim, mine.begin - own.begin, mine.size()).copy_(box(g, dim, mine.begin - w.begin, mine.size()));
     std::vector<Tensor> sends(static_cast<size_t>(P)), recvs(static_cast<size_t>(P));
     std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(P)), rb(static_cast<size_t>(P));
     for (int q = 0; q < P; ++q) {
       if (q == c) continue;
-      const IndexRange s = intersect(w, owned_[size_t(a)][size_t(q)]);
+      const IndexRange s = intersect(own, wanted_[size_t(a)][size_t(q)]);  // mine, in q's window
       if (s.size() > 0) {
-        sends[size_t(q)] = piece_like(g, dim, s.size());
-        sends[size_t(q)].copy_(box(g, dim, s.begin - w.begin, s.size()));
+        const Tensor v = piece(out, buf, a, s);
+        sends[size_t(q)] = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format());
+        sends[size_t(q)].copy_(v);
         sb[size_t(q)] = bytes_of(sends[size_t(q)]);
       }
-      const IndexRange r = intersect(wanted_[size_t(a)][size_t(q)], own);
+      const IndexRange r = intersect(owned_[size_t(a)][size_t(q)], w);  // q's, in my window
       if (r.size() > 0) {
-        recvs[size_t(q)] = piece_like(g, dim, r.size());
+        const Tensor v = piece(out, buf, a, r);
+        recvs[size_t(q)] = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format());
         rb[size_t(q)] = bytes_of(recvs[size_t(q)]);
       }
     }
     group.exchange(a, sb, rb);
-    for (int q = 0; q < P; ++q) {
-      if (!recvs[size_t(q)].defined()) continue;
-      const IndexRange r = intersect(wanted_[size_t(a)][size_t(q)], own);
-      add_into(box(res, dim, r.begin - own.begin, r.size()), recvs[size_t(q)]);
-    }
-    g = res;
+    for (int q = 0; q < P; ++q)
+      if (recvs[size_t(q)].defined())
+        piece(out, buf, a, intersect(owned_[size_t(a)][size_t(q)], w)).copy_(recvs[size_t(q)]);
   }
-  return dev.is_cpu() ? g : g.to(dev);
+  // The window itself: the buffer unless some axis's hull is wider than the window.
+  bool exact = true;
+  for (int a = 0; a < spatial_dims(); ++a) exact = exact && (!exchanges(a) || buf[size_t(a)] == want(a));
+  if (!exact) {
+    Tensor v = out;
+    for (int a = 0; a < spatial_dims(); ++a)
+      if (exchanges(a)) v = box(v, 2 + a, want(a).begin - buf[size_t(a)].begin, want(a).size());
+    out = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), t.memory_format());
+    out.copy_(v);
+  }
+  return dev.is_cpu() ? out : out.to(dev);
+}
+
+Tensor HaloWindow::scatter_add(SpatialGroup& group, const Tensor& grad_window) const {
+  bool any = false;
+  for (int a = 0; a < spatial_dims(); ++a) {
+    HALO_CHECK_SHAPE(grad_window.dim() == spatial_dims() + 2 && grad_window.size(2 + a) == (exchanges(a) ? want(a) : own_in(a)).size(),
+                     who_, ": window gradient ", grad_window.str(), " does not match the window along axis ", a,
+                     " (", range_str(exchanges(a) ? want(a) : own_in(a)), ")");
+    any = any || exchanges(a);
+  }
+  if (!any) return grad_window;
+  const Device dev = grad_window.device();
+  const Tensor g = dev.is_cpu() ? grad_window : grad_window.to(Device::cpu());
+  const std::vector<IndexRange> buf = buffer_ranges();
+  // The buffer: the window gradient itself (consumed: its halo cells are sent away and
+  // the neighbours' contributions added to the block's cells in place) unless the hull is
+  // wider than the window somewhere.
+  bool exact = true;
+  for (int a = 0; a < spatial_dims(); ++a) exact = exact && (!exchanges(a) || buf[size_t(a)] == want(a));
+  Tensor work = g;
+  if (!exact) {
+    Shape bs = g.shape();
+    for (int a = 0; a < spatial_dims(); ++a) bs[size_t(2 + a)] = buf[size_t(a)].size();
+    work = Tensor::zeros(bs, g.dtype(), Device::cpu(), g.memory_format());
+    Tensor v = work;
+    for (int a = 0; a < spatial_dims(); ++a)
+      if (exchanges(a)) v = box(v, 2 + a, want(a).begin - buf[size_t(a)].begin, want(a).size());
+    v.copy_(g);
+  }
+  for (int a = spatial_dims() - 1; a >= 0; --a) {
+    if (!exchanges(a)) continue;
+    const int c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
+    const IndexRange own = own_in(a), w = want(a);
+    std::vector<Tensor> sends(static_cast<size_t>(P)), recvs(static_cast<size_t>(P));
+    std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(P)), rb(static_cast<size_t>(P));
+    for (int q = 0; q < P; ++q) {
+      if (q == c) continue;
+      const IndexRange s = intersect(w, owned_[size_t(a)][size_t(q)]);  // q's cells in my window
+      if (s.size() > 0) {
+        const Tensor v = piece(work, buf, a, s);
+        sends[size_t(q)] = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format());
+        sends[size_t(q)].copy_(v);
+        sb[size_t(q)] = bytes_of(sends[size_t(q)]);
+      }
+      const IndexRange r = intersect(wanted_[size_t(a)][size_t(q)], own);  // my cells in q's window
+      if (r.size() > 0) {
+        const Tensor v = piece(work, buf, a, r);
+        recvs[size_t(q)] = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format());
+        rb[size_t(q)] = bytes_of(recvs[size_t(q)]);
+      }
+    }
+    group.exchange(a, sb, rb);
+    for (int q = 0; q < P; ++q)
+      if (recvs[size_t(q)].defined())
+        add_into(piece(work, buf, a, intersect(wanted_[size_t(a)][size_t(q)], own)), recvs[size_t(q)]);
+  }
+  Tensor v = work;
+  for (int a = 0; a < spatial_dims(); ++a)
+    v = box(v, 2 + a, own_in(a).begin - buf[size_t(a)].begin, own_in(a).size());
+  Tensor res = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), g.memory_format());
+  res.copy_(v);
+  return dev.is_cpu() ? res : res.to(dev);
 }
 
 Tensor HaloWindow::own_block(const Tensor& whole) const {

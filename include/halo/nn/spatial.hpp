@@ -104,7 +104,8 @@ class HaloWindow {
   /// The input block extended to this rank's window along the halo axes (zero outside the
   /// volume). Keeps the block's memory format.
   Tensor gather(SpatialGroup& group, const Tensor& block) const;
-  /// Adjoint of gather: the gradient of the window summed into the owners' blocks.
+  /// Adjoint of gather: the gradient of the window summed into the owners' blocks. Consumes
+  /// `grad_window` (a CPU window gradient is used as the work buffer, overwritten).
   Tensor scatter_add(SpatialGroup& group, const Tensor& grad_window) const;
   /// This rank's block cut out of a window-shaped tensor (no communication).
   Tensor own_block(const Tensor& window) const;
@@ -113,6 +114,10 @@ class HaloWindow {
   static HaloWindow whole_volume(const SpatialGroup& group, std::vector<int64_t> global_in, std::string who);
 
  private:
+  // The range of the exchange buffer along every axis, and the view of a piece of it.
+  std::vector<IndexRange> buffer_ranges() const;
+  Tensor piece(const Tensor& buffer, const std::vector<IndexRange>& buf, int axis, IndexRange along) const;
+
   std::vector<int64_t> global_in_, global_out_;
   std::vector<bool> halo_axes_;
   // Per axis: every part's input block and wanted window (all ranks compute all of them).

@@ -202,6 +202,7 @@ int main(int argc, char** argv) {
           xs.push_back(grid ? nn::split_range(size, r.grid[size_t(a)], grid->coords()[size_t(a)]).size() : size);
         const Tensor x = random_block(xs, 11 + uint64_t(group.rank()));
         const Tensor y = Tensor::zeros({batch, mo.outputs});
+        host.empty_cache();  // initialisation's temporaries, as train::Trainer drops them
         if (memory_trace && group.rank() == 0)
           model.set_layer_timer([&](const std::string& n, bool bwd, double) {
             const AllocatorStats st = host.stats();

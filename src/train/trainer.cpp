@@ -7,6 +7,7 @@
 #include "halo/dist/model_sync.hpp"
 #include "halo/dist/root_read.hpp"
 #include "halo/optim/clip.hpp"
+#include "halo/tensor/allocator.hpp"
 #include "halo/train/device_support.hpp"
 #include "halo/util/error.hpp"
 #include "halo/util/log.hpp"
@@ -203,6 +204,10 @@ void Trainer::start() {
   I.grad_buckets = int64_t(I.sync->buckets().size());
   I.grad_layout = I.sync->layout_hash();
   if (I.o.step_guard) I.guard = std::make_unique<dist::StepGuard>(I.comm, I.o.name);
+  // The temporaries of initialisation, checkpoint loading and broadcasts are sized like
+  // parameters, not like the activations the steps allocate: cached, they would only add
+  // to every rank's memory for the whole run (a quarter of a GiB at CosmoFlow-256).
+  allocator_for(Device::cpu()).empty_cache();
 }
 
 Trainer::~Trainer() = default;

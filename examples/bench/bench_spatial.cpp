@@ -6,8 +6,9 @@
 //                                   [--warmup 1] [--base-filters 32] [--conv-layers L]
 //                                   [--threads T] [--memory-trace] [--grid DxHxW]
 //
-// For each volume edge and each spatial rank count s (at most the launch's size), the first
-// s ranks of the launch split every sample over a grid of s ranks (balanced over D, H, W,
+// For each volume edge and each spatial rank count s (at most the launch's size; largest
+// first, the one-rank run on the launch's last rank), s ranks of the launch split every
+// sample over a grid of s ranks (balanced over D, H, W,
 // D first: 2 -> 2x1x1, 4 -> 2x2x1, 8 -> 2x2x2; --grid overrides it) while the others wait, and time warm-up then
 // timed training steps: zero_grad, forward, MSE loss, backward (with the spatial gradient
 // sums), SGD momentum step, on random data in memory. The model is the MLPerf CosmoFlow
@@ -146,6 +147,11 @@ int main(int argc, char** argv) {
   rank_counts.erase(std::remove_if(rank_counts.begin(), rank_counts.end(),
                                    [&](int64_t s) { return s < 1 || s > world.size(); }),
                     rank_counts.end());
+  // Largest grids first, and the one-rank run on the last rank: each configuration runs on
+  // ranks whose earlier configurations were smaller than it (what a process keeps after a
+  // configuration, the C library's heap above all, would otherwise count in the next one's
+  // peak).
+  std::sort(rank_counts.begin(), rank_counts.end(), std::greater<int64_t>());
   const int64_t batch = int64_t(arg(argc, argv, "--batch", 1));
   const int steps = std::max(1, int(arg(argc, argv, "--steps", 2)));
   const int warmup = int(arg(argc, argv, "--warmup", 1));
@@ -172,7 +178,7 @@ int main(int argc, char** argv) {
       for (int64_t e = size; e > 4 && e % 2 == 0; e /= 2) ++conv_layers;
     for (int64_t s64 : rank_counts) {
       const int s = int(s64);
-      const bool mine = world.rank() < s;
+      const bool mine = s == 1 ? world.rank() == world.size() - 1 : world.rank() < s;
       dist::Communicator group = world.split(mine ? 0 : 1, world.rank());
       Result r;
       r.size = size;
@@ -230,28 +236,40 @@ int main(int argc, char** argv) {
         tensors = double(st.peak_bytes_in_use);
         held = double(st.bytes_in_use + st.bytes_cached);  // the cache never shrinks: its high-water mark
         // The slowest rank sets the step; the fullest sets the memory.
-        double v[5] = {step, exchange, rss, tensors, held};
-        MPI_Allreduce(MPI_IN_PLACE, v, 5, MPI_DOUBLE, MPI_MAX, group.comm());
-        step = v[0], exchange = v[1], rss = v[2], tensors = v[3], held = v[4];
       }
       sleeping_barrier(world);
+      {
+        double v[5] = {step, exchange, rss, tensors, held};  // the others give 0
+        MPI_Allreduce(MPI_IN_PLACE, v, 5, MPI_DOUBLE, MPI_MAX, world.comm());
+        step = v[0], exchange = v[1], rss = v[2], tensors = v[3], held = v[4];
+      }
       if (mine) host.empty_cache();
       r.step_s = step, r.exchange_s = exchange, r.rss = rss, r.tensors = tensors, r.held = held;
       results.push_back(r);
-      if (root) {
-        double one = 0;
-        for (const auto& q : results)
-          if (q.size == size && q.ranks == 1) one = q.rss;
-        const double gib = double(1 << 30);
-        std::printf("%6lld %5d %3dx%dx%d %10.3f %11.3f %8.1f%% %14.2f %12.2f %11.2f %8.0f%%\n", (long long)size, s,
-                    r.grid[0], r.grid[1], r.grid[2], step, exchange, step > 0 ? 100 * exchange / step : 0.0,
-                    rss / gib, tensors / gib, held / gib, one > 0 ? 100 * rss / one : 0.0);
-        std::fflush(stdout);
-      }
     }
+    // One table row per configuration of this edge, fewest ranks first, against the
+    // one-rank run (measured last).
+    double one = 0;
+    for (const auto& q : results)
+      if (q.size == size && q.ranks == 1) one = q.rss;
+    std::vector<Result> rows;
+    for (const auto& q : results)
+      if (q.size == size) rows.push_back(q);
+    std::sort(rows.begin(), rows.end(), [](const Result& a, const Result& b) { return a.ranks < b.ranks; });
+    const double gib = double(1 << 30);
+    if (root)
+      for (const auto& q : rows)
+        std::printf("%6lld %5d %3dx%dx%d %10.3f %11.3f %8.1f%% %14.2f %12.2f %11.2f %8.0f%%\n", (long long)size,
+                    q.ranks, q.grid[0], q.grid[1], q.grid[2], q.step_s, q.exchange_s,
+                    q.step_s > 0 ? 100 * q.exchange_s / q.step_s : 0.0, q.rss / gib, q.tensors / gib, q.held / gib,
+                    one > 0 ? 100 * q.rss / one : 0.0);
+    if (root) std::fflush(stdout);
   }
   if (root && !results.empty()) {
-    const Result& last = results.back();
+    // The largest edge at the largest rank count.
+    Result last = results.front();
+    for (const auto& q : results)
+      if (q.size > last.size || (q.size == last.size && q.ranks > last.ranks)) last = q;
     double one = 0;
     for (const auto& q : results)
       if (q.size == last.size && q.ranks == 1) one = q.rss;

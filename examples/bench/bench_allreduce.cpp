@@ -28,10 +28,10 @@
 #include "halo/models/cosmoflow.hpp"
 #include "halo/nn/losses.hpp"
 #include "halo/optim/sgd.hpp"
-#include "halo/util/random.hpp"
 #include "halo/util/threads.hpp"
 #include "halo/util/timer.hpp"
 #include "args.hpp"
+#include "inputs.hpp"
 
 using namespace halo;
 
@@ -133,12 +133,7 @@ int main(int argc, char** argv) {
   so.momentum = 0.9;
   optim::SGD sgd(params, so);
   nn::MSELoss loss;
-  Tensor x = Tensor::empty({batch, 4, size, size, size}, DType::f32, Device::cpu(), MemoryFormat::channels_last);
-  {
-    CounterRng rng(uint64_t(comm.rank()) + 7);
-    float* px = x.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) px[i] = float(rng.uniform(uint64_t(i)));
-  }
+  const Tensor x = bench::uniform_channels_last({batch, 4, size, size, size}, uint64_t(comm.rank()) + 7);
   Tensor y = Tensor::zeros({batch, 4});
   double sum_step = 0, sum_bwd = 0, sum_exposed = 0, sum_comm_alone = 0;
   for (int s = 0; s <= steps; ++s) {  // step 0 warms up plans and the allocator

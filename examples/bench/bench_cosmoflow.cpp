@@ -32,10 +32,10 @@
 #include "halo/models/cosmoflow.hpp"
 #include "halo/nn/losses.hpp"
 #include "halo/optim/sgd.hpp"
-#include "halo/util/random.hpp"
 #include "halo/util/threads.hpp"
 #include "halo/util/timer.hpp"
 #include "args.hpp"
+#include "inputs.hpp"
 #include "cosmoflow_gpu_step.hpp"
 #include "peak.hpp"
 
@@ -46,14 +46,6 @@ namespace {
 using bench::arg;
 using bench::flag;
 using bench::opt_value;
-
-Tensor random_channels_last(const Shape& s, uint64_t seed) {
-  Tensor t = Tensor::empty(s, DType::f32, Device::cpu(), MemoryFormat::channels_last);
-  CounterRng rng(seed);
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform(uint64_t(i)));
-  return t;
-}
 
 }  // namespace
 
@@ -126,7 +118,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  const Tensor x32 = random_channels_last({batch, mo.in_channels, size, size, size}, 11 + uint64_t(comm.rank()));
+  const Tensor x32 = bench::uniform_channels_last({batch, mo.in_channels, size, size, size}, 11 + uint64_t(comm.rank()));
   Tensor y = Tensor::zeros({batch, mo.outputs});
   std::map<std::string, std::pair<double, double>> layer_time;  // node -> (forward, backward), summed
   struct Times {
@@ -178,7 +170,7 @@ int main(int argc, char** argv) {
   {
     nn::Layer& conv5 = model.layer("conv" + std::to_string(mo.conv_layers));
     const int64_t cin = mo.base_filters << (mo.conv_layers - 2), edge = size >> (mo.conv_layers - 1);
-    Tensor x5 = random_channels_last({batch, cin, edge, edge, edge}, 3);
+    Tensor x5 = bench::uniform_channels_last({batch, cin, edge, edge, edge}, 3);
     if (bf16) x5 = x5.to(DType::bf16);
     const double f5 = double(batch) * conv5.forward_flops({x5.shape()});  // per sample x batch
     conv5.set_training(false);

@@ -49,10 +49,10 @@
 #include "halo/nn/spatial.hpp"
 #include "halo/optim/sgd.hpp"
 #include "halo/tensor/allocator.hpp"
-#include "halo/util/random.hpp"
 #include "halo/util/threads.hpp"
 #include "halo/util/timer.hpp"
 #include "args.hpp"
+#include "inputs.hpp"
 
 using namespace halo;
 
@@ -113,14 +113,6 @@ void sleeping_barrier(const dist::Communicator& c) {
     if (done) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-}
-
-Tensor random_block(const Shape& s, uint64_t seed) {
-  Tensor t = Tensor::empty(s, DType::f32, Device::cpu(), MemoryFormat::channels_last);
-  CounterRng rng(seed);
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform(uint64_t(i)));
-  return t;
 }
 
 struct Result {
@@ -206,7 +198,7 @@ int main(int argc, char** argv) {
         Shape xs{batch, mo.in_channels};
         for (int a = 0; a < 3; ++a)
           xs.push_back(grid ? nn::split_range(size, r.grid[size_t(a)], grid->coords()[size_t(a)]).size() : size);
-        const Tensor x = random_block(xs, 11 + uint64_t(group.rank()));
+        const Tensor x = bench::uniform_channels_last(xs, 11 + uint64_t(group.rank()));
         const Tensor y = Tensor::zeros({batch, mo.outputs});
         host.empty_cache();  // initialisation's temporaries, as train::Trainer drops them
         if (memory_trace && group.rank() == 0)

@@ -2,6 +2,7 @@
 // them (forward: gather into the window; backward: the adjoint, a scatter-add).
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <sstream>
 
 #include "halo/nn/spatial.hpp"
@@ -62,6 +63,39 @@ void add_into(const Tensor& dst, const Tensor& src) {
 }
 
 SpatialGroup::Bytes bytes_of(const Tensor& t) { return {t.raw_data(), t.nbytes()}; }
+
+// One exchange along `axis` between this rank (coordinate `self` of `parts`) and the others
+// of its line: piece_of(q, true) is the view sent to q, piece_of(q, false) the view q's
+// piece lands in (undefined: nothing). Pieces travel as dense copies in the view's memory
+// format (both sides hold the layer's activations in the same format); a received piece is
+// copied into its view, or added to it with `add`.
+void exchange_pieces(SpatialGroup& group, int axis, int self, int parts, bool add,
+                     const std::function<Tensor(int q, bool sending)>& piece_of) {
+  std::vector<Tensor> sends(static_cast<size_t>(parts)), recvs(static_cast<size_t>(parts));
+  std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(parts)), rb(static_cast<size_t>(parts));
+  auto dense_like = [](const Tensor& v) { return Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format()); };
+  for (int q = 0; q < parts; ++q) {
+    if (q == self) continue;
+    if (const Tensor v = piece_of(q, true); v.defined()) {
+      sends[size_t(q)] = dense_like(v);
+      sends[size_t(q)].copy_(v);
+      sb[size_t(q)] = bytes_of(sends[size_t(q)]);
+    }
+    if (const Tensor v = piece_of(q, false); v.defined()) {
+      recvs[size_t(q)] = dense_like(v);
+      rb[size_t(q)] = bytes_of(recvs[size_t(q)]);
+    }
+  }
+  group.exchange(axis, sb, rb);
+  for (int q = 0; q < parts; ++q) {
+    if (!recvs[size_t(q)].defined()) continue;
+    Tensor target = piece_of(q, false);
+    if (add)
+      add_into(target, recvs[size_t(q)]);
+    else
+      target.copy_(recvs[size_t(q)]);
+  }
+}
 
 }  // namespace
 
@@ -220,30 +254,14 @@ Tensor HaloWindow::gather(SpatialGroup& group, const Tensor& block_in) const {
   }
   for (int a = 0; a < spatial_dims(); ++a) {
     if (!exchanges(a)) continue;
-    const int c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
     const IndexRange own = own_in(a), w = want(a);
-    std::vector<Tensor> sends(static_cast<size_t>(P)), recvs(static_cast<size_t>(P));
-    std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(P)), rb(static_cast<size_t>(P));
-    for (int q = 0; q < P; ++q) {
-      if (q == c) continue;
-      const IndexRange s = intersect(own, wanted_[size_t(a)][size_t(q)]);  // mine, in q's window
-      if (s.size() > 0) {
-        const Tensor v = piece(out, buf, a, s);
-        sends[size_t(q)] = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format());
-        sends[size_t(q)].copy_(v);
-        sb[size_t(q)] = bytes_of(sends[size_t(q)]);
-      }
-      const IndexRange r = intersect(owned_[size_t(a)][size_t(q)], w);  // q's, in my window
-      if (r.size() > 0) {
-        const Tensor v = piece(out, buf, a, r);
-        recvs[size_t(q)] = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format());
-        rb[size_t(q)] = bytes_of(recvs[size_t(q)]);
-      }
-    }
-    group.exchange(a, sb, rb);
-    for (int q = 0; q < P; ++q)
-      if (recvs[size_t(q)].defined())
-        piece(out, buf, a, intersect(owned_[size_t(a)][size_t(q)], w)).copy_(recvs[size_t(q)]);
+    exchange_pieces(group, a, coords_[size_t(a)], int(owned_[size_t(a)].size()), /*add=*/false,
+                    [&](int q, bool sending) {
+                      // Sending: my cells in q's window; receiving: q's cells in my window.
+                      const IndexRange r = sending ? intersect(own, wanted_[size_t(a)][size_t(q)])
+                                                   : intersect(owned_[size_t(a)][size_t(q)], w);
+                      return r.size() > 0 ? piece(out, buf, a, r) : Tensor();
+                    });
   }
   // The window itself: the buffer unless some axis's hull is wider than the window.
   bool exact = true;
@@ -287,30 +305,14 @@ Tensor HaloWindow::scatter_add(SpatialGroup& group, const Tensor& grad_window) c
   }
   for (int a = spatial_dims() - 1; a >= 0; --a) {
     if (!exchanges(a)) continue;
-    const int c = coords_[size_t(a)], P = int(owned_[size_t(a)].size());
     const IndexRange own = own_in(a), w = want(a);
-    std::vector<Tensor> sends(static_cast<size_t>(P)), recvs(static_cast<size_t>(P));
-    std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(P)), rb(static_cast<size_t>(P));
-    for (int q = 0; q < P; ++q) {
-      if (q == c) continue;
-      const IndexRange s = intersect(w, owned_[size_t(a)][size_t(q)]);  // q's cells in my window
-      if (s.size() > 0) {
-        const Tensor v = piece(work, buf, a, s);
-        sends[size_t(q)] = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format());
-        sends[size_t(q)].copy_(v);
-        sb[size_t(q)] = bytes_of(sends[size_t(q)]);
-      }
-      const IndexRange r = intersect(wanted_[size_t(a)][size_t(q)], own);  // my cells in q's window
-      if (r.size() > 0) {
-        const Tensor v = piece(work, buf, a, r);
-        recvs[size_t(q)] = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format());
-        rb[size_t(q)] = bytes_of(recvs[size_t(q)]);
-      }
-    }
-    group.exchange(a, sb, rb);
-    for (int q = 0; q < P; ++q)
-      if (recvs[size_t(q)].defined())
-        add_into(piece(work, buf, a, intersect(wanted_[size_t(a)][size_t(q)], own)), recvs[size_t(q)]);
+    exchange_pieces(group, a, coords_[size_t(a)], int(owned_[size_t(a)].size()), /*add=*/true,
+                    [&](int q, bool sending) {
+                      // Sending: q's cells in my window; receiving: my cells in q's window.
+                      const IndexRange r = sending ? intersect(w, owned_[size_t(a)][size_t(q)])
+                                                   : intersect(wanted_[size_t(a)][size_t(q)], own);
+                      return r.size() > 0 ? piece(work, buf, a, r) : Tensor();
+                    });
   }
   Tensor v = work;
   for (int a = 0; a < spatial_dims(); ++a)

@@ -3,7 +3,7 @@
 //   mpiexec -n N halo-scaling run [--workload cosmoflow|deepcam] [--mode weak|strong]
 //                                 [--batch B | --global-batch G] [--ranks 1,2,4,...]
 //                                 [--size S] [--height H --width W] [--warmup 2] [--steps 5]
-//                                 [--out scaling.jsonl]
+//                                 [--spatial DxHxW] [--out scaling.jsonl]
 //   halo-scaling report scaling.jsonl [--out DIR]          (table and PNG plots)
 //   halo-scaling project --profile scaling.jsonl --machine machine.yaml [--nodes ...]
 //   halo-scaling calibrate bench.txt [--ranks-per-node R]   (a machine description)
@@ -14,7 +14,9 @@
 // configuration appends one JSON record (docs/scaling.md): throughput, parallel efficiency
 // against 1 rank (and 1 node), the step split (forward, backward, exposed communication,
 // data wait, optimizer), the per-rank step-time spread, and the bucket schedule that
-// `project` extrapolates from. Last line:
+// `project` extrapolates from. With --spatial (CosmoFlow), every sample is split over a grid
+// of D*H*W ranks: rank counts are multiples of it, batches and samples/s count per replica,
+// and efficiency is against one grid. Last line:
 //   scaling: ranks=<list> samples_per_s=<list> efficiency=<list>
 // `report`, `project` and `calibrate` are in halo_scaling.py (Python: matplotlib, PyYAML), run from here.
 #include <mpi.h>
@@ -31,6 +33,7 @@
 #include <vector>
 
 #include "halo/dist/communicator.hpp"
+#include "halo/dist/spatial_grid.hpp"
 #include "halo/util/error.hpp"
 #include "scaling_workload.hpp"
 
@@ -100,6 +103,7 @@ RunOptions parse(int argc, char** argv, int world) {
     else if (a == "--out") o.out = value();
     else if (a == "--ranks-per-node") o.ranks_per_node = int(number(1));
     else if (a == "--trace") o.trace = value();
+    else if (a == "--spatial") o.workload.spatial = dist::parse_spatial_parts(value());
     else usage_error("unknown option '" + a + "'");
   }
   if (o.workload.name != "cosmoflow" && o.workload.name != "deepcam")
@@ -107,20 +111,25 @@ RunOptions parse(int argc, char** argv, int world) {
   if (o.mode != "weak" && o.mode != "strong") usage_error("--mode is weak or strong, got '" + o.mode + "'");
   if (o.mode == "weak" && o.global_batch) usage_error("--global-batch is for --mode strong; weak scaling fixes --batch per rank");
   if (o.mode == "strong" && o.batch) usage_error("--batch is for --mode weak; strong scaling fixes --global-batch");
+  const int grid = o.workload.spatial_ranks();
+  if (grid > 1 && o.workload.name != "cosmoflow") usage_error("--spatial is for --workload cosmoflow");
   if (o.ranks.empty()) {
-    for (int p = 1; p <= world; p *= 2) o.ranks.push_back(p);
-    if (o.ranks.back() != world) o.ranks.push_back(world);  // N not a power of two: measure it too
+    for (int p = grid; p <= world; p *= 2) o.ranks.push_back(p);
+    if (o.ranks.empty()) usage_error("--spatial needs " + std::to_string(grid) + " ranks per sample; the launch has " + std::to_string(world));
+    if (o.ranks.back() != world && world % grid == 0) o.ranks.push_back(world);  // N not a power of two: measure it too
   }
+  for (int p : o.ranks)
+    if (p % grid) usage_error("--ranks: " + std::to_string(p) + " is not a multiple of the " + std::to_string(grid) + " ranks of --spatial");
   std::sort(o.ranks.begin(), o.ranks.end());
   o.ranks.erase(std::unique(o.ranks.begin(), o.ranks.end()), o.ranks.end());
   for (int p : o.ranks)
     if (p > world) usage_error("--ranks asks for " + std::to_string(p) + " ranks but the launch has " + std::to_string(world));
   if (o.mode == "strong") {
-    if (!o.global_batch) o.global_batch = int64_t(o.ranks.back()) * scaling::default_batch(o.workload);
+    if (!o.global_batch) o.global_batch = int64_t(o.ranks.back() / grid) * scaling::default_batch(o.workload);
     for (int p : o.ranks)
-      if (o.global_batch % p)
-        usage_error("--global-batch " + std::to_string(o.global_batch) + " does not divide over " + std::to_string(p) +
-                    " ranks; choose a multiple of every rank count in --ranks");
+      if (o.global_batch % (p / grid))
+        usage_error("--global-batch " + std::to_string(o.global_batch) + " does not divide over " + std::to_string(p / grid) +
+                    (grid > 1 ? " replicas" : " ranks") + "; choose a multiple of every rank count in --ranks");
   }
   if (o.mode == "weak" && !o.batch) o.batch = scaling::default_batch(o.workload);
   return o;
@@ -180,7 +189,8 @@ int run_study(int argc, char** argv) {
       sleeping_barrier(world.comm());
       continue;
     }
-    const int64_t batch = o.mode == "weak" ? o.batch : o.global_batch / p;
+    const int replicas = p / o.workload.spatial_ranks();  // p without --spatial
+    const int64_t batch = o.mode == "weak" ? o.batch : o.global_batch / replicas;
     std::unique_ptr<train::TraceRecorder> trace;
     if (!o.trace.empty() && p == o.ranks.back()) trace = std::make_unique<train::TraceRecorder>(group);
     scaling::StepTimes t = scaling::measure(o.workload, group, batch, o.warmup, o.steps, trace.get());
@@ -194,17 +204,21 @@ int run_study(int argc, char** argv) {
     const int nodes = o.ranks_per_node ? (p + o.ranks_per_node - 1) / o.ranks_per_node : group.node_count();
     if (group.rank() == 0) {
       const double step = median(slowest);
-      const double sps = double(batch) * p / step;
-      if (p == 1) base_sps = sps;
+      const double sps = double(batch) * replicas / step;
+      if (replicas == 1) base_sps = sps;
       if (nodes == 1) node_sps = sps, node_ranks = p;  // the largest single-node run so far
-      const double eff = base_sps > 0 ? sps / (base_sps * p) : 0;
+      const double eff = base_sps > 0 ? sps / (base_sps * replicas) : 0;
       std::string rec = "{\"workload\":\"" + o.workload.name + "\",\"mode\":\"" + o.mode + "\",\"ranks\":" +
                         std::to_string(p) + ",\"nodes\":" + std::to_string(nodes) + ",\"ranks_per_node\":" +
                         std::to_string(p / nodes) + ",\"batch_per_rank\":" + std::to_string(batch) +
-                        ",\"global_batch\":" + std::to_string(batch * p) + ",\"samples_per_s\":" + fmt("%.6g", sps) +
+                        ",\"global_batch\":" + std::to_string(batch * replicas) + ",\"samples_per_s\":" + fmt("%.6g", sps) +
                         ",\"efficiency\":" + (base_sps > 0 ? fmt("%.4f", eff) : "null");
       // Against one full node: only meaningful with the same ranks per node as that run.
       if (node_sps > 0 && nodes > 1 && node_ranks == p / nodes) rec += ",\"efficiency_node\":" + fmt("%.4f", sps / (node_sps * nodes));
+      const auto& sp = o.workload.spatial;
+      if (o.workload.spatial_ranks() > 1)
+        rec += ",\"spatial\":[" + std::to_string(sp[0]) + "," + std::to_string(sp[1]) + "," + std::to_string(sp[2]) +
+               "],\"replicas\":" + std::to_string(replicas);
       // step_s: the group's step (each step as long as its slowest rank; median over steps);
       // rank_step_s: each rank's own median step, and their spread (stragglers, jitter).
       std::vector<double> sorted = per_rank;
@@ -215,6 +229,7 @@ int run_study(int argc, char** argv) {
       rec += "],\"split\":" + t.split_json() + ",\"profile\":" + t.profile_json(batch) + "}";
       out << rec << "\n";
       out.flush();
+      if (replicas != p) std::printf("scaling: %d replica(s) of %d ranks each (spatial)\n", replicas, p / replicas);
       std::printf("scaling: %d rank(s) on %d node(s), batch %lld/rank: step %.4f s (ranks %.4f..%.4f), %.1f samples/s, efficiency %s\n",
                   p, nodes, (long long)batch, step, *std::min_element(per_rank.begin(), per_rank.end()),
                   *std::max_element(per_rank.begin(), per_rank.end()), sps, base_sps > 0 ? fmt("%.3f", eff).c_str() : "n/a");
@@ -280,6 +295,7 @@ int main(int argc, char** argv) {
       "                 [--batch B | --global-batch G] [--ranks 1,2,4,...] [--size S (cosmoflow)]\n"
       "                 [--height H --width W --channel-scale X --middle-blocks K (deepcam)]\n"
       "                 [--warmup 2] [--steps 5] [--out scaling.jsonl] [--ranks-per-node R] [--trace FILE]\n"
+      "                 [--spatial DxHxW (cosmoflow: each sample split over that grid of ranks)]\n"
       "       halo-scaling report scaling.jsonl [--out DIR]\n"
       "       halo-scaling project --profile scaling.jsonl --machine machine.yaml [--nodes 1,64,...]\n"
       "       halo-scaling calibrate bench.txt [--ranks-per-node R]  (halo-bench-allreduce output -> machine.yaml)\n"

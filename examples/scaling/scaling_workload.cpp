@@ -68,6 +68,9 @@ std::string StepTimes::profile_json(int64_t batch) const {
 StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int64_t batch, int warmup, int steps,
                   train::TraceRecorder* trace) {
   const bool deepcam = w.name == "deepcam";
+  std::shared_ptr<dist::SpatialGrid> grid;
+  if (w.spatial_ranks() > 1) grid = std::make_shared<dist::SpatialGrid>(comm, w.spatial);
+  const dist::Communicator& replicas = grid ? grid->data() : comm;
   nn::Model model = [&] {
     if (deepcam) {
       models::DeepLabV3PlusOptions o;
@@ -79,12 +82,13 @@ StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int6
     }
     models::CosmoFlowOptions o;
     o.input_size = w.size;
-    o.dropout_seed = uint64_t(comm.rank());
+    o.dropout_seed = uint64_t(replicas.rank());
+    o.spatial = grid;
     return models::cosmoflow(o);
   }();
   model.init(1);  // the same seed on every rank: identical replicas, as after a broadcast
   auto params = model.parameters();
-  dist::GradientSynchronizer sync(comm, params, {});
+  dist::GradientSynchronizer sync(replicas, params, {});
   sync.attach(model);
 
   std::unique_ptr<optim::Optimizer> opt;
@@ -106,10 +110,13 @@ StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int6
     so.momentum = 0.9;
     opt = std::make_unique<optim::SGD>(params, so);
     loss = std::make_unique<nn::MSELoss>();
-    x = Tensor::empty({batch, 4, w.size, w.size, w.size}, DType::f32, Device::cpu(), MemoryFormat::channels_last);
+    Shape xs{batch, 4};
+    for (size_t a = 0; a < 3; ++a)  // this rank's block of the volume (all of it unsplit)
+      xs.push_back(grid ? nn::split_range(w.size, w.spatial[a], grid->coords()[a]).size() : w.size);
+    x = Tensor::empty(xs, DType::f32, Device::cpu(), MemoryFormat::channels_last);
     y = Tensor::zeros({batch, 4});
   }
-  fill_uniform(x, uint64_t(comm.rank()) + 7);  // each rank its own samples
+  fill_uniform(x, uint64_t(comm.rank()) + 7);  // each rank its own samples (or blocks)
 
   StepTimes t;
   for (int s = 0; s < warmup + steps; ++s) {

@@ -2,11 +2,14 @@
 // synthetic in-memory batches, its gradients averaged by a GradientSynchronizer on the
 // model's grad-ready hooks, as the Trainer does, with every phase timed separately.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "halo/dist/communicator.hpp"
+#include "halo/dist/spatial_grid.hpp"
 #include "halo/train/trace.hpp"
 
 namespace halo::scaling {
@@ -17,6 +20,10 @@ struct WorkloadOptions {
   int64_t height = 96, width = 144;  ///< DeepCAM: input size (768 x 1152 in MLPerf)
   double channel_scale = 0.25;   ///< DeepCAM: channel multiplier (1 in MLPerf)
   int middle_blocks = 2;         ///< DeepCAM: middle-flow blocks (16 in MLPerf)
+  /// CosmoFlow: every sample split over a D x H x W grid of ranks (spatial parallelism);
+  /// a configuration of p ranks then runs p / (D*H*W) replicas.
+  std::array<int, 3> spatial{1, 1, 1};
+  int spatial_ranks() const { return spatial[0] * spatial[1] * spatial[2]; }
 };
 
 /// The per-rank batch when none is given: the MLPerf reference's local batch at full size.
@@ -38,7 +45,9 @@ struct StepTimes {
 };
 
 /// Builds the workload on `comm` (same initial parameters on every rank), runs `warmup`
-/// untimed and `steps` timed training steps of `batch` samples per rank.
+/// untimed and `steps` timed training steps of `batch` samples per rank (per replica with
+/// w.spatial: each rank of a grid holds its block of the replica's samples, and gradients
+/// are averaged over the replicas).
 /// With `trace`, the timed steps are recorded there (layers, buckets, loss, optimizer).
 StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int64_t batch, int warmup, int steps,
                   train::TraceRecorder* trace = nullptr);

@@ -41,6 +41,13 @@ run(deepcam ${MPI} -n 2 ${SCALING} run --workload deepcam --mode strong --global
     --channel-scale 0.125 --middle-blocks 1 --warmup 1 --steps 2 --out ${WORK}/deepcam.jsonl
     EXPECT "scaling: ranks=1,2 samples_per_s=${num},${num} efficiency=1.000,${num}")
 run(check_deepcam ${PYTHON} ${SRC}/check_records.py ${WORK}/deepcam.jsonl 1,2 2 strong)
+# Spatial parallelism: every sample split over 2 ranks, 1 and 2 replicas.
+run(spatial ${MPI} -n 4 ${SCALING} run --workload cosmoflow --size 32 --batch 2 --spatial 2x1x1 --warmup 1 --steps 2
+    --out ${WORK}/spatial.jsonl
+    EXPECT "2 replica\\(s\\) of 2 ranks each" "\nscaling: ranks=2,4 samples_per_s=${num},${num} efficiency=1.000,${num}\n?$")
+run(check_spatial ${PYTHON} ${SRC}/check_records.py ${WORK}/spatial.jsonl 2,4 2 weak 2)
+run(bad_spatial ${MPI} -n 2 ${SCALING} run --workload deepcam --spatial 2 FAILS
+    EXPECT "--spatial is for --workload cosmoflow")
 run(bad_batch ${MPI} -n 2 ${SCALING} run --mode strong --global-batch 3 FAILS
     EXPECT "--global-batch 3 does not divide over 2 ranks")
 run(bad_machine ${SCALING} project --profile ${WORK}/cosmoflow.jsonl --machine ${SRC}/CMakeLists.txt FAILS

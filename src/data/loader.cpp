@@ -223,7 +223,12 @@ void DataLoader::Impl::stage() {
     stage_y.resize(mine.size() * yb);
   } else {
     std::filesystem::create_directories(opt.stage_dir);
-    path = (std::filesystem::path(opt.stage_dir) / str("halo-stage-rank", rank, ".h5")).string();
+    // Under spatial parallelism the ranks of one grid have the same rank here (they read the
+    // same samples) and often one node-local stage_dir: the block tells their files apart.
+    std::string block;
+    if (opt.block)
+      for (size_t a = 0; a < 3; ++a) block += str(a ? "x" : "-block", opt.block->begin[a], "-", opt.block->end[a]);
+    path = (std::filesystem::path(opt.stage_dir) / str("halo-stage-rank", rank, block, ".h5")).string();
     PackedDescription d;
     d.axes = staged_axes(*ds);
     d.label_kind = ds->label_dtype() == DType::i32 ? LabelKind::mask : LabelKind::vector;

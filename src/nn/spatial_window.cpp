@@ -66,14 +66,15 @@ SpatialGroup::Bytes bytes_of(const Tensor& t) { return {t.raw_data(), t.nbytes()
 
 // One exchange along `axis` between this rank (coordinate `self` of `parts`) and the others
 // of its line: piece_of(q, true) is the view sent to q, piece_of(q, false) the view q's
-// piece lands in (undefined: nothing). Pieces travel as dense copies in the view's memory
-// format (both sides hold the layer's activations in the same format); a received piece is
-// copied into its view, or added to it with `add`.
+// piece lands in (undefined: nothing). Pieces travel as dense contiguous (N, C, spatial...)
+// copies whatever the buffers' layouts (two ranks' activations may differ in memory format,
+// e.g. where a GPU convolution falls back to another layout for one block's shape); a
+// received piece is copied into its view, or added to it with `add`.
 void exchange_pieces(SpatialGroup& group, int axis, int self, int parts, bool add,
                      const std::function<Tensor(int q, bool sending)>& piece_of) {
   std::vector<Tensor> sends(static_cast<size_t>(parts)), recvs(static_cast<size_t>(parts));
   std::vector<SpatialGroup::Bytes> sb(static_cast<size_t>(parts)), rb(static_cast<size_t>(parts));
-  auto dense_like = [](const Tensor& v) { return Tensor::empty(v.shape(), v.dtype(), Device::cpu(), v.memory_format()); };
+  auto dense_like = [](const Tensor& v) { return Tensor::empty(v.shape(), v.dtype(), Device::cpu(), MemoryFormat::contiguous); };
   for (int q = 0; q < parts; ++q) {
     if (q == self) continue;
     if (const Tensor v = piece_of(q, true); v.defined()) {

@@ -31,7 +31,7 @@ class ProgressCallback : public Callback {
     ps.skipped_steps = s.epoch_skipped_steps;
     ps.skipped_samples = s.epoch_skipped_samples;
     // The other ranks' batches are as large as this one's up to one sample.
-    ps.samples_per_s = s.epoch_seconds > 0 ? s.epoch_samples * s.ranks / s.epoch_seconds : 0;
+    ps.samples_per_s = s.epoch_seconds > 0 ? s.epoch_samples * s.replicas / s.epoch_seconds : 0;
     ps.data_wait_pct = s.epoch_seconds > 0 ? 100.0 * s.epoch_data_seconds / s.epoch_seconds : 0;
     const double per_step = (s.train_seconds + s.epoch_seconds) / double(s.steps_run);
     const int64_t steps_left = int64_t(s.epochs - s.epoch) * s.steps_per_epoch - s.step_in_epoch;

@@ -51,6 +51,7 @@ struct Trainer::FitLoop {
     st.rank = I.comm.rank();
     st.rank0 = I.rank0();
     st.ranks = I.comm.size();
+    st.replicas = I.data.size();
     st.resumed = I.resumed;
     st.epochs = I.o.epochs;
     st.steps_per_epoch = spe;
@@ -281,13 +282,19 @@ struct Trainer::FitLoop {
   }
 
   // The validation metric reached the target (the value was reduced over ranks, so every
-  // rank takes the same decision).
+  // rank takes the same decision). Under spatial parallelism each position of the grid
+  // reduced over its own replicas: rank 0's decision is taken by all, so that a last-bit
+  // difference between positions cannot stop some ranks and not others.
   bool target_reached(const EpochRecord& r) const {
     if (!r.validated || I.o.target_metric.empty()) return false;
     auto it = r.val_metrics.find(I.o.target_metric);
     HALO_CHECK_T(ConfigError, it != r.val_metrics.end(), I.o.name, ": target metric '", I.o.target_metric,
                  "' is not among the validation metrics");
-    return I.o.target_lower_is_better ? it->second <= I.o.target_value : it->second >= I.o.target_value;
+    const bool mine = I.o.target_lower_is_better ? it->second <= I.o.target_value : it->second >= I.o.target_value;
+    if (I.data.size() == I.comm.size()) return mine;
+    int64_t rank0 = I.rank0() && mine ? 1 : 0;
+    I.comm.allreduce_sum(&rank0, 1, "target reached");
+    return rank0 > 0;
   }
 
   // A signal that came during the epoch's last step or its validation is acted on at the

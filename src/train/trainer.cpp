@@ -122,6 +122,10 @@ void Trainer::Impl::save(const Trainer& self, double epoch_loss_sum, double epoc
       total[0] += per_rank[size_t(2 * r)];
       total[1] += per_rank[size_t(2 * r + 1)];
     }
+    // Under spatial parallelism every replica's sums stand once per rank of its grid.
+    const double copies = double(comm.size() / data.size());
+    total[0] /= copies;
+    total[1] /= copies;
     d.reals["epoch_loss_sum"] = total[0];
     d.reals["epoch_loss_count"] = total[1];
     d.tensors[kEpochLossPerRank] = Tensor::from_vector<double>(per_rank, {int64_t(comm.size()), 2});
@@ -276,8 +280,11 @@ void Trainer::load_state(const CheckpointData& d) {
                I.data.size(), I.data.size() == I.comm.size() ? " ranks x " : " replicas x ", I.train ? I.train->batch_size() : 0,
                "): its position in the epoch and the step-based learning-rate schedule would not carry over; resume "
                "with the same global batch (data.batch_size=", pos.global_batch, " in the drivers)");
-  if (pos.ranks != I.comm.size() && I.rank0())  // once, not once per rank
-    log::warn(I.o.name, ": checkpoint '", path, "' was written by ", pos.ranks, " ranks, resuming on ", I.comm.size(),
+  const bool same_layout = pos.ranks == I.comm.size() && pos.replicas == I.data.size();
+  if (!same_layout && I.rank0())  // once, not once per rank
+    log::warn(I.o.name, ": checkpoint '", path, "' was written by ", pos.ranks, " ranks",
+              pos.replicas != pos.ranks ? str(" (", pos.replicas, " replicas)") : std::string(), ", resuming on ",
+              I.comm.size(), I.data.size() != I.comm.size() ? str(" (", I.data.size(), " replicas)") : std::string(),
               ": training continues, but not bit for bit as an uninterrupted run would");
   auto real = [&](const char* k) {
     auto it = d.reals.find(k);
@@ -287,7 +294,7 @@ void Trainer::load_state(const CheckpointData& d) {
   I.resumed_loss_count = real("epoch_loss_count");
   I.resumed_loss_per_rank = false;
   auto per_rank = d.tensors.find(kEpochLossPerRank);
-  if (per_rank != d.tensors.end() && per_rank->second.numel() == 2 * I.comm.size()) {
+  if (same_layout && per_rank != d.tensors.end() && per_rank->second.numel() == 2 * I.comm.size()) {
     const std::vector<double> v = per_rank->second.to(DType::f64).to_vector<double>();
     I.resumed_loss_sum = v[size_t(2 * I.comm.rank())];
     I.resumed_loss_count = v[size_t(2 * I.comm.rank() + 1)];

@@ -56,7 +56,8 @@ struct Trainer::Impl {
 
   bool rank0() const { return comm.rank() == 0; }
   TrainingPosition position() const {
-    return {epochs_done, step_in_epoch, global_step, comm.size(), train ? train->batch_size() * data.size() : 0};
+    return {epochs_done, step_in_epoch, global_step, comm.size(), train ? train->batch_size() * data.size() : 0,
+            data.size()};
   }
 
   // Buffers that each rank updates from its own shard (BatchNorm running statistics without a

@@ -43,6 +43,7 @@ CheckpointData training_state(nn::Model& model, const optim::Optimizer& optimize
   d.integers["step_in_epoch"] = position.step_in_epoch;
   d.integers["global_step"] = position.global_step;
   d.integers["ranks"] = position.ranks;
+  if (position.replicas > 0) d.integers["replicas"] = position.replicas;
   if (position.global_batch > 0) d.integers["global_batch"] = position.global_batch;
   if (scaler)
     for (auto& [k, t] : scaler->state()) d.tensors[k] = t;  // already named "loss_scaler/..."
@@ -98,6 +99,8 @@ TrainingPosition restore_training_state(const CheckpointData& d, nn::Model& mode
   pos.step_in_epoch = integer("step_in_epoch");
   pos.global_step = integer("global_step");
   pos.ranks = int(integer("ranks"));
+  pos.replicas = pos.ranks;  // checkpoints written before spatial parallelism
+  if (auto it = d.integers.find("replicas"); it != d.integers.end()) pos.replicas = int(it->second);
   if (auto it = d.integers.find("global_batch"); it != d.integers.end()) pos.global_batch = it->second;  // absent before
   return pos;
 }

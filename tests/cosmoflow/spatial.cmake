@@ -6,7 +6,8 @@
 #   2 ranks, each sample split along D (1 replica of batch 32; each rank reads its block);
 #   2 ranks split along H;
 #   4 ranks, 2 per sample x 2 replicas of batch 16 (the loader shards over the replicas);
-#   1 epoch split, resumed unsplit for the second (checkpoints move between the two);
+#   1 epoch split, resumed unsplit for the second (checkpoints move between the two), and
+#   stopped mid-epoch split, resumed unsplit (the epoch's partial sums count once per replica);
 # and a grid larger than the ranks stops the job naming the key and the count.
 include(${SRC}/common.cmake)
 set(d ${WORK}/spatial)
@@ -37,6 +38,15 @@ run_driver(spatial_first ${RUN} training.epochs=1 dist.spatial=[2,1,1] checkpoin
 run_driver(spatial_resumed ${RUN} --resume checkpoint.path=${d}/mixed.h5 output.metrics=${d}/mixed.jsonl)
 run_python(${SRC}/compare_checkpoints.py ${d}/dp.h5 ${d}/mixed.h5 --no-dropout --rtol 1e-4
            --metrics ${d}/dp.jsonl ${d}/mixed.jsonl)
+
+# Stopped mid-epoch split over 2 ranks (1 replica), resumed on 2 data-parallel ranks: the
+# epoch's partial loss sums and sample counts carry over once per replica, not per rank.
+run_driver(spatial_stopped ${RUN} dist.spatial=[2,1,1] --stop-after-steps 12 checkpoint.path=${d}/mid.h5
+           output.metrics=${d}/mid.jsonl)
+run_driver(spatial_mid_resumed ${RUN} --resume checkpoint.path=${d}/mid.h5 output.metrics=${d}/mid.jsonl)
+expect_in_log(spatial_mid_resumed "written by 2 ranks \\(1 replicas\\), resuming on 2")
+run_python(${SRC}/compare_checkpoints.py ${d}/dp.h5 ${d}/mid.h5 --no-dropout --rtol 1e-4
+           --metrics ${d}/dp.jsonl ${d}/mid.jsonl)
 
 run_driver_fails(spatial_bad_grid ${RUN} dist.spatial=[3,1,1] checkpoint.path=${d}/bad.h5
                  EXPECT "dist.spatial \\(from the command line" "divides the 2 ranks")

@@ -81,6 +81,7 @@ struct FitState {
   int rank = 0;
   bool rank0 = false;
   int ranks = 1;
+  int replicas = 1;  ///< ranks holding different samples (ranks / the spatial grid's size)
   bool resumed = false;  ///< the run continues a checkpoint
   int epoch = 0;         ///< the epoch running, 0-based
   int epochs = 0;

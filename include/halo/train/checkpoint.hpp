@@ -89,6 +89,9 @@ struct TrainingPosition {
   /// another global batch is refused: the epoch position and step-based schedules would not
   /// carry over.
   int64_t global_batch = 0;
+  /// Ranks holding different samples (ranks / spatial grid size; restored as `ranks` from
+  /// checkpoints written before it was recorded).
+  int replicas = 0;
 };
 
 /// The state of (model, optimizer, loss scaler if any, Dropout layers, position).

@@ -8,6 +8,7 @@
 #   4 ranks, 2 per sample x 2 replicas of batch 16 (the loader shards over the replicas);
 #   1 epoch split, resumed unsplit for the second (checkpoints move between the two), and
 #   stopped mid-epoch split, resumed unsplit (the epoch's partial sums count once per replica);
+#   staged to one directory: a file per block, the same training as unstaged, bit for bit;
 # and a grid larger than the ranks stops the job naming the key and the count.
 include(${SRC}/common.cmake)
 set(d ${WORK}/spatial)
@@ -38,6 +39,19 @@ run_driver(spatial_first ${RUN} training.epochs=1 dist.spatial=[2,1,1] checkpoin
 run_driver(spatial_resumed ${RUN} --resume checkpoint.path=${d}/mixed.h5 output.metrics=${d}/mixed.jsonl)
 run_python(${SRC}/compare_checkpoints.py ${d}/dp.h5 ${d}/mixed.h5 --no-dropout --rtol 1e-4
            --metrics ${d}/dp.jsonl ${d}/mixed.jsonl)
+
+# Staged to one directory (both ranks of the grid on this node): one file per block.
+run_driver(spatial_unstaged ${RUN} training.epochs=1 dist.spatial=[2,1,1] checkpoint.path=${d}/unstaged.h5
+           output.metrics=${d}/unstaged.jsonl)
+run_driver(spatial_staged ${RUN} training.epochs=1 dist.spatial=[2,1,1] data.staging=directory
+           data.stage_dir=${d}/stage checkpoint.path=${d}/staged.h5 output.metrics=${d}/staged.jsonl)
+file(GLOB staged ${d}/stage/halo-stage-rank0-block*.h5)
+list(LENGTH staged n)
+if(NOT n EQUAL 2)
+  message(FATAL_ERROR "spatial_staged: expected one staging file per block, found: ${staged}")
+endif()
+run_python(${SRC}/compare_checkpoints.py ${d}/unstaged.h5 ${d}/staged.h5 --no-dropout
+           --metrics ${d}/unstaged.jsonl ${d}/staged.jsonl)
 
 # Stopped mid-epoch split over 2 ranks (1 replica), resumed on 2 data-parallel ranks: the
 # epoch's partial loss sums and sample counts carry over once per replica, not per rank.

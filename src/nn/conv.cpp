@@ -60,11 +60,21 @@ Tensor ConvNd::forward(const std::vector<Tensor>& inputs) {
     plan_ = ops::ConvPlan(x.shape(), w.value.shape(), conv_params_, x.dtype(), x.device(), options_.activation,
                           options_.bias, options_.backend, describe());
   Tensor y = ops::conv_forward(plan_, x, w.value, options_.bias ? params_.at(1).value : Tensor());
+  remember_forward(x, y);
+  return y;
+}
+
+void ConvNd::remember_forward(const Tensor& x, const Tensor& y) {
+  const Parameter& w = params_.at(0);
+  if (!plan_.matches(x.shape(), x.dtype()) || plan_.device() != x.device())
+    plan_ = ops::ConvPlan(x.shape(), w.value.shape(), conv_params_, x.dtype(), x.device(), options_.activation,
+                          options_.bias, options_.backend, describe());
+  HALO_CHECK_SHAPE(y.shape() == plan_.output_shape(), describe(), ": output ", y.str(), " does not match input ",
+                   x.str());
   if (training()) {
     saved_input_ = x;
     saved_output_ = options_.activation.activation != ops::Activation::none ? y : Tensor();
   }
-  return y;
 }
 
 std::vector<Tensor> ConvNd::backward(const Tensor& grad_output) {

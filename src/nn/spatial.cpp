@@ -1,5 +1,9 @@
 // Spatially split layers: the ordinary layer run on this rank's window of the volume.
+#include <algorithm>
+#include <exception>
+#include <map>
 #include <memory>
+#include <thread>
 
 #include "halo/nn/model.hpp"
 #include "halo/nn/spatial.hpp"
@@ -102,10 +106,130 @@ Shape SpatialConvNd::output_shape(const std::vector<Shape>& inputs) const {
 
 Tensor SpatialConvNd::forward(const std::vector<Tensor>& inputs) {
   HALO_CHECK_SHAPE(inputs.size() == 1 && inputs[0].defined(), describe(), ": expected 1 defined input");
+  window_.check_block(inputs[0].shape());
+  if (Tensor y = forward_overlapped(inputs[0]); y.defined()) return y;
   const double t0 = now_seconds();
   Tensor xw = window_.gather(*group_, inputs[0]);
   exchange_s_ += now_seconds() - t0;
   return ConvNd::forward(std::vector<Tensor>{xw});  // not Layer::forward(Tensor): that would dispatch back here
+}
+
+// The output block in pieces while the halo travels: a helper thread receives the halo into
+// the window buffer; this thread meanwhile convolves the block itself, which gives every
+// output cell whose receptive field lies inside the block (the interior); once the halo is
+// in, the boundary shell is convolved from thin slabs of the window. Backward then sees the
+// window and the assembled output as the unsplit-style forward would have left them.
+// Undefined when the geometry or the group does not allow it (the caller then gathers first).
+Tensor SpatialConvNd::forward_overlapped(const Tensor& x) {
+  if (!group_->concurrent_exchange() || !x.device().is_cpu() || x.dtype() != weight().value.dtype()) return Tensor();
+  // Each piece has its own plan, and a plan keeps the weights in the kernel's layout: where
+  // the weights outweigh the block (the deep layers, whose halos are a few kB anyway) the
+  // copies would cost more memory than the overlap saves time.
+  if (x.nbytes() < 8 * weight().value.nbytes()) return Tensor();
+  const HaloWindow& W = window_;
+  const int nd = W.spatial_dims();
+  const auto& p = conv_params();
+  // Per exchanging axis: the interior [ib, ie) of the output block and where the block's own
+  // convolution (padding 0 there) starts in global output coordinates.
+  std::vector<IndexRange> interior(static_cast<size_t>(nd));
+  std::vector<int64_t> first(static_cast<size_t>(nd), 0);
+  bool any = false;
+  for (int a = 0; a < nd; ++a) {
+    const IndexRange out = W.own_out(a);
+    interior[size_t(a)] = out;
+    if (!W.exchanges(a)) continue;
+    any = true;
+    const int64_t s = p.stride[size_t(a)], pad = options().padding, span = p.dilation[size_t(a)] * (kernel()[size_t(a)] - 1) + 1;
+    const IndexRange own = W.own_in(a);
+    if ((own.begin + pad) % s != 0 || own.size() < span) return Tensor();  // misaligned or too thin: gather first
+    first[size_t(a)] = (own.begin + pad) / s;
+    const IndexRange in{first[size_t(a)], (own.end - span + pad) / s + 1};
+    interior[size_t(a)] = {std::max(out.begin, in.begin), std::min(out.end, in.end)};
+    if (interior[size_t(a)].size() <= 0) return Tensor();
+  }
+  if (!any) return Tensor();
+
+  const double t0 = now_seconds();
+  Tensor buffer = W.prepare(x);
+  std::exception_ptr failed;
+  double halo_s = 0;
+  std::thread halo([&] {
+    const double h0 = now_seconds();
+    try {
+      W.fill_halos(*group_, buffer);
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    halo_s = now_seconds() - h0;
+  });
+  const double t1 = now_seconds();
+  const Tensor& w = weight().value;
+  const Tensor bias = has_bias() ? params_.at(1).value : Tensor();
+  Tensor yi;
+  try {
+    yi = ops::conv_forward(piece_plan(x), x, w, bias);
+  } catch (...) {
+    halo.join();
+    throw;
+  }
+  const double t2 = now_seconds();
+  halo.join();
+  if (failed) std::rethrow_exception(failed);
+  const double t3 = now_seconds();
+  const Tensor xw = W.window_of(buffer);
+
+  // The output block: the interior from yi, then the shell, axis after axis (for axis a the
+  // cells outside the interior along a and inside it along the earlier exchanging axes).
+  Shape ys = yi.shape();
+  for (int a = 0; a < nd; ++a) ys[size_t(2 + a)] = W.own_out(a).size();
+  Tensor y = Tensor::empty(ys, yi.dtype(), Device::cpu(), yi.memory_format());
+  {
+    Tensor dst = y, src = yi;
+    for (int a = 0; a < nd; ++a) {
+      if (!W.exchanges(a)) continue;
+      const IndexRange r = interior[size_t(a)], out = W.own_out(a);
+      dst = axis_view(dst, 2 + a, r.begin - out.begin, r.size());
+      src = axis_view(src, 2 + a, r.begin - first[size_t(a)], r.size());
+    }
+    dst.copy_(src);
+  }
+  for (int a = 0; a < nd; ++a) {
+    if (!W.exchanges(a)) continue;
+    const IndexRange out = W.own_out(a), r = interior[size_t(a)];
+    for (const IndexRange side : {IndexRange{out.begin, r.begin}, IndexRange{r.end, out.end}}) {
+      if (side.size() <= 0) continue;
+      // The slab's output box and the window cells it reads.
+      Tensor dst = y, in = xw;
+      for (int b = 0; b < nd; ++b) {
+        if (!W.exchanges(b)) continue;
+        const IndexRange o = b == a ? side : b < a ? interior[size_t(b)] : W.own_out(b);
+        const int64_t s = p.stride[size_t(b)], pad = options().padding,
+                      span = p.dilation[size_t(b)] * (kernel()[size_t(b)] - 1) + 1;
+        const int64_t lo = o.begin * s - pad, hi = (o.end - 1) * s - pad + span;
+        dst = axis_view(dst, 2 + b, o.begin - W.own_out(b).begin, o.size());
+        in = axis_view(in, 2 + b, lo - W.want(b).begin, hi - lo);
+      }
+      Tensor slab = Tensor::empty(in.shape(), in.dtype(), Device::cpu(), xw.memory_format());
+      slab.copy_(in);
+      dst.copy_(ops::conv_forward(piece_plan(slab), slab, w, bias));
+    }
+  }
+  remember_forward(xw, y);
+  // Exposed: building the buffer and what the halo still took after the interior.
+  exchange_s_ += (t1 - t0) + (t3 - t2);
+  hidden_s_ += std::max(0.0, halo_s - (t3 - t2));
+  ++overlapped_;
+  return y;
+}
+
+ops::ConvPlan& SpatialConvNd::piece_plan(const Tensor& x) {
+  auto it = piece_plans_.find(x.shape());
+  if (it == piece_plans_.end() || !it->second.matches(x.shape(), x.dtype()))
+    it = piece_plans_.insert_or_assign(x.shape(), ops::ConvPlan(x.shape(), weight().value.shape(), conv_params(), x.dtype(),
+                                                                x.device(), options().activation, has_bias(),
+                                                                options().backend, describe()))
+             .first;
+  return it->second;
 }
 
 std::vector<Tensor> SpatialConvNd::backward(const Tensor& grad_output) {
@@ -217,6 +341,13 @@ Tensor spatial_block(const SpatialGroup& group, const Tensor& whole) {
                    " should be (N, C, spatial...)");
   const Shape& s = whole.shape();
   return HaloWindow::whole_volume(group, std::vector<int64_t>(s.begin() + 2, s.end()), "spatial_block").own_block(whole);
+}
+
+double spatial_hidden_exchange_seconds(Model& model) {
+  double s = 0;
+  for (const auto& node : model.nodes())
+    if (auto* c = dynamic_cast<SpatialExchangeClock*>(node.layer.get())) s += c->hidden_exchange_seconds();
+  return s;
 }
 
 double spatial_exchange_seconds(Model& model, bool reset) {

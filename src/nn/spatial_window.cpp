@@ -39,15 +39,17 @@ IndexRange intersect(IndexRange a, IndexRange b) {
 
 std::string range_str(IndexRange r) { return str("[", r.begin, ",", r.end, ")"); }
 
-// A view of `t` restricted to [begin, begin + len) along tensor dimension `dim` (same
-// strides); it keeps t's storage alive.
-Tensor box(const Tensor& t, int dim, int64_t begin, int64_t len) {
+}  // namespace
+
+Tensor axis_view(const Tensor& t, int dim, int64_t begin, int64_t len) {
   Shape s = t.shape();
   s[size_t(dim)] = len;
   auto keep = t.storage();
   char* p = static_cast<char*>(t.raw_data()) + begin * t.strides()[size_t(dim)] * int64_t(size_of(t.dtype()));
   return Tensor::from_blob(p, s, t.dtype(), t.device(), t.strides(), [keep] {});
 }
+
+namespace {
 
 // dst += src on a strided box, through dense copies in f32 (f64 for f64): only thin halo
 // slabs come here, so the copies cost little and one path serves every float type.
@@ -217,11 +219,11 @@ std::vector<IndexRange> HaloWindow::buffer_ranges() const {
 }
 
 Tensor HaloWindow::piece(const Tensor& buffer, const std::vector<IndexRange>& buf, int axis, IndexRange along) const {
-  Tensor t = box(buffer, 2 + axis, along.begin - buf[size_t(axis)].begin, along.size());
+  Tensor t = axis_view(buffer, 2 + axis, along.begin - buf[size_t(axis)].begin, along.size());
   for (int b = 0; b < spatial_dims(); ++b) {
     if (b == axis || !exchanges(b)) continue;
     const IndexRange r = b < axis ? want(b) : own_in(b);
-    t = box(t, 2 + b, r.begin - buf[size_t(b)].begin, r.size());
+    t = axis_view(t, 2 + b, r.begin - buf[size_t(b)].begin, r.size());
   }
   return t;
 }
@@ -232,7 +234,14 @@ Tensor HaloWindow::gather(SpatialGroup& group, const Tensor& block_in) const {
   for (int a = 0; a < spatial_dims(); ++a) any = any || exchanges(a);
   if (!any) return block_in;  // every window is the block
   const Device dev = block_in.device();
-  const Tensor t = dev.is_cpu() ? block_in : block_in.to(Device::cpu());  // device tensors stage through the host
+  Tensor buffer = prepare(dev.is_cpu() ? block_in : block_in.to(Device::cpu()));  // device tensors stage through the host
+  fill_halos(group, buffer);
+  const Tensor out = window_of(buffer);
+  return dev.is_cpu() ? out : out.to(dev);
+}
+
+Tensor HaloWindow::prepare(const Tensor& t) const {
+  check_block(t.shape());
   const std::vector<IndexRange> buf = buffer_ranges();
   Shape bs = t.shape();
   for (int a = 0; a < spatial_dims(); ++a) bs[size_t(2 + a)] = buf[size_t(a)].size();
@@ -243,16 +252,19 @@ Tensor HaloWindow::gather(SpatialGroup& group, const Tensor& block_in) const {
     const IndexRange r = buf[size_t(a)];
     for (const IndexRange face : {IndexRange{r.begin, std::min<int64_t>(0, r.end)}, IndexRange{std::max(n, r.begin), r.end}})
       if (face.size() > 0) {
-        Tensor z = box(out, 2 + a, face.begin - r.begin, face.size());
+        Tensor z = axis_view(out, 2 + a, face.begin - r.begin, face.size());
         z.copy_(Tensor::zeros(z.shape(), t.dtype()));
       }
   }
-  {
-    Tensor mine = out;
-    for (int a = 0; a < spatial_dims(); ++a)
-      mine = box(mine, 2 + a, own_in(a).begin - buf[size_t(a)].begin, own_in(a).size());
-    mine.copy_(t);
-  }
+  Tensor mine = out;
+  for (int a = 0; a < spatial_dims(); ++a)
+    mine = axis_view(mine, 2 + a, own_in(a).begin - buf[size_t(a)].begin, own_in(a).size());
+  mine.copy_(t);
+  return out;
+}
+
+void HaloWindow::fill_halos(SpatialGroup& group, const Tensor& out) const {
+  const std::vector<IndexRange> buf = buffer_ranges();
   for (int a = 0; a < spatial_dims(); ++a) {
     if (!exchanges(a)) continue;
     const IndexRange own = own_in(a), w = want(a);
@@ -264,17 +276,20 @@ Tensor HaloWindow::gather(SpatialGroup& group, const Tensor& block_in) const {
                       return r.size() > 0 ? piece(out, buf, a, r) : Tensor();
                     });
   }
+}
+
+Tensor HaloWindow::window_of(const Tensor& buffer) const {
   // The window itself: the buffer unless some axis's hull is wider than the window.
+  const std::vector<IndexRange> buf = buffer_ranges();
   bool exact = true;
   for (int a = 0; a < spatial_dims(); ++a) exact = exact && (!exchanges(a) || buf[size_t(a)] == want(a));
-  if (!exact) {
-    Tensor v = out;
-    for (int a = 0; a < spatial_dims(); ++a)
-      if (exchanges(a)) v = box(v, 2 + a, want(a).begin - buf[size_t(a)].begin, want(a).size());
-    out = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), t.memory_format());
-    out.copy_(v);
-  }
-  return dev.is_cpu() ? out : out.to(dev);
+  if (exact) return buffer;
+  Tensor v = buffer;
+  for (int a = 0; a < spatial_dims(); ++a)
+    if (exchanges(a)) v = axis_view(v, 2 + a, want(a).begin - buf[size_t(a)].begin, want(a).size());
+  Tensor out = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), buffer.memory_format());
+  out.copy_(v);
+  return out;
 }
 
 Tensor HaloWindow::scatter_add(SpatialGroup& group, const Tensor& grad_window) const {
@@ -301,7 +316,7 @@ Tensor HaloWindow::scatter_add(SpatialGroup& group, const Tensor& grad_window) c
     work = Tensor::zeros(bs, g.dtype(), Device::cpu(), g.memory_format());
     Tensor v = work;
     for (int a = 0; a < spatial_dims(); ++a)
-      if (exchanges(a)) v = box(v, 2 + a, want(a).begin - buf[size_t(a)].begin, want(a).size());
+      if (exchanges(a)) v = axis_view(v, 2 + a, want(a).begin - buf[size_t(a)].begin, want(a).size());
     v.copy_(g);
   }
   for (int a = spatial_dims() - 1; a >= 0; --a) {
@@ -317,7 +332,7 @@ Tensor HaloWindow::scatter_add(SpatialGroup& group, const Tensor& grad_window) c
   }
   Tensor v = work;
   for (int a = 0; a < spatial_dims(); ++a)
-    v = box(v, 2 + a, own_in(a).begin - buf[size_t(a)].begin, own_in(a).size());
+    v = axis_view(v, 2 + a, own_in(a).begin - buf[size_t(a)].begin, own_in(a).size());
   Tensor res = Tensor::empty(v.shape(), v.dtype(), Device::cpu(), g.memory_format());
   res.copy_(v);
   return dev.is_cpu() ? res : res.to(dev);
@@ -328,7 +343,7 @@ Tensor HaloWindow::own_block(const Tensor& whole) const {
   for (int a = 0; a < spatial_dims(); ++a) {
     if (!halo_axes_[size_t(a)]) continue;
     const IndexRange own = own_in(a), w = want(a);
-    t = box(t, 2 + a, own.begin - w.begin, own.size());
+    t = axis_view(t, 2 + a, own.begin - w.begin, own.size());
   }
   Tensor r = Tensor::empty(t.shape(), t.dtype(), t.device(), whole.memory_format());
   r.copy_(t);

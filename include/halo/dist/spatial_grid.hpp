@@ -27,6 +27,7 @@ class SpatialGrid final : public nn::SpatialGroup {
   std::array<int, 3> coords() const override { return coords_; }
   void exchange(int axis, const std::vector<Bytes>& send, const std::vector<Bytes>& recv) override;
   void allreduce_sum(Tensor& t) override;
+  bool concurrent_exchange() const override { return spatial_.thread_multiple(); }
 
   const Communicator& world() const { return world_; }
   const Communicator& spatial() const { return spatial_; }

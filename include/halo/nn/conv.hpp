@@ -54,6 +54,10 @@ class ConvNd : public Layer {
   /// axes themselves, with their neighbours' cells).
   ConvNd(int spatial_dims, bool transposed, int64_t in_channels, int64_t out_channels, std::vector<int64_t> kernel,
          const ConvOptions& options, std::vector<int64_t> padding);
+  /// For layers that compute forward in pieces (a spatially split convolution overlapping
+  /// its halo exchange): backward then sees input x and output y as if forward(x) had
+  /// returned y.
+  void remember_forward(const Tensor& x, const Tensor& y);
 
  private:
   void check_input(const Shape& x) const;

@@ -22,6 +22,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,10 @@ struct IndexRange {
 
 /// Part `part` of `n` cells split over `parts` ranks: the first n % parts parts get one more.
 IndexRange split_range(int64_t n, int parts, int part);
+
+/// A view of `t` restricted to [begin, begin + len) along tensor dimension `dim` (same
+/// strides, t's storage kept alive).
+Tensor axis_view(const Tensor& t, int dim, int64_t begin, int64_t len);
 
 /// A group of ranks sharing one sample, arranged as a grid over the spatial axes (D, H, W;
 /// for 2D activations H, W use the first two entries). Implemented over MPI by
@@ -63,6 +68,9 @@ class SpatialGroup {
   virtual void exchange(int axis, const std::vector<Bytes>& send, const std::vector<Bytes>& recv) = 0;
   /// Sums a host tensor (f32 or f64) over the whole group, in place.
   virtual void allreduce_sum(Tensor& t) = 0;
+  /// Whether exchange() may run on another thread while this one computes (MPI with
+  /// MPI_THREAD_MULTIPLE); the layers then overlap the halo exchange with their interior.
+  virtual bool concurrent_exchange() const { return false; }
 
   int size() const;
   /// "2x1x1 grid, rank at (1,0,0)".
@@ -104,6 +112,14 @@ class HaloWindow {
   /// The input block extended to this rank's window along the halo axes (zero outside the
   /// volume). Keeps the block's memory format.
   Tensor gather(SpatialGroup& group, const Tensor& block) const;
+  /// gather in three steps, for layers that compute while the halo travels: the exchange
+  /// buffer with this rank's block and the volume's zero faces in place (no communication);
+  /// the halo cells received into it (collective over the lines of the split axes; touches
+  /// only cells outside the block); the window from the buffer (itself unless a strided
+  /// layer over an uneven split made the buffer wider). CPU tensors.
+  Tensor prepare(const Tensor& block) const;
+  void fill_halos(SpatialGroup& group, const Tensor& buffer) const;
+  Tensor window_of(const Tensor& buffer) const;
   /// Adjoint of gather: the gradient of the window summed into the owners' blocks. Consumes
   /// `grad_window` (a CPU window gradient is used as the work buffer, overwritten).
   Tensor scatter_add(SpatialGroup& group, const Tensor& grad_window) const;
@@ -130,11 +146,14 @@ class HaloWindow {
 class SpatialExchangeClock {
  public:
   virtual ~SpatialExchangeClock() = default;
+  /// Seconds spent waiting for exchanges (exposed).
   double exchange_seconds() const { return exchange_s_; }
-  void reset_exchange_seconds() { exchange_s_ = 0; }
+  /// Seconds of exchange that ran behind computation (hidden).
+  double hidden_exchange_seconds() const { return hidden_s_; }
+  void reset_exchange_seconds() { exchange_s_ = hidden_s_ = 0; }
 
  protected:
-  double exchange_s_ = 0;
+  double exchange_s_ = 0, hidden_s_ = 0;
 };
 
 /// A convolution over a split volume (any kernel, stride, padding, dilation; not transposed).
@@ -150,10 +169,16 @@ class SpatialConvNd : public ConvNd, public SpatialExchangeClock {
   std::vector<Tensor> backward(const Tensor& grad_output) override;
   double forward_flops(const std::vector<Shape>& inputs) const override;
   const HaloWindow& window() const { return window_; }
+  /// Forward passes that overlapped the halo exchange with the block's interior.
+  int64_t overlapped_forwards() const { return overlapped_; }
 
  private:
+  Tensor forward_overlapped(const Tensor& x);
+  ops::ConvPlan& piece_plan(const Tensor& x);
   std::shared_ptr<SpatialGroup> group_;
   HaloWindow window_;
+  std::map<Shape, ops::ConvPlan> piece_plans_;  // the interior's and the boundary slabs'
+  int64_t overlapped_ = 0;
 };
 
 class SpatialConv3d : public SpatialConvNd {
@@ -235,5 +260,7 @@ class Model;
 /// Seconds of halo exchange and spatial gradient sums of every spatial layer of `model`
 /// since their last reset (and resets them when `reset`).
 double spatial_exchange_seconds(Model& model, bool reset = false);
+/// Seconds of halo exchange that ran behind computation since the last reset.
+double spatial_hidden_exchange_seconds(Model& model);
 
 }  // namespace halo::nn

@@ -33,13 +33,11 @@
 //   peak_mem_ratio=<that configuration's peak RSS per rank / the 1-rank run's> exposed_halo_pct=<x>
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "halo/dist/communicator.hpp"
@@ -101,18 +99,6 @@ bool reset_peak_rss() {
   std::ofstream out("/proc/self/clear_refs");
   out << "5";
   return bool(out);
-}
-
-// A barrier whose waiting ranks sleep instead of spinning in MPI: the ranks outside a
-// configuration must leave its ranks the cores.
-void sleeping_barrier(const dist::Communicator& c) {
-  MPI_Request req;
-  MPI_Ibarrier(c.comm(), &req);
-  for (int done = 0;;) {
-    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (done) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
 }
 
 struct Result {
@@ -197,7 +183,7 @@ int main(int argc, char** argv) {
         nn::MSELoss loss;
         Shape xs{batch, mo.in_channels};
         for (int a = 0; a < 3; ++a)
-          xs.push_back(grid ? nn::split_range(size, r.grid[size_t(a)], grid->coords()[size_t(a)]).size() : size);
+          xs.push_back(grid ? grid->block_range(a, size).size() : size);
         const Tensor x = bench::uniform_channels_last(xs, 11 + uint64_t(group.rank()));
         const Tensor y = Tensor::zeros({batch, mo.outputs});
         host.empty_cache();  // initialisation's temporaries, as train::Trainer drops them
@@ -220,8 +206,9 @@ int main(int argc, char** argv) {
           const double t = now_seconds() - t0;
           if (k >= warmup) {
             step += t / steps;
-            hidden += nn::spatial_hidden_exchange_seconds(model) / steps;
-            exchange += nn::spatial_exchange_seconds(model) / steps;
+            double behind = 0;
+            exchange += nn::spatial_exchange_seconds(model, /*reset=*/false, &behind) / steps;
+            hidden += behind / steps;
           }
         }
         rss = proc_status_bytes("VmHWM");
@@ -230,7 +217,7 @@ int main(int argc, char** argv) {
         held = double(st.bytes_in_use + st.bytes_cached);  // the cache never shrinks: its high-water mark
         // The slowest rank sets the step; the fullest sets the memory.
       }
-      sleeping_barrier(world);
+      world.idle_barrier();  // the ranks outside the configuration leave it the cores
       {
         double v[6] = {step, exchange, rss, tensors, held, hidden};  // the others give 0
         MPI_Allreduce(MPI_IN_PLACE, v, 6, MPI_DOUBLE, MPI_MAX, world.comm());

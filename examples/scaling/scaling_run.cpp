@@ -10,10 +10,11 @@
 //
 // `run` measures training steps on communicators of 1, 2, 4, ..., N ranks in turn, split
 // from the launch's world (one allocation gives the whole curve); the ranks outside the
-// group being measured wait in a sleeping barrier so they do not take cores from it. Each
-// configuration appends one JSON record (docs/scaling.md): throughput, parallel efficiency
-// against 1 rank (and 1 node), the step split (forward, backward, exposed communication,
-// data wait, optimizer), the per-rank step-time spread, and the bucket schedule that
+// group being measured wait in a barrier that sleeps (Communicator::idle_barrier), so they
+// do not take cores from it. Each configuration appends one JSON record (docs/scaling.md):
+// throughput, parallel efficiency against 1 rank (and 1 node), the step split (forward,
+// backward, exposed communication, data wait, optimizer), the per-rank step-time spread,
+// and the bucket schedule that
 // `project` extrapolates from. With --spatial (CosmoFlow), every sample is split over a grid
 // of D*H*W ranks: rank counts are multiples of it, batches and samples/s count per replica,
 // and efficiency is against one grid. Last line:
@@ -135,18 +136,6 @@ RunOptions parse(int argc, char** argv, int world) {
   return o;
 }
 
-// Waits for the group being measured without spinning: MPI implementations busy-poll in a
-// blocking barrier, which would take cores from the ranks being timed on the same node.
-void sleeping_barrier(MPI_Comm comm) {
-  MPI_Request req;
-  MPI_Ibarrier(comm, &req);
-  int done = 0;
-  while (!done) {
-    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (!done) usleep(2000);
-  }
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
@@ -186,7 +175,7 @@ int run_study(int argc, char** argv) {
     const bool in = world.rank() < p;
     dist::Communicator group = world.split(in ? 0 : 1, world.rank());
     if (!in) {
-      sleeping_barrier(world.comm());
+      world.idle_barrier();  // not spinning: the group being timed keeps the cores
       continue;
     }
     const int replicas = p / o.workload.spatial_ranks();  // p without --spatial
@@ -238,7 +227,7 @@ int run_study(int argc, char** argv) {
       col_sps.push_back(fmt("%.2f", sps));
       col_eff.push_back(base_sps > 0 ? fmt("%.3f", eff) : "nan");
     }
-    sleeping_barrier(world.comm());
+    world.idle_barrier();  // not spinning: the group being timed keeps the cores
   }
   if (root) std::printf("scaling: ranks=%s samples_per_s=%s efficiency=%s\n", join(col_ranks).c_str(), join(col_sps).c_str(), join(col_eff).c_str());
   return 0;

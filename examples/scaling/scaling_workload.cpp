@@ -112,7 +112,7 @@ StepTimes measure(const WorkloadOptions& w, const dist::Communicator& comm, int6
     loss = std::make_unique<nn::MSELoss>();
     Shape xs{batch, 4};
     for (size_t a = 0; a < 3; ++a)  // this rank's block of the volume (all of it unsplit)
-      xs.push_back(grid ? nn::split_range(w.size, w.spatial[a], grid->coords()[a]).size() : w.size);
+      xs.push_back(grid ? grid->block_range(int(a), w.size).size() : w.size);
     x = Tensor::empty(xs, DType::f32, Device::cpu(), MemoryFormat::channels_last);
     y = Tensor::zeros({batch, 4});
   }

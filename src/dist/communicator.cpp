@@ -1,6 +1,8 @@
 #include "halo/dist/communicator.hpp"
 
+#include <chrono>
 #include <climits>
+#include <thread>
 
 #include "halo/util/error.hpp"
 #include "halo/util/log.hpp"
@@ -110,6 +112,16 @@ Communicator Communicator::split(int color, int key) const {
 void Communicator::barrier(const std::string& what) const {
   Watchdog::Guard g(watchdog(), what);
   MPI_Barrier(impl_->comm);
+}
+
+void Communicator::idle_barrier() const {
+  MPI_Request req;
+  MPI_Ibarrier(impl_->comm, &req);
+  for (int done = 0;;) {
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 void Communicator::allreduce_sum(double* values, size_t n, const std::string& what) const {

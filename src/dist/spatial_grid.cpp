@@ -36,30 +36,31 @@ void SpatialGrid::exchange(int axis, const std::vector<Bytes>& send, const std::
   const int P = parts_[size_t(axis)];
   HALO_CHECK(int(send.size()) == P && int(recv.size()) == P, "SpatialGrid::exchange: ", send.size(), "/",
              recv.size(), " buffers for ", P, " ranks along axis ", axis);
+  const int self = coords_[size_t(axis)];
+  // Sizes checked before anything is posted: a throw must not leave requests behind.
+  for (int q = 0; q < P; ++q)
+    for (const Bytes& b : {send[size_t(q)], recv[size_t(q)]})
+      HALO_CHECK(q == self || b.size <= size_t(INT_MAX), "spatial halo exchange: a piece of ", b.size,
+                 " bytes is over MPI's count limit; split the volume over more ranks");
   std::vector<MPI_Request> reqs;
   reqs.reserve(size_t(2 * P));
   const int tag = 0x5a00 + axis;
   Watchdog::Guard g(spatial_.watchdog(), "spatial halo exchange along axis " + std::to_string(axis));
-  for (int q = 0; q < P; ++q) {
-    if (q == coords_[size_t(axis)] || recv[size_t(q)].size == 0) continue;
-    HALO_CHECK(recv[size_t(q)].size <= size_t(INT_MAX), "spatial halo exchange: a piece of ", recv[size_t(q)].size,
-               " bytes is over MPI's count limit; split the volume over more ranks");
+  auto peer = [&](int q) {
     auto c = coords_;
     c[size_t(axis)] = q;
-    reqs.emplace_back();
-    MPI_Irecv(recv[size_t(q)].data, int(recv[size_t(q)].size), MPI_BYTE, rank_at(c), tag, spatial_.comm(),
-              &reqs.back());
-  }
-  for (int q = 0; q < P; ++q) {
-    if (q == coords_[size_t(axis)] || send[size_t(q)].size == 0) continue;
-    HALO_CHECK(send[size_t(q)].size <= size_t(INT_MAX), "spatial halo exchange: a piece of ", send[size_t(q)].size,
-               " bytes is over MPI's count limit; split the volume over more ranks");
-    auto c = coords_;
-    c[size_t(axis)] = q;
-    reqs.emplace_back();
-    MPI_Isend(send[size_t(q)].data, int(send[size_t(q)].size), MPI_BYTE, rank_at(c), tag, spatial_.comm(),
-              &reqs.back());
-  }
+    return rank_at(c);
+  };
+  for (int q = 0; q < P; ++q)  // receives first, so that no send waits for its match
+    if (q != self && recv[size_t(q)].size > 0) {
+      reqs.emplace_back();
+      MPI_Irecv(recv[size_t(q)].data, int(recv[size_t(q)].size), MPI_BYTE, peer(q), tag, spatial_.comm(), &reqs.back());
+    }
+  for (int q = 0; q < P; ++q)
+    if (q != self && send[size_t(q)].size > 0) {
+      reqs.emplace_back();
+      MPI_Isend(send[size_t(q)].data, int(send[size_t(q)].size), MPI_BYTE, peer(q), tag, spatial_.comm(), &reqs.back());
+    }
   MPI_Waitall(int(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
 }
 

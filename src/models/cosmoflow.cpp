@@ -29,13 +29,9 @@ nn::Model cosmoflow(const CosmoFlowOptions& o) {
                o.input_size, " must be a multiple of 2^conv_layers = ", shrink);
   nn::Model m;
   int64_t edge_in = o.input_size;  // the volume's edge at the current layer
-  if (o.spatial) {
-    const Shape block = nn::HaloWindow::whole_volume(*o.spatial, {edge_in, edge_in, edge_in}, "cosmoflow input")
-                            .block_shape(1, o.in_channels);
-    m.input(Shape(block.begin() + 1, block.end()), "volume");
-  } else {
-    m.input({o.in_channels, edge_in, edge_in, edge_in}, "volume");
-  }
+  Shape volume{o.in_channels};
+  for (int a = 0; a < 3; ++a) volume.push_back(o.spatial ? o.spatial->block_range(a, edge_in).size() : edge_in);
+  m.input(volume, "volume");
   int64_t channels = o.in_channels;
   // Split layers while every rank keeps at least one cell of the block's pooled output;
   // deeper blocks are gathered once and run whole on every rank of the group, as the head.

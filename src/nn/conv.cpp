@@ -56,25 +56,28 @@ Tensor ConvNd::forward(const std::vector<Tensor>& inputs) {
   const bool mixed = x.dtype() == DType::bf16 && w.value.dtype() == DType::f32;
   HALO_CHECK_SHAPE((x.dtype() == w.value.dtype() || mixed) && x.device() == w.value.device(), describe(), ": input ",
                    x.str(), " does not match the weight ", w.value.str(), " in dtype or device");
-  if (!plan_.matches(x.shape(), x.dtype()) || plan_.device() != x.device())
-    plan_ = ops::ConvPlan(x.shape(), w.value.shape(), conv_params_, x.dtype(), x.device(), options_.activation,
-                          options_.bias, options_.backend, describe());
+  if (!plan_.matches(x.shape(), x.dtype()) || plan_.device() != x.device()) plan_ = make_plan(x);
   Tensor y = ops::conv_forward(plan_, x, w.value, options_.bias ? params_.at(1).value : Tensor());
-  remember_forward(x, y);
+  save_for_backward(x, y);
   return y;
 }
 
+void ConvNd::save_for_backward(const Tensor& x, const Tensor& y) {
+  if (!training()) return;
+  saved_input_ = x;
+  saved_output_ = options_.activation.activation != ops::Activation::none ? y : Tensor();
+}
+
+ops::ConvPlan ConvNd::make_plan(const Tensor& x) const {
+  return ops::ConvPlan(x.shape(), weight_shape(), conv_params_, x.dtype(), x.device(), options_.activation,
+                       options_.bias, options_.backend, describe());
+}
+
 void ConvNd::remember_forward(const Tensor& x, const Tensor& y) {
-  const Parameter& w = params_.at(0);
-  if (!plan_.matches(x.shape(), x.dtype()) || plan_.device() != x.device())
-    plan_ = ops::ConvPlan(x.shape(), w.value.shape(), conv_params_, x.dtype(), x.device(), options_.activation,
-                          options_.bias, options_.backend, describe());
+  if (!plan_.matches(x.shape(), x.dtype()) || plan_.device() != x.device()) plan_ = make_plan(x);
   HALO_CHECK_SHAPE(y.shape() == plan_.output_shape(), describe(), ": output ", y.str(), " does not match input ",
                    x.str());
-  if (training()) {
-    saved_input_ = x;
-    saved_output_ = options_.activation.activation != ops::Activation::none ? y : Tensor();
-  }
+  save_for_backward(x, y);
 }
 
 std::vector<Tensor> ConvNd::backward(const Tensor& grad_output) {

@@ -128,24 +128,19 @@ Tensor SpatialConvNd::forward_overlapped(const Tensor& x) {
   if (x.nbytes() < 8 * weight().value.nbytes()) return Tensor();
   const HaloWindow& W = window_;
   const int nd = W.spatial_dims();
-  const auto& p = conv_params();
-  // Per exchanging axis: the interior [ib, ie) of the output block and where the block's own
-  // convolution (padding 0 there) starts in global output coordinates.
+  // Per exchanging axis: the interior of the output block and where the block's own
+  // convolution (no padding there) starts in global output coordinates.
   std::vector<IndexRange> interior(static_cast<size_t>(nd));
   std::vector<int64_t> first(static_cast<size_t>(nd), 0);
   bool any = false;
   for (int a = 0; a < nd; ++a) {
-    const IndexRange out = W.own_out(a);
-    interior[size_t(a)] = out;
+    interior[size_t(a)] = W.own_out(a);
     if (!W.exchanges(a)) continue;
     any = true;
-    const int64_t s = p.stride[size_t(a)], pad = options().padding, span = p.dilation[size_t(a)] * (kernel()[size_t(a)] - 1) + 1;
-    const IndexRange own = W.own_in(a);
-    if ((own.begin + pad) % s != 0 || own.size() < span) return Tensor();  // misaligned or too thin: gather first
-    first[size_t(a)] = (own.begin + pad) / s;
-    const IndexRange in{first[size_t(a)], (own.end - span + pad) / s + 1};
-    interior[size_t(a)] = {std::max(out.begin, in.begin), std::min(out.end, in.end)};
-    if (interior[size_t(a)].size() <= 0) return Tensor();
+    const HaloWindow::Interior in = W.interior(a);
+    if (in.cells.size() <= 0) return Tensor();  // misaligned or too thin: gather first
+    interior[size_t(a)] = in.cells;
+    first[size_t(a)] = in.first;
   }
   if (!any) return Tensor();
 
@@ -202,12 +197,9 @@ Tensor SpatialConvNd::forward_overlapped(const Tensor& x) {
       Tensor dst = y, in = xw;
       for (int b = 0; b < nd; ++b) {
         if (!W.exchanges(b)) continue;
-        const IndexRange o = b == a ? side : b < a ? interior[size_t(b)] : W.own_out(b);
-        const int64_t s = p.stride[size_t(b)], pad = options().padding,
-                      span = p.dilation[size_t(b)] * (kernel()[size_t(b)] - 1) + 1;
-        const int64_t lo = o.begin * s - pad, hi = (o.end - 1) * s - pad + span;
+        const IndexRange o = b == a ? side : b < a ? interior[size_t(b)] : W.own_out(b), r = W.receptive(b, o);
         dst = axis_view(dst, 2 + b, o.begin - W.own_out(b).begin, o.size());
-        in = axis_view(in, 2 + b, lo - W.want(b).begin, hi - lo);
+        in = axis_view(in, 2 + b, r.begin - W.want(b).begin, r.size());
       }
       Tensor slab = Tensor::empty(in.shape(), in.dtype(), Device::cpu(), xw.memory_format());
       slab.copy_(in);
@@ -225,10 +217,7 @@ Tensor SpatialConvNd::forward_overlapped(const Tensor& x) {
 ops::ConvPlan& SpatialConvNd::piece_plan(const Tensor& x) {
   auto it = piece_plans_.find(x.shape());
   if (it == piece_plans_.end() || !it->second.matches(x.shape(), x.dtype()))
-    it = piece_plans_.insert_or_assign(x.shape(), ops::ConvPlan(x.shape(), weight().value.shape(), conv_params(), x.dtype(),
-                                                                x.device(), options().activation, has_bias(),
-                                                                options().backend, describe()))
-             .first;
+    it = piece_plans_.insert_or_assign(x.shape(), make_plan(x)).first;
   return it->second;
 }
 
@@ -343,18 +332,13 @@ Tensor spatial_block(const SpatialGroup& group, const Tensor& whole) {
   return HaloWindow::whole_volume(group, std::vector<int64_t>(s.begin() + 2, s.end()), "spatial_block").own_block(whole);
 }
 
-double spatial_hidden_exchange_seconds(Model& model) {
+double spatial_exchange_seconds(Model& model, bool reset, double* hidden) {
   double s = 0;
-  for (const auto& node : model.nodes())
-    if (auto* c = dynamic_cast<SpatialExchangeClock*>(node.layer.get())) s += c->hidden_exchange_seconds();
-  return s;
-}
-
-double spatial_exchange_seconds(Model& model, bool reset) {
-  double s = 0;
+  if (hidden) *hidden = 0;
   for (const auto& node : model.nodes())
     if (auto* c = dynamic_cast<SpatialExchangeClock*>(node.layer.get())) {
       s += c->exchange_seconds();
+      if (hidden) *hidden += c->hidden_exchange_seconds();
       if (reset) c->reset_exchange_seconds();
     }
   return s;

@@ -24,6 +24,10 @@ int SpatialGroup::size() const {
   return p[0] * p[1] * p[2];
 }
 
+IndexRange SpatialGroup::block_range(int axis, int64_t extent) const {
+  return split_range(extent, parts().at(size_t(axis)), coords().at(size_t(axis)));
+}
+
 std::string SpatialGroup::describe() const {
   const auto p = parts(), c = coords();
   return str(p[0], "x", p[1], "x", p[2], " grid, rank at (", c[0], ",", c[1], ",", c[2], ")");
@@ -119,9 +123,12 @@ HaloWindow::HaloWindow(const SpatialGroup& group, std::vector<int64_t> global_in
   owned_.resize(nd);
   wanted_.resize(nd);
   out_.resize(nd);
+  stride_ = stride;
+  pad_ = padding;
+  span_.resize(nd);
   for (size_t a = 0; a < nd; ++a) {
-    const int64_t n = global_in_[a], k = kernel[a], s = stride[a], p = padding[a], d = dilation[a];
-    const int64_t span = d * (k - 1) + 1;
+    const int64_t n = global_in_[a], s = stride[a], p = padding[a];
+    const int64_t span = span_[a] = dilation[a] * (kernel[a] - 1) + 1;
     HALO_CHECK_SHAPE(n + 2 * p >= span, who_, ": the volume's extent ", n, " along axis ", a,
                      " is smaller than the kernel's span ", span);
     global_out_[a] = (n + 2 * p - span) / s + 1;
@@ -135,34 +142,41 @@ HaloWindow::HaloWindow(const SpatialGroup& group, std::vector<int64_t> global_in
                    " ranks leaves a rank without cells; use fewer ranks along this axis");
       owned_[a].push_back(own);
       out_[a].push_back(out);
-      wanted_[a].push_back(halo_axes_[a] ? IndexRange{out.begin * s - p, (out.end - 1) * s - p + span}
-                                         : IndexRange{0, n});
+      wanted_[a].push_back(halo_axes_[a] ? receptive(int(a), out) : IndexRange{0, n});
     }
   }
+  set_exchanging();
 }
 
 IndexRange HaloWindow::own_in(int axis) const { return owned_.at(size_t(axis)).at(size_t(coords_[size_t(axis)])); }
 IndexRange HaloWindow::own_out(int axis) const { return out_.at(size_t(axis)).at(size_t(coords_[size_t(axis)])); }
 IndexRange HaloWindow::want(int axis) const { return wanted_.at(size_t(axis)).at(size_t(coords_[size_t(axis)])); }
 
-bool HaloWindow::exchanges(int axis) const {
+void HaloWindow::set_exchanging() {
   // Along an axis where every rank's window is its own block (a pooling whose windows tile
   // the blocks), the block is the window: no copy, no message.
-  if (!halo_axes_[size_t(axis)]) return false;
-  for (size_t q = 0; q < owned_[size_t(axis)].size(); ++q)
-    if (!(wanted_[size_t(axis)][q] == owned_[size_t(axis)][q])) return true;
-  return false;
+  exchanging_.assign(global_in_.size(), false);
+  for (size_t a = 0; a < global_in_.size(); ++a)
+    for (size_t q = 0; halo_axes_[a] && q < owned_[a].size(); ++q)
+      if (!(wanted_[a][q] == owned_[a][q])) exchanging_[a] = true;
 }
 
-int64_t HaloWindow::halo_cells(int axis) const {
-  const IndexRange w = want(axis), o = own_in(axis);
-  return w.size() - intersect(w, o).size();
+bool HaloWindow::exchanges(int axis) const { return exchanging_.at(size_t(axis)); }
+
+IndexRange HaloWindow::receptive(int axis, IndexRange out) const {
+  const size_t a = size_t(axis);
+  return {out.begin * stride_[a] - pad_[a], (out.end - 1) * stride_[a] - pad_[a] + span_[a]};
 }
 
-Shape HaloWindow::block_shape(int64_t n, int64_t c) const {
-  Shape s{n, c};
-  for (int a = 0; a < spatial_dims(); ++a) s.push_back(own_in(a).size());
-  return s;
+HaloWindow::Interior HaloWindow::interior(int axis) const {
+  const size_t a = size_t(axis);
+  const IndexRange own = own_in(axis);
+  if ((own.begin + pad_[a]) % stride_[a] != 0) return {};
+  Interior r;
+  r.first = (own.begin + pad_[a]) / stride_[a];
+  const int64_t end = own.size() >= span_[a] ? (own.end + pad_[a] - span_[a]) / stride_[a] + 1 : r.first;
+  r.cells = intersect(own_out(axis), {r.first, end});
+  return r;
 }
 
 void HaloWindow::check_block(const Shape& x) const {
@@ -183,6 +197,9 @@ HaloWindow HaloWindow::whole_volume(const SpatialGroup& group, std::vector<int64
   HaloWindow r;
   r.global_in_ = global_in;
   r.global_out_ = global_in;
+  r.stride_.assign(nd, 1);
+  r.pad_.assign(nd, 0);
+  r.span_.assign(nd, 1);
   r.halo_axes_ = halo;
   r.coords_ = group.coords();
   r.who_ = std::move(who);
@@ -198,6 +215,7 @@ HaloWindow HaloWindow::whole_volume(const SpatialGroup& group, std::vector<int64
       r.wanted_[a].push_back({0, global_in[a]});
       r.out_[a].push_back({0, global_in[a]});
     }
+  r.set_exchanging();
   return r;
 }
 

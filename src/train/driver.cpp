@@ -154,7 +154,7 @@ Driver::Driver(DriverSpec spec, const DriverArgs& args)
   if (spec_.spatial) {
     const std::vector<int64_t> parts = cfg_.get_ints("dist.spatial", {1, 1, 1});
     HALO_CHECK_T(ConfigError, parts.size() == 3 && parts[0] >= 1 && parts[1] >= 1 && parts[2] >= 1 &&
-                                  parts[0] * parts[1] * parts[2] <= comm_.size(),
+                                  comm_.size() % (parts[0] * parts[1] * parts[2]) == 0,
                  "dist.spatial (from ", cfg_.origin("dist.spatial"), ") must be three positive rank counts [D, H, W] "
                  "whose product divides the ", comm_.size(), " ranks", instances_ > 1 ? " of the instance" : "");
     if (parts[0] * parts[1] * parts[2] > 1)
@@ -244,11 +244,10 @@ data::SpatialBlock spatial_block(const dist::SpatialGrid& grid, const Shape& sam
   HALO_CHECK_T(ConfigError, sample_shape.size() == 4, "dist.spatial: the samples in '", dir, "' are ",
                to_string(sample_shape), ", not (C, D, H, W) volumes");
   data::SpatialBlock b;
-  const auto parts = grid.parts(), coords = grid.coords();
   for (size_t a = 0; a < 3; ++a) {
-    const nn::IndexRange r = nn::split_range(sample_shape[a + 1], parts[a], coords[a]);
+    const nn::IndexRange r = grid.block_range(int(a), sample_shape[a + 1]);
     HALO_CHECK_T(ConfigError, r.size() > 0, "dist.spatial: axis ", a, " of the samples in '", dir, "' (extent ",
-                 sample_shape[a + 1], ") cannot be split over ", parts[a], " ranks");
+                 sample_shape[a + 1], ") cannot be split over ", grid.parts()[a], " ranks");
     b.begin[a] = r.begin;
     b.end[a] = r.end;
   }

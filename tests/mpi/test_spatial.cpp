@@ -25,6 +25,8 @@
 using namespace halo;
 using halo::test::world_rank;
 using halo::test::world_size;
+using halo::testing::max_abs;
+using halo::testing::max_abs_diff;
 using halo::testing::random_tensor;
 
 namespace {
@@ -44,20 +46,6 @@ std::vector<Parts> grids_of_world() {
 }
 
 std::string grid_name(const Parts& p) { return str(p[0], "x", p[1], "x", p[2]); }
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
-  double m = 0;
-  for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]));
-  return m;
-}
-
-double max_abs(const Tensor& a) {
-  double m = 0;
-  for (double v : a.to_vector<double>()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 // All ranks agree that every rank passed (a failing rank must not leave the others in a
 // collective of the next case).

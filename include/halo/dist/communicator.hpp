@@ -70,6 +70,10 @@ class Communicator {
 
   /// A barrier the watchdog watches.
   void barrier(const std::string& what = "barrier") const;
+  /// A barrier whose waiting ranks sleep between polls instead of spinning in MPI, for ranks
+  /// that wait while others are timed on the same cores (benchmarks, scaling studies). Not
+  /// watched: such waits are as long as the measurement.
+  void idle_barrier() const;
   /// Sum-allreduce in place, watched; `what` names it in a stall report.
   void allreduce_sum(double* values, size_t n, const std::string& what) const;
   void allreduce_sum(int64_t* values, size_t n, const std::string& what) const;

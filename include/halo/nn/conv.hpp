@@ -58,9 +58,12 @@ class ConvNd : public Layer {
   /// its halo exchange): backward then sees input x and output y as if forward(x) had
   /// returned y.
   void remember_forward(const Tensor& x, const Tensor& y);
+  /// A plan of this layer's convolution for input x (its params, epilogue and backend).
+  ops::ConvPlan make_plan(const Tensor& x) const;
 
  private:
   void check_input(const Shape& x) const;
+  void save_for_backward(const Tensor& x, const Tensor& y);
   const Shape& weight_shape() const { return params_.at(0).value.shape(); }
 
   int64_t in_, out_;

@@ -73,6 +73,8 @@ class SpatialGroup {
   virtual bool concurrent_exchange() const { return false; }
 
   int size() const;
+  /// This rank's cells along spatial `axis` of a volume `extent` cells long.
+  IndexRange block_range(int axis, int64_t extent) const;
   /// "2x1x1 grid, rank at (1,0,0)".
   std::string describe() const;
 };
@@ -102,10 +104,18 @@ class HaloWindow {
   /// Whether any rank's window along `axis` differs from its block (else gather and
   /// scatter_add leave that axis alone).
   bool exchanges(int axis) const;
-  /// Cells of halo exchanged along `axis` by this rank (received, both sides).
-  int64_t halo_cells(int axis) const;
-  /// Local input block shape (N, C, block...) for batch n and c channels.
-  Shape block_shape(int64_t n, int64_t c) const;
+  /// The input cells that output cells `out` (global) read along `axis` (may reach outside
+  /// the volume: padding).
+  IndexRange receptive(int axis, IndexRange out) const;
+  /// The output cells of this rank's block whose receptive field lies inside its input
+  /// block along `axis`, and the global output index at which a convolution of the block
+  /// alone (no padding along `axis`) starts. Empty cells where that convolution's grid does
+  /// not line up with the global one (a stride that does not divide the block's offset).
+  struct Interior {
+    IndexRange cells;
+    int64_t first = 0;
+  };
+  Interior interior(int axis) const;
   /// Throws ShapeError naming the layer unless x is this rank's input block.
   void check_block(const Shape& x) const;
 
@@ -130,12 +140,14 @@ class HaloWindow {
   static HaloWindow whole_volume(const SpatialGroup& group, std::vector<int64_t> global_in, std::string who);
 
  private:
+  void set_exchanging();
   // The range of the exchange buffer along every axis, and the view of a piece of it.
   std::vector<IndexRange> buffer_ranges() const;
   Tensor piece(const Tensor& buffer, const std::vector<IndexRange>& buf, int axis, IndexRange along) const;
 
   std::vector<int64_t> global_in_, global_out_;
-  std::vector<bool> halo_axes_;
+  std::vector<int64_t> stride_, pad_, span_;  // per axis; the whole-volume window: 1, 0, 1
+  std::vector<bool> halo_axes_, exchanging_;
   // Per axis: every part's input block and wanted window (all ranks compute all of them).
   std::vector<std::vector<IndexRange>> owned_, wanted_, out_;
   std::array<int, 3> coords_{0, 0, 0};
@@ -257,10 +269,9 @@ class SpatialGather : public Layer, public SpatialExchangeClock {
 Tensor spatial_block(const SpatialGroup& group, const Tensor& whole);
 
 class Model;
-/// Seconds of halo exchange and spatial gradient sums of every spatial layer of `model`
-/// since their last reset (and resets them when `reset`).
-double spatial_exchange_seconds(Model& model, bool reset = false);
-/// Seconds of halo exchange that ran behind computation since the last reset.
-double spatial_hidden_exchange_seconds(Model& model);
+/// Seconds every spatial layer of `model` waited for halo exchanges and spatial gradient
+/// sums since their last reset, and in `hidden` the seconds of exchange that ran behind
+/// computation (both reset when `reset`).
+double spatial_exchange_seconds(Model& model, bool reset = false, double* hidden = nullptr);
 
 }  // namespace halo::nn

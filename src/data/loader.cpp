@@ -113,7 +113,8 @@ struct DataLoader::Impl {
 
   void stop_workers();
   void worker();
-  void fill(Slot& s, int64_t b, ReadScratch& scratch);
+  // `row`: one sample in f32, where bf16 batches (LoaderOptions::dtype) are read before rounding.
+  void fill(Slot& s, int64_t b, ReadScratch& scratch, std::vector<float>& row);
   void read_sample(int64_t i, float* x, void* y, ReadScratch& scratch);
   // Reads sample i (its block with opt.block) from the source itself; `last`: channels-last.
   void read_source(int64_t i, float* x, void* y, ReadScratch& scratch, bool last) const;
@@ -139,6 +140,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   HALO_CHECK_T(ConfigError, opt_.staging != Staging::directory || !opt_.stage_dir.empty(),
                "DataLoader: directory staging needs stage_dir (a node-local path)");
   HALO_CHECK_T(ConfigError, !ds_->sample_shape().empty(), "DataLoader: the dataset's samples have no shape");
+  HALO_CHECK_T(ConfigError, opt_.dtype == DType::f32 || opt_.dtype == DType::bf16,
+               "DataLoader: LoaderOptions::dtype is ", halo::name(opt_.dtype), "; samples are delivered as f32 or bf16");
   if (opt_.block) {
     check_block(*opt_.block, ds_->sample_shape(), "DataLoader: LoaderOptions::block");
     // Replacing a bad sample is a decision each rank takes alone, from its own block's values:
@@ -166,13 +169,13 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   for (auto& s : I.slots) {
     // touched once here so steady-state batches never page-fault
     if (pin) {  // only with a usable GPU (cuda::available()), so never in a CPU build
-      s.x_full = cuda::pinned_empty(xs, DType::f32, fmt);
+      s.x_full = cuda::pinned_empty(xs, opt_.dtype, fmt);
       s.x_full.zero_();
       s.y_full = cuda::pinned_empty(ys, ds_->label_dtype());
       s.y_full.zero_();
       continue;
     }
-    s.x_full = Tensor::zeros(xs, DType::f32, Device::cpu(), fmt);
+    s.x_full = Tensor::zeros(xs, opt_.dtype, Device::cpu(), fmt);
     s.y_full = Tensor::zeros(ys, ds_->label_dtype());
   }
 }
@@ -337,16 +340,23 @@ bool DataLoader::Impl::channels_last() const {
   return opt.memory_format ? *opt.memory_format == MemoryFormat::channels_last : ds->channels_stored_last();
 }
 
-void DataLoader::Impl::fill(Slot& s, int64_t b, ReadScratch& scratch) {
+void DataLoader::Impl::fill(Slot& s, int64_t b, ReadScratch& scratch, std::vector<float>& row) {
   const int64_t begin = b * opt.batch_size;
   const int64_t n = std::min<int64_t>(opt.batch_size, int64_t(order.size()) - begin);
-  float* x = s.x_full.data<float>();
+  const bool rounded = opt.dtype == DType::bf16;
+  if (rounded) row.resize(xn);
   auto* y = static_cast<unsigned char*>(s.y_full.raw_data());
   s.batch.samples.resize(size_t(n));
   s.batch.skipped = 0;
-  for (int64_t k = 0; k < n; ++k)
-    s.batch.samples[size_t(k)] =
-        read_good_sample(begin + k, x + size_t(k) * xn, y + size_t(k) * yb, scratch, s.batch.skipped);
+  for (int64_t k = 0; k < n; ++k) {
+    // A sample is one dense row of the batch in either memory format (N is outermost).
+    float* x = rounded ? row.data() : s.x_full.data<float>() + size_t(k) * xn;
+    s.batch.samples[size_t(k)] = read_good_sample(begin + k, x, y + size_t(k) * yb, scratch, s.batch.skipped);
+    if (rounded) {
+      bf16* dst = s.x_full.data<bf16>() + size_t(k) * xn;
+      for (size_t i = 0; i < xn; ++i) dst[i] = bf16(x[i]);
+    }
+  }
   s.batch.size = n;
   s.batch.real = std::clamp<int64_t>(real - begin, 0, n);
   s.batch.index = b;
@@ -357,6 +367,7 @@ void DataLoader::Impl::fill(Slot& s, int64_t b, ReadScratch& scratch) {
 
 void DataLoader::Impl::worker() {
   ReadScratch scratch;
+  std::vector<float> row;
   const int64_t nslots = int64_t(slots.size());
   while (true) {
     int64_t b;
@@ -372,7 +383,7 @@ void DataLoader::Impl::worker() {
     Stopwatch sw;
     std::exception_ptr err;
     try {
-      fill(s, b, scratch);
+      fill(s, b, scratch, row);
     } catch (const std::exception& e) {
       err = std::make_exception_ptr(IOError(str("rank ", rank, ": ", e.what())));
     }

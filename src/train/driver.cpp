@@ -256,6 +256,13 @@ data::SpatialBlock spatial_block(const dist::SpatialGrid& grid, const Shape& sam
 
 }  // namespace
 
+DType Driver::precision() {
+  const std::string precision = cfg_.get_string("training.precision", "f32");
+  HALO_CHECK_T(ConfigError, precision == "f32" || precision == "bf16",
+               "training.precision must be f32 or bf16 (got '", precision, "')");
+  return precision == "bf16" ? DType::bf16 : DType::f32;
+}
+
 DriverData Driver::open_data() {
   DriverData d;
   d.train_dir = cfg_.get_string("data.train", spec_.default_train);
@@ -282,6 +289,7 @@ DriverData Driver::open_data() {
   lopt.shard.local_shuffle = lopt.staging != data::Staging::none;
   lopt.comm = dc;  // the ranks of one spatial group read the same samples
   lopt.pin_memory = device_.is_cuda();  // batches copied to a GPU by DMA
+  lopt.dtype = precision();  // bf16 batches: rounded on the I/O threads, half the bytes to copy
   lopt.on_bad_sample = bad_sample_policy_from(cfg_.get_string("data.on_bad_sample", "error"));
 
   d.train = open_dataset(d.train_dir);
@@ -310,12 +318,7 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   TrainerOptions to;
   to.name = spec_.run_name;
   to.device = device;
-  {
-    const std::string precision = cfg_.get_string("training.precision", "f32");
-    HALO_CHECK_T(ConfigError, precision == "f32" || precision == "bf16",
-                 "training.precision must be f32 or bf16 (got '", precision, "')");
-    to.precision = precision == "bf16" ? DType::bf16 : DType::f32;
-  }
+  to.precision = precision();
   to.epochs = int(cfg_.get_int("training.epochs", spec_.default_epochs, 1, 1000000));
   to.stop_after_steps = cfg_.get_int("training.stop_after_steps", -1, -1, kNoLimitInt);  // -1: never
   to.validate_every = int(cfg_.get_int("training.validate_every", 1, 0, 1000000));  // 0: never

@@ -182,6 +182,66 @@ TEST_CASE("h5py files: channels-last delivery holds the same logical values for 
   }
 }
 
+TEST_CASE("h5py files: bf16 batches are the f32 batches rounded to nearest, in both formats, staged or not") {
+  // LoaderOptions::dtype = bf16 (training.precision=bf16): the values the f32 loader
+  // delivers, each rounded once (relative error at most bf16's unit roundoff 2^-8), transforms (log1p,
+  // normalisation) applied in f32 before the rounding.
+  struct Case {
+    std::vector<std::string> files;
+    Layout layout;
+  };
+  std::vector<Case> cases;
+  cases.push_back({list_files(fx("mlperf")), cosmoflow_mlperf()});
+  cases.push_back({list_files(fx("lbann")), cosmoflow_lbann()});
+  auto deepcam_files = list_files(fx("deepcam"));
+  cases.push_back({deepcam_files, detect_layout(deepcam_files[0])});
+  for (const auto& c : cases)
+    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last})
+      for (Staging staging : {Staging::none, Staging::memory}) {
+        auto ds = std::make_shared<H5Dataset>(c.files, c.layout);
+        INFO("layout " << ds->layout().format << ", channels-last " << (fmt == MemoryFormat::channels_last)
+                       << ", staged " << (staging == Staging::memory));
+        LoaderOptions o;
+        o.batch_size = 2;
+        o.shard.shuffle = false;
+        o.memory_format = fmt;
+        o.staging = staging;
+        DataLoader full(ds, o);
+        o.dtype = DType::bf16;
+        DataLoader half(ds, o);
+        full.start_epoch(0);
+        half.start_epoch(0);
+        int batches = 0;
+        while (const Batch* a = full.next()) {
+          const Batch* b = half.next();
+          REQUIRE(b != nullptr);
+          REQUIRE(b->x.dtype() == DType::bf16);
+          CHECK(b->x.shape() == a->x.shape());
+          CHECK(b->x.strides() == a->x.strides());
+          CHECK(a->samples == b->samples);
+          const std::vector<float> f = a->x.to_vector<float>();
+          const std::vector<float> r = b->x.to(DType::f32).to_vector<float>();
+          REQUIRE(f.size() == r.size());
+          size_t off = 0, inexact = 0;
+          for (size_t i = 0; i < f.size(); ++i) {
+            off += std::fabs(r[i] - f[i]) > std::ldexp(std::fabs(f[i]), -8);
+            off += r[i] != float(bf16(f[i]));
+            inexact += r[i] != f[i];
+          }
+          CHECK(off == 0);
+          if (ds->layout().format == "deepcam") CHECK(inexact > 0);  // normalised values do round
+          CHECK(a->y.to(DType::f32).to_vector<float>() == b->y.to(DType::f32).to_vector<float>());
+          ++batches;
+        }
+        CHECK(batches > 0);
+        CHECK(half.next() == nullptr);
+      }
+  auto ds = std::make_shared<H5Dataset>(list_files(fx("lbann")), cosmoflow_lbann());
+  LoaderOptions o;
+  o.dtype = DType::f16;
+  CHECK_THROWS_WITH(DataLoader(ds, o), Catch::Contains("LoaderOptions::dtype is f16"));
+}
+
 TEST_CASE("h5py files: bad files give errors naming the file and the dataset") {
   std::string good = fx("mlperf/cosmo_0.h5");
   SECTION("wrong shape") {

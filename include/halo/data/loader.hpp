@@ -10,8 +10,8 @@
 //
 // `prefetch` batches are filled ahead by `io_threads` background threads into buffers
 // allocated once (prefetch + 1 of them); the batch next() returns stays valid until the
-// following next() or start_epoch(). Samples are float32 (N, C, spatial...); labels float32
-// (N, L) or int32 class maps (N, spatial...). Every rank gets the same number of batches
+// following next() or start_epoch(). Samples are float32 (N, C, spatial...), or bfloat16 with
+// LoaderOptions::dtype; labels float32 (N, L) or int32 class maps (N, spatial...). Every rank gets the same number of batches
 // of the same sizes (the sampler decides them globally, see sampler.hpp): by default the
 // epoch is padded by repeating samples from its start, and a batch's rows from Batch::real
 // on are such repeats (left out of validation metrics); with drop_last_batch the remainder
@@ -77,10 +77,17 @@ struct LoaderOptions {
   /// labels (N, block...), label vectors whole; the read statistics count the block's bytes.
   /// Staging stages the block only. A block outside the samples throws ShapeError here.
   std::optional<SpatialBlock> block;
+  /// Element type of delivered samples: f32, or bf16 for mixed-precision training (the
+  /// drivers' training.precision=bf16). bf16 samples are rounded (to nearest even) on the I/O
+  /// threads as each is read, so the training thread never converts them, and the batches
+  /// take half the memory and half the bytes of a copy to a GPU. Transforms (log1p,
+  /// normalisation) and the value checks of BadSamplePolicy run in f32 first; staging keeps
+  /// f32. Labels are not affected.
+  DType dtype = DType::f32;
 };
 
 struct Batch {
-  Tensor x;  ///< f32 (n, C, spatial...); with LoaderOptions::block (n, C, block...)
+  Tensor x;  ///< f32 or LoaderOptions::dtype (n, C, spatial...); with LoaderOptions::block (n, C, block...)
   Tensor y;  ///< f32 (n, L) or i32 class maps (n, spatial...); with a block (n, block...)
   int64_t size = 0;   ///< n: batch_size, or fewer for the last one (the same on every rank)
   int64_t index = 0;  ///< batch number within the epoch

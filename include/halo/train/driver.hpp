@@ -111,6 +111,9 @@ class Driver {
   const DriverSpec& spec() const { return spec_; }
   uint64_t seed() const { return seed_; }  ///< training.seed
   bool resume() const { return args_.resume; }
+  /// training.precision: f32 (default) or bf16 (bf16 activations, f32 master weights; the
+  /// loaders then deliver bf16 batches). ConfigError for anything else.
+  DType precision();
 
   /// training.device: `cpu`, `cuda` (the GPU of index node-local rank % visible GPUs, so
   /// one rank per GPU works whether or not the launcher restricts each rank's view) or

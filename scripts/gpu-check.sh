@@ -240,14 +240,20 @@ run() {
     sh -c "cd '$WORK/build' && ctest -L '^gpu\$' --output-on-failure --timeout 300 --output-junit '$logs/ctest-gpu.xml'"
   local b="$WORK/build/examples"
   run_step "halo-bench-cosmoflow --device cuda f32 batch 4" 45 "$logs/bench-cosmoflow-f32-b4.log" \
-    "$b/halo-bench-cosmoflow" --device cuda --precision f32 --batch 4 --profile 1
+    "$b/halo-bench-cosmoflow" --device cuda --precision f32 --batch 4 --layers
   run_step "halo-bench-cosmoflow --device cuda bf16 batch 4" 45 "$logs/bench-cosmoflow-bf16-b4.log" \
-    "$b/halo-bench-cosmoflow" --device cuda --precision bf16 --batch 4 --profile 1
+    "$b/halo-bench-cosmoflow" --device cuda --precision bf16 --batch 4 --layers
   run_step "halo-bench-cosmoflow --device cuda bf16 batch 1" 30 "$logs/bench-cosmoflow-bf16-b1.log" \
     "$b/halo-bench-cosmoflow" --device cuda --precision bf16 --batch 1
   run_step "halo-bench-conv --device cuda" 60 "$logs/bench-conv-cuda.log" "$b/halo-bench-conv" --device cuda 4
   run_step "PyTorch eager step, same shapes" 60 "$logs/pytorch-cosmoflow.log" \
     env -u LD_LIBRARY_PATH python3 "$ROOT/examples/bench/pytorch_cosmoflow_step.py" --batch 4 --precision f32 bf16
+  run_step "halo-bench-deepcam --device cuda bf16 batch 2" 60 "$logs/bench-deepcam-bf16-b2.log" \
+    "$b/halo-bench-deepcam" --device cuda --precision bf16 --batch 2 --layers
+  run_step "halo-bench-deepcam --device cuda bf16 batch 1" 45 "$logs/bench-deepcam-bf16-b1.log" \
+    "$b/halo-bench-deepcam" --device cuda --precision bf16 --batch 1
+  run_step "PyTorch eager DeepCAM step, same shapes" 90 "$logs/pytorch-deepcam.log" \
+    env -u LD_LIBRARY_PATH python3 "$ROOT/examples/bench/pytorch_deepcam_step.py" --batch 2 --precision f32 bf16
 
   cp "$WORK/build/Testing/Temporary/"*.log "$logs/" 2>/dev/null || true
   tar czf "$out/results.tar.gz" -C "$WORK" logs

@@ -52,20 +52,13 @@ using bench::opt_value;
 int main(int argc, char** argv) {
   if (halo::bench::help(argc, argv, "usage: halo-bench-cosmoflow [--size 128] [--batch 4] [--steps 5] [--warmup 1] [--threads T] [--layers]\n"
       "                            [--precision f32|bf16]\n"
-      "       halo-bench-cosmoflow --device cuda [--precision f32|bf16] [--batch 4] [--steps 10] [--size 128] [--profile 1]\n"
+      "       halo-bench-cosmoflow --device cuda [--precision f32|bf16] [--batch 4] [--steps 10] [--size 128] [--layers]\n"
       "  Samples/s of the full CosmoFlow training step and its share of the compute floor (CPU), or the\n"
       "  step on one GPU (the same as halo-bench-cosmoflow-gpu). Last line (CPU): samples_per_s=<x> floor_pct=<y>\n"
       "  (bf16: speedup_vs_f32=<z> too).\n")) return 0;
   if (const char* dev = opt_value(argc, argv, "--device"); dev && std::strcmp(dev, "cpu") != 0) {
     // The GPU step: everything but --device goes to the GPU benchmark.
-    std::vector<char*> rest{argv[0]};
-    for (int i = 1; i < argc; ++i) {
-      if (std::strcmp(argv[i], "--device") == 0) {
-        ++i;
-        continue;
-      }
-      rest.push_back(argv[i]);
-    }
+    std::vector<char*> rest = bench::without_device(argc, argv);
     return bench::cosmoflow_gpu_main(int(rest.size()), rest.data());
   }
   dist::MpiSession mpi(&argc, &argv);

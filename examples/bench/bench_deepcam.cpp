@@ -2,8 +2,12 @@
 // and its share of the roofline floor of that step.
 //
 //   halo-bench-deepcam [--height 768] [--width 1152] [--batch 1] [--steps 2] [--warmup 2]
-//                      [--middle 16] [--threads T] [--layers]   (per-layer-type table)
+//                      [--middle 16] [--channel-scale 1] [--threads T]
+//                      [--layers]   (per-layer-type table)
 //                      [--nodes]    (also every layer: forward and backward ms, floor ms)
+//   halo-bench-deepcam --device cuda [--precision f32|bf16] [--batch 2] [--steps 10] [--height 768]
+//                      [--width 1152] [--middle 16] [--channel-scale 1] [--layers]
+//                      (the step on one GPU: deepcam_gpu_step.hpp, gpu_step_bench.hpp)
 //
 // One step = zero_grad, forward, WeightedCrossEntropy loss at full resolution, backward,
 // LAMB step, on one rank (the allreduce is measured by halo-bench-allreduce). The first
@@ -39,6 +43,7 @@
 #include "halo/util/threads.hpp"
 #include "halo/util/timer.hpp"
 #include "args.hpp"
+#include "deepcam_gpu_step.hpp"
 #include "peak.hpp"
 
 using namespace halo;
@@ -102,7 +107,11 @@ long max_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (halo::bench::help(argc, argv, "usage: halo-bench-deepcam [--height 768] [--width 1152] [--batch 1] [--steps 2] [--warmup 2] [--middle 16]\n                          [--threads T] [--layers] [--nodes]\n                          [--precision f32|bf16]\n  Samples/s of the full DeepCAM (DeepLabv3+) training step and its share of the roofline floor.\n  Last line: samples_per_s=<x> floor_pct=<y> (bf16: samples_per_s=<x> speedup_vs_f32=<z>).\n")) return 0;
+  if (halo::bench::help(argc, argv, "usage: halo-bench-deepcam [--height 768] [--width 1152] [--batch 1] [--steps 2] [--warmup 2] [--middle 16]\n                          [--channel-scale 1] [--threads T] [--layers] [--nodes] [--precision f32|bf16]\n       halo-bench-deepcam --device cuda [--precision f32|bf16] [--batch 2] [--steps 10] [--height 768]\n                          [--width 1152] [--middle 16] [--channel-scale 1] [--layers]\n  Samples/s of the full DeepCAM (DeepLabv3+) training step and its share of the roofline floor (CPU),\n  or the step on one GPU.\n  Last line: samples_per_s=<x> floor_pct=<y> (bf16: samples_per_s=<x> speedup_vs_f32=<z>).\n")) return 0;
+  if (const char* dev = opt_value(argc, argv, "--device"); dev && std::strcmp(dev, "cpu") != 0) {
+    std::vector<char*> rest = bench::without_device(argc, argv);
+    return bench::deepcam_gpu_main(int(rest.size()), rest.data());
+  }
   const int64_t height = int64_t(arg(argc, argv, "--height", 768));
   const int64_t width = int64_t(arg(argc, argv, "--width", 1152));
   const int64_t batch = int64_t(arg(argc, argv, "--batch", 1));
@@ -125,6 +134,7 @@ int main(int argc, char** argv) {
   mo.height = height;
   mo.width = width;
   mo.middle_blocks = int(arg(argc, argv, "--middle", 16));
+  mo.channel_scale = arg(argc, argv, "--channel-scale", 1.0);
   nn::Model model = models::deeplabv3_plus(mo);
   model.init(1);
   auto params = model.parameters();
@@ -211,8 +221,10 @@ int main(int argc, char** argv) {
       t32 += now_seconds() - t0;
     }
     t32 /= steps;
-    std::printf("# DeepCAM %lldx%lld, batch %lld, %d thread(s), bf16 activations (f32 master weights)\n",
-                (long long)height, (long long)width, (long long)batch, num_threads());
+    double n_params = 0;
+    for (auto* p : params) n_params += double(p->value.numel());
+    std::printf("# DeepCAM %lldx%lld, batch %lld, %d thread(s), %.0f parameters; bf16 activations (f32 master weights)\n",
+                (long long)height, (long long)width, (long long)batch, num_threads(), n_params);
     std::printf("step %.3f s = forward %.3f + loss %.3f + backward %.3f + LAMB %.3f; f32 step in the same run %.3f s\n",
                 t_step, t_fwd, t_loss, t_bwd, t_opt, t32);
     std::printf("samples_per_s=%.4f speedup_vs_f32=%.2f\n", double(batch) / t_step, t32 / t_step);
@@ -295,9 +307,9 @@ int main(int argc, char** argv) {
   const double floor_s = total.seconds + loss_floor.seconds + opt_floor.seconds;
   const double sps = double(batch) / t_step;
 
-  std::printf("# DeepCAM DeepLabv3+ %lldx%lld, batch %lld, 1 rank x %d thread(s), %.2fM parameters; "
+  std::printf("# DeepCAM DeepLabv3+ %lldx%lld, batch %lld, 1 rank x %d thread(s), %.0f parameters; "
               "%d timed steady-state step(s) after %d warm-up step(s) (excluded)\n",
-              (long long)height, (long long)width, (long long)batch, num_threads(), n_params * 1e-6, steps,
+              (long long)height, (long long)width, (long long)batch, num_threads(), n_params, steps,
               warmup);
   std::printf("ceilings: FMA loop %.1f GFLOP/s, triad %.1f GB/s\n", peak * 1e-9, bw * 1e-9);
   std::printf("step %.3f s = forward %.3f + loss %.3f + backward %.3f + LAMB %.3f\n", t_step, t_fwd, t_loss, t_bwd,

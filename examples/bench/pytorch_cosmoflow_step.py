@@ -15,10 +15,11 @@ prints one line per precision: samples/s, ms per step and TFLOP/s of the convolu
 (about 69 GFLOP forward per sample, three times that for the step).
 """
 import argparse
-import time
 
 import torch
 import torch.nn as nn
+
+import pytorch_step_timing as timing
 
 CONV_FORWARD_GFLOP_PER_SAMPLE = 69.0  # 5 conv3d layers at 128^3 input; see docstring
 
@@ -42,7 +43,6 @@ def cosmoflow(batchnorm: bool, dropout: float) -> nn.Module:
 
 def run(precision: str, args) -> dict:
     dev = torch.device(args.device)
-    cuda = dev.type == "cuda"
     torch.manual_seed(0)
     model = cosmoflow(args.batchnorm, args.dropout).to(dev)
     fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
@@ -64,58 +64,27 @@ def run(precision: str, args) -> dict:
         opt.step()
         return loss
 
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    for i in range(args.warmup):
-        step(i)
-    sync()
-    times = []
-    for r in range(args.repeats):
-        t0 = time.perf_counter()
-        for i in range(args.steps):
-            loss = step(i)
-        sync()
-        times.append((time.perf_counter() - t0) / args.steps)
-    assert torch.isfinite(loss).item(), "loss is not finite"
-    times.sort()
-    t = times[len(times) // 2]
+    t = timing.time_step(step, args)
     return {"precision": precision, "batch": args.batch, "ms_per_step": t * 1e3,
             "samples_per_s": args.batch / t,
             "conv_tflops": 3 * CONV_FORWARD_GFLOP_PER_SAMPLE * args.batch / t / 1e3,
-            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")}
+            "peak_mem_gib": timing.peak_memory_gib(args)}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--precision", nargs="+", default=["f32", "bf16"], choices=["f32", "tf32", "bf16"],
-                   help="f32: strict float32 convolutions; tf32: float32 with TF32 tensor cores "
-                        "(PyTorch's default for cuDNN convolutions); bf16: autocast to bfloat16")
-    p.add_argument("--steps", type=int, default=10, help="steps per timed repeat")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    timing.add_arguments(p, batch=8)
     p.add_argument("--batchnorm", action="store_true")
     p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--device", default="cuda", help="cuda, or cpu (threads: --threads)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     args = p.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    torch.backends.cudnn.benchmark = True  # one algorithm search per shape, as Halo does
-    where = (torch.cuda.get_device_name() if args.device == "cuda"
-             else f"CPU, {torch.get_num_threads()} threads, oneDNN {torch.backends.mkldnn.is_available()}")
-    print(f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
-          f"{where}, channels_last_3d={args.channels_last}, batchnorm={args.batchnorm}")
+    timing.setup(args, f"batchnorm={args.batchnorm}")
     for prec in args.precision:
-        torch.backends.cudnn.allow_tf32 = prec == "tf32"
-        torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
+        timing.set_precision(prec)
         r = run(prec, args)
         print(f"cosmoflow-128 {r['precision']:5s} batch {r['batch']:3d}: {r['samples_per_s']:8.2f} samples/s "
               f"{r['ms_per_step']:8.2f} ms/step  conv {r['conv_tflops']:6.1f} TFLOP/s  "
               f"peak {r['peak_mem_gib']:.1f} GiB", flush=True)
-        if args.device == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+        timing.reset_memory(args)
 
 
 if __name__ == "__main__":

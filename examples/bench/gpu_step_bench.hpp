@@ -1,0 +1,190 @@
+// One training step of a model on one GPU, timed: what the --device cuda modes of
+// halo-bench-cosmoflow and halo-bench-deepcam (and halo-bench-cosmoflow-gpu) share. Each
+// workload builds its model, loss, optimizer and data (cosmoflow_gpu_step.hpp,
+// deepcam_gpu_step.hpp); this file moves them to the GPU, times the step and profiles it.
+//
+// The step: zero_grad, forward, the loss read back to the host (one synchronisation per
+// step, as a trainer does), backward, the optimizer step. bf16: the input is bf16, so every
+// activation and activation gradient is bf16; parameters, gradients and optimizer state
+// stay f32. The median of --steps timed steps after 3 warm-up steps (the first ones choose
+// cuDNN algorithms and fill the caching allocator).
+//
+// --layers (or --profile 1) then runs --steps more steps with a CUDA event recorded after
+// each phase (zero_grad, every layer's forward and backward, the loss and its gradient, the
+// optimizer step) and prints the mean GPU time between consecutive events: the work each
+// phase queued, without adding any host synchronisation inside the step. A phase whose time
+// exceeds its kernels' shows the GPU waiting for the host.
+#pragma once
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "halo/config.hpp"
+#include "halo/cuda/runtime.hpp"
+#if HALO_ENABLE_CUDA
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <vector>
+#endif
+#include "halo/nn/loss.hpp"
+#include "halo/nn/model.hpp"
+#include "halo/optim/optimizer.hpp"
+#include "args.hpp"
+
+namespace halo::bench {
+
+/// One workload's step, built on the CPU.
+struct GpuStep {
+  std::string name;  ///< printed, e.g. "cosmoflow-128"
+  int64_t batch = 1;
+  nn::Model model;  ///< initialised
+  std::unique_ptr<nn::Loss> loss;
+  /// Builds the optimizer over the parameters once they are on the GPU.
+  std::function<std::unique_ptr<optim::Optimizer>(std::vector<nn::Parameter*>)> optimizer;
+  Tensor input;   ///< host, f32 (N, C, spatial...): made channels-last and cast to the precision
+  Tensor target;  ///< host, the loss's target type
+};
+
+/// The options every GPU step benchmark takes: --precision f32|bf16 (default bf16),
+/// --steps N (default 10), --layers or --profile 1.
+struct GpuStepRun {
+  std::string precision = "bf16";
+  int steps = 10;
+  bool profile = false;
+};
+
+/// Reads GpuStepRun's options; false (after saying why) when --precision is neither f32 nor bf16.
+inline bool parse_gpu_step_run(int argc, char** argv, GpuStepRun& r) {
+  if (const char* p = opt_value(argc, argv, "--precision")) r.precision = p;
+  r.steps = std::max(1, int(arg(argc, argv, "--steps", 10)));
+  r.profile = flag(argc, argv, "--layers") || arg(argc, argv, "--profile", 0) != 0;
+  if (r.precision != "f32" && r.precision != "bf16") {
+    std::fprintf(stderr, "--precision must be f32 or bf16 (got '%s')\n", r.precision.c_str());
+    return false;
+  }
+  return true;
+}
+
+/// argv without `--device <value>`: what the CPU benchmarks hand to their GPU mode.
+inline std::vector<char*> without_device(int argc, char** argv) {
+  std::vector<char*> rest{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--device") == 0) {
+      ++i;
+      continue;
+    }
+    rest.push_back(argv[i]);
+  }
+  return rest;
+}
+
+/// The exit code of a GPU benchmark with no GPU to run on: 77 (a skipped test) after saying
+/// why; 0 when there is one.
+inline int gpu_unavailable() {
+  if (!HALO_ENABLE_CUDA) {
+    std::fprintf(stderr, "this build has no CUDA (configure with -DHALO_ENABLE_CUDA=ON)\n");
+    return 77;
+  }
+  if (!cuda::available()) {
+    std::fprintf(stderr, "no CUDA GPU visible\n");
+    return 77;
+  }
+  return 0;
+}
+
+#if HALO_ENABLE_CUDA
+/// Times the step on GPU 0 and prints "<name> <precision> batch <n>: median step ..."; with
+/// GpuStepRun::profile, the phase table. Returns the exit code.
+inline int run_gpu_step(GpuStep& s, const GpuStepRun& r) {
+  if (int rc = gpu_unavailable()) return rc;
+  const DType act = r.precision == "bf16" ? DType::bf16 : DType::f32;
+  const Device dev = Device::cuda(0);
+  s.model.to(dev);
+  s.model.train();
+  std::unique_ptr<optim::Optimizer> opt = s.optimizer(s.model.parameters());
+  const Tensor x = s.input.to_memory_format(MemoryFormat::channels_last).to(act).to(dev);
+  const Tensor t = s.target.to(dev);
+
+  double last_loss = 0;
+  auto step = [&] {
+    opt->zero_grad();
+    Tensor y = s.model.forward(x);
+    last_loss = s.loss->forward(y, t);  // reads the loss back: one host sync per step, as a trainer does
+    s.model.backward(s.loss->backward());
+    opt->step();
+    cuda::synchronize(0);
+  };
+  for (int i = 0; i < 3; ++i) step();
+  std::vector<double> ms;
+  for (int i = 0; i < r.steps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    step();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double med = ms[ms.size() / 2];
+  std::printf("%s %s batch %lld: median step %.2f ms (min %.2f, max %.2f) = %.1f samples/s, loss %.4f\n",
+              s.name.c_str(), r.precision.c_str(), (long long)s.batch, med, ms.front(), ms.back(),
+              double(s.batch) * 1000.0 / med, last_loss);
+  if (!r.profile) return 0;
+
+  // Phase profile: events recorded on the stream the ops launch on, in step order.
+  std::vector<cudaEvent_t> events;
+  std::vector<std::string> names;
+  size_t used = 0;
+  auto mark = [&](const std::string& name) {
+    if (used == events.size()) {
+      cudaEvent_t e;
+      cudaEventCreate(&e);
+      events.push_back(e);
+      names.emplace_back();
+    }
+    names[used] = name;
+    cudaEventRecord(events[used++], cuda::current_stream(0));
+  };
+  s.model.set_layer_timer([&](const std::string& node, bool backward, double) {
+    mark(node + (backward ? " bwd" : " fwd"));
+  });
+  std::vector<std::string> order;
+  std::map<std::string, double> total;
+  for (int k = 0; k < r.steps; ++k) {
+    used = 0;
+    mark("start");
+    opt->zero_grad();
+    mark("zero_grad");
+    Tensor y = s.model.forward(x);
+    last_loss = s.loss->forward(y, t);
+    mark("loss");
+    Tensor gy = s.loss->backward();
+    mark("loss bwd");
+    s.model.backward(gy);
+    opt->step();
+    mark("optimizer");
+    cuda::synchronize(0);
+    for (size_t e = 1; e < used; ++e) {
+      float elapsed = 0.f;
+      cudaEventElapsedTime(&elapsed, events[e - 1], events[e]);
+      if (!total.count(names[e])) order.push_back(names[e]);
+      total[names[e]] += double(elapsed);
+    }
+  }
+  s.model.set_layer_timer(nullptr);
+  double sum = 0;
+  for (const auto& n : order) sum += total[n] / r.steps;
+  std::printf("phase profile (mean GPU ms per step over %d steps, events between phases)\n", r.steps);
+  for (const auto& n : order)
+    std::printf("  %-28s %8.3f ms  %5.1f%%\n", n.c_str(), total[n] / r.steps, 100.0 * total[n] / r.steps / sum);
+  std::printf("  %-28s %8.3f ms\n", "sum", sum);
+  for (auto e : events) cudaEventDestroy(e);
+  return 0;
+}
+#else
+inline int run_gpu_step(GpuStep&, const GpuStepRun&) { return gpu_unavailable(); }
+#endif
+
+}  // namespace halo::bench

@@ -1,5 +1,16 @@
 // The cuda conv table: cuDNN (conv_cudnn.cpp) with the plan's bias and activation epilogue
 // and bias gradient on own kernels (ops.cu), f32 or bf16 activations under f32 master weights.
+//
+// Input channels padded to a multiple of 8: cuDNN's bf16 channels-last (tensor-core)
+// kernels want 16-byte channel vectors, and a convolution with fewer input channels (the
+// CosmoFlow first layer has 4) falls to slow generic kernels (7.1 of 10.5 ms of the five
+// CosmoFlow convolutions on an H100). Such a bf16 convolution runs on zero-padded copies
+// of its input and weight, (N, 8k, ...) channels-last, which give the same output; its
+// weight gradient is the first C channels of the padded one and its input gradient the
+// first C channels of the padded input's. HALO_CUDNN_PAD_CHANNELS=0 turns this off (read
+// when a plan is first used), to measure both.
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "cuda/conv.hpp"
@@ -37,7 +48,42 @@ struct CudnnState final : detail::ConvPlanState {
   std::unique_ptr<cuda::ConvPlan> plan;
   MemoryFormat format = MemoryFormat::channels_last;
   Tensor weight;
+  /// Input channels padded to this many (0: not padded), and forward's padded input, kept
+  /// for the weight gradient of the same step.
+  int64_t padded = 0;
+  Tensor padded_input;
+  const void* padded_from = nullptr;  // the x padded_input was made from
 };
+
+constexpr int64_t kChannelVector = 8;  // bf16 channels per 16 bytes
+
+/// The padded input channel count of a plan run in `format`, or 0 when it runs unpadded.
+int64_t padded_channels(const ConvPlan& plan, MemoryFormat format) {
+  const auto& p = plan.params();
+  if (plan.dtype() != DType::bf16 || format != MemoryFormat::channels_last || p.transposed || p.groups != 1) return 0;
+  const int64_t c = plan.input_shape()[1];
+  if (c % kChannelVector == 0) return 0;
+  const char* env = std::getenv("HALO_CUDNN_PAD_CHANNELS");
+  if (env && std::strcmp(env, "0") == 0) return 0;
+  return (c + kChannelVector - 1) / kChannelVector * kChannelVector;
+}
+
+/// The first `c` channels of t (N, C', ...) as a view (strides kept; t stays alive with it).
+Tensor first_channels(const Tensor& t, int64_t c) {
+  Shape s = t.shape();
+  s[1] = c;
+  return Tensor::from_blob(t.raw_data(), s, t.dtype(), t.device(), t.strides(), [keep = t] {});
+}
+
+/// t (N, C, ...) in a new channels-last (N, cp, ...) tensor of dtype dt, channels C.. zero.
+Tensor pad_channels(const Tensor& t, int64_t cp, DType dt, const ConvPlan& plan) {
+  Shape s = t.shape();
+  s[1] = cp;
+  Tensor out = Tensor::zeros(s, dt, t.device(), MemoryFormat::channels_last);
+  Tensor head = first_channels(out, t.size(1));
+  HALO_CHECK_SHAPE(cuda::convert(head, t), plan.who(), ": cannot pad ", t.str(), " to ", cp, " channels");
+  return out;
+}
 
 CudnnState& cudnn_state(ConvPlan& plan, MemoryFormat format = MemoryFormat::channels_last) {
   auto* st = dynamic_cast<CudnnState*>(detail::ConvPlanAccess::state(plan).get());
@@ -51,6 +97,8 @@ CudnnState& cudnn_state(ConvPlan& plan, MemoryFormat format = MemoryFormat::chan
   // weight gradient the backward-filter with input and output gradient swapped.
   cp.input = plan.params().transposed ? plan.output_shape() : plan.input_shape();
   cp.weight = plan.weight_shape();
+  made->padded = padded_channels(plan, format);
+  if (made->padded) cp.input[1] = cp.weight[1] = made->padded;
   for (int i = 0; i < plan.params().spatial_dims; ++i) {
     cp.stride.push_back(int(plan.params().stride[size_t(i)]));
     cp.padding.push_back(int(plan.params().padding[size_t(i)]));
@@ -80,6 +128,15 @@ Tensor in_format(const Tensor& t, DType dt, MemoryFormat fmt) {
   return out;
 }
 
+/// The weight and the input as the state's cuDNN plan takes them: its dtype and layout, and
+/// zero-padded channels when the state pads.
+Tensor plan_weight(const ConvPlan& plan, const CudnnState& st, const Tensor& w) {
+  return st.padded ? pad_channels(w, st.padded, plan.dtype(), plan) : in_format(w, plan.dtype(), st.format);
+}
+Tensor plan_input(const ConvPlan& plan, const CudnnState& st, const Tensor& x) {
+  return st.padded ? pad_channels(x, st.padded, plan.dtype(), plan) : in_format(x, plan.dtype(), st.format);
+}
+
 /// The forward pass without its epilogue, in the state's layout (see cudnn_state).
 void direct_forward(const ConvPlan& plan, const CudnnState& st, const Tensor& x, Tensor& y) {
   if (plan.params().transposed)
@@ -97,19 +154,25 @@ Tensor gpu_forward(ConvPlan& plan, const Tensor& x, const Tensor& w, const Tenso
   }
   CudnnState* st = &cudnn_state(plan);
   Tensor y;
-  try {
-    st->weight = in_format(w, plan.dtype(), st->format);
+  auto run = [&] {
+    st->weight = plan_weight(plan, *st, w);
     y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), st->format);
-    direct_forward(plan, *st, in_format(x, plan.dtype(), st->format), y);
+    const Tensor xin = plan_input(plan, *st, x);
+    if (st->padded) {
+      st->padded_input = xin;
+      st->padded_from = x.raw_data();
+    }
+    direct_forward(plan, *st, xin, y);
+  };
+  try {
+    run();
   } catch (const Error&) {
     // cuDNN offers no channels-last algorithm for some f32 shapes (few input channels):
     // the layer then runs in the contiguous layout.
     if (st->format != MemoryFormat::channels_last) throw;
     detail::ConvPlanAccess::state(plan).reset();
     st = &cudnn_state(plan, MemoryFormat::contiguous);
-    st->weight = in_format(w, plan.dtype(), st->format);
-    y = Tensor::empty(plan.output_shape(), plan.dtype(), plan.device(), st->format);
-    direct_forward(plan, *st, in_format(x, plan.dtype(), st->format), y);
+    run();
   }
   const Tensor b = plan.has_bias() ? bias.contiguous() : Tensor();
   if (b.defined() || plan.epilogue().activation != Activation::none) {
@@ -127,12 +190,19 @@ Tensor gpu_backward_data(ConvPlan& plan, const Tensor& gy, const Tensor& w) {
   check_gpu(plan, gy, plan.output_shape(), "output gradient", false);
   check_gpu(plan, w, plan.weight_shape(), "weight", true);
   CudnnState& st = cudnn_state(plan);
-  const Tensor wc = st.weight.defined() ? st.weight : in_format(w, plan.dtype(), st.format);
+  const Tensor wc = st.weight.defined() ? st.weight : plan_weight(plan, st, w);
   Tensor dx = Tensor::empty(plan.input_shape(), plan.dtype(), plan.device(), st.format);
-  if (plan.params().transposed)
+  if (plan.params().transposed) {
     st.plan->forward(in_format(gy, plan.dtype(), st.format), wc, dx);
-  else
+  } else if (st.padded) {
+    Shape ps = plan.input_shape();
+    ps[1] = st.padded;
+    Tensor dxp = Tensor::empty(ps, plan.dtype(), plan.device(), st.format);
+    st.plan->backward_data(in_format(gy, plan.dtype(), st.format), wc, dxp);
+    HALO_CHECK_SHAPE(cuda::convert(dx, first_channels(dxp, dx.size(1))), plan.who(), ": input gradient ", dx.str());
+  } else {
     st.plan->backward_data(in_format(gy, plan.dtype(), st.format), wc, dx);
+  }
   st.weight = Tensor();  // the weights change at the next optimizer step
   return dx;
 }
@@ -146,14 +216,23 @@ void gpu_backward_weights(ConvPlan& plan, const Tensor& x, const Tensor& gy_in, 
   const Tensor gy = in_format(gy_in, plan.dtype(), st.format);
   // cuDNN writes the filter gradient in the plan's dtype and layout; it is then added (or
   // copied) into the parameter's gradient, converting to f32 and to its layout on the way.
-  Tensor dw = Tensor::empty(plan.weight_shape(), plan.dtype(), plan.device(), st.format);
-  if (plan.params().transposed)
+  Shape dws = plan.weight_shape();
+  if (st.padded) dws[1] = st.padded;
+  Tensor dw = Tensor::empty(dws, plan.dtype(), plan.device(), st.format);
+  if (plan.params().transposed) {
     st.plan->backward_filter(gy, in_format(x, plan.dtype(), st.format), dw);
-  else
-    st.plan->backward_filter(in_format(x, plan.dtype(), st.format), gy, dw);
+  } else {
+    // The padded input forward made, when it was made from this x (the layer hands backward
+    // the tensor it saved in forward).
+    const bool reuse = st.padded && st.padded_input.defined() && st.padded_from == x.raw_data();
+    const Tensor xin = reuse ? st.padded_input : plan_input(plan, st, x);
+    st.plan->backward_filter(xin, gy, dw);
+    st.padded_input = Tensor();
+    st.padded_from = nullptr;
+  }
   Tensor gw = gw_in;
-  HALO_CHECK_SHAPE(cuda::convert(gw, dw, accumulate), plan.who(), ": weight gradient ", gw.str(),
-                   " must be f32 or bf16");
+  HALO_CHECK_SHAPE(cuda::convert(gw, st.padded ? first_channels(dw, plan.weight_shape()[1]) : dw, accumulate),
+                   plan.who(), ": weight gradient ", gw.str(), " must be f32 or bf16");
   if (gb_in.defined()) {
     HALO_CHECK_SHAPE(gb_in.dtype() == DType::f32 && gb_in.is_contiguous() && gb_in.numel() == plan.output_shape()[1] &&
                          gb_in.device() == plan.device(),

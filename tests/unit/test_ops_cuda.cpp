@@ -4,7 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
+#include <vector>
 
 #include "gpu_test_skip.hpp"
 #include "halo/ops/conv.hpp"
@@ -91,6 +93,53 @@ TEST_CASE("cuda convolution with bias and leaky_relu matches the CPU in f32 and 
     // bf16: sums over 2x8^3 products of bf16-rounded factors (and a bf16 activation gradient).
     CHECK(rel_err(gw, gw_ref) < conv_tol(dt));
     CHECK(rel_err(gb, gb_ref) < conv_tol(dt));
+  }
+}
+
+TEST_CASE("cuda bf16 convolution with few input channels: zero-padded channels give the unpadded results") {
+  // A bf16 channels-last convolution whose input channels are not a multiple of 8 (the
+  // CosmoFlow first layer: 4) runs on inputs and weights padded with zero channels
+  // (conv_ops.cpp); HALO_CUDNN_PAD_CHANNELS=0 runs it unpadded. Both against the CPU, and
+  // against each other, for every pass.
+  struct Case {
+    Shape xs, ws;
+    ops::ConvParams p;
+  };
+  const std::vector<Case> cases = {{{2, 4, 8, 8, 8}, {8, 4, 3, 3, 3}, ops::ConvParams::uniform(3, 1, 1)},
+                                   {{2, 3, 10, 12}, {16, 3, 3, 3}, ops::ConvParams::uniform(2, 2, 1)},
+                                   {{1, 12, 6, 6, 6}, {8, 12, 1, 1, 1}, ops::ConvParams::uniform(3, 1, 0)}};
+  const ops::ConvEpilogue e{ops::Activation::leaky_relu, 0.3};
+  for (const Case& c : cases) {
+    INFO("input " << to_string(c.xs) << ", weight " << to_string(c.ws));
+    const Tensor x = random_tensor(c.xs, 12, MemoryFormat::channels_last), w = random_tensor(c.ws, 13);
+    const Tensor b = random_tensor({c.ws[0]}, 14);
+    ops::ConvPlan cpu(c.xs, c.ws, c.p, DType::f32, Device::cpu(), e, true, ops::ConvBackend::reference);
+    const Tensor y_ref = ops::conv_forward(cpu, x, w, b);
+    const Tensor gy = random_tensor(y_ref.shape(), 15);
+    const Tensor gpre_ref = ops::activation_backward(gy, y_ref, e);
+    const Tensor gx_ref = ops::conv_backward_data(cpu, gpre_ref, w);
+    Tensor gw_ref = Tensor::zeros(c.ws), gb_ref = Tensor::zeros({c.ws[0]});
+    ops::conv_backward_weights(cpu, x, gpre_ref, gw_ref, gb_ref, false);
+    std::vector<Tensor> results[2];
+    for (int pad = 0; pad < 2; ++pad) {
+      ::setenv("HALO_CUDNN_PAD_CHANNELS", pad ? "1" : "0", 1);
+      ops::ConvPlan dev(c.xs, c.ws, c.p, DType::bf16, gpu, e, true);  // a new plan reads the switch
+      const Tensor y = ops::conv_forward(dev, on_gpu(x, DType::bf16), w.to(gpu), b.to(gpu));
+      const Tensor gpre = ops::activation_backward(on_gpu(gy, DType::bf16), y, e);
+      const Tensor gx = ops::conv_backward_data(dev, gpre, w.to(gpu));
+      Tensor gw = Tensor::zeros(c.ws, DType::f32, gpu), gb = Tensor::zeros({c.ws[0]}, DType::f32, gpu);
+      ops::conv_backward_weights(dev, on_gpu(x, DType::bf16), gpre, gw, gb, false);
+      CHECK(y.is_channels_last());
+      CHECK(gx.shape() == c.xs);
+      CHECK(rel_err(y, y_ref) < conv_tol(DType::bf16));
+      CHECK(rel_err(gx, gx_ref) < conv_tol(DType::bf16));
+      CHECK(rel_err(gw, gw_ref) < conv_tol(DType::bf16));
+      CHECK(rel_err(gb, gb_ref) < conv_tol(DType::bf16));
+      results[pad] = {y.to(DType::f32).to(Device::cpu()), gx.to(DType::f32).to(Device::cpu()), gw.to(Device::cpu())};
+    }
+    ::unsetenv("HALO_CUDNN_PAD_CHANNELS");
+    // The zero channels add nothing: the two paths differ by their algorithms' bf16 rounding only.
+    for (size_t k = 0; k < 3; ++k) CHECK(rel_err(results[1][k], results[0][k]) < 2e-2);
   }
 }
 

@@ -242,9 +242,9 @@ run() {
   run_step "halo-bench-cosmoflow --device cuda f32 batch 4" 45 "$logs/bench-cosmoflow-f32-b4.log" \
     "$b/halo-bench-cosmoflow" --device cuda --precision f32 --batch 4 --layers
   run_step "halo-bench-cosmoflow --device cuda bf16 batch 4" 45 "$logs/bench-cosmoflow-bf16-b4.log" \
-    "$b/halo-bench-cosmoflow" --device cuda --precision bf16 --batch 4 --layers
+    "$b/halo-bench-cosmoflow" --device cuda --precision bf16 --batch 4 --layers --graph 1
   run_step "halo-bench-cosmoflow --device cuda bf16 batch 1" 30 "$logs/bench-cosmoflow-bf16-b1.log" \
-    "$b/halo-bench-cosmoflow" --device cuda --precision bf16 --batch 1
+    "$b/halo-bench-cosmoflow" --device cuda --precision bf16 --batch 1 --graph 1
   run_step "halo-bench-conv --device cuda" 60 "$logs/bench-conv-cuda.log" "$b/halo-bench-conv" --device cuda 4
   run_step "PyTorch eager step, same shapes" 60 "$logs/pytorch-cosmoflow.log" \
     env -u LD_LIBRARY_PATH python3 "$ROOT/examples/bench/pytorch_cosmoflow_step.py" --batch 4 --precision f32 bf16
@@ -260,6 +260,8 @@ run() {
   {
     echo "Halo GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), bundle $COMMIT$([ "$DRY" = 1 ] && echo ", DRY RUN")"
     printf '%s\n' "${STEPS[@]}"
+    # Halo against PyTorch on this GPU, from this run's logs (the last line; docs/results/).
+    env -u LD_LIBRARY_PATH python3 "$ROOT/examples/bench/gpu_summary.py" "$logs" || echo "gpu_summary.py failed"
   } > "$out/summary.txt"
   echo; cat "$out/summary.txt"
   echo "gpu-check: logs in $out (gpu-check.log, summary.txt, results.tar.gz)"

@@ -14,9 +14,9 @@ namespace halo::bench {
 
 inline int cosmoflow_gpu_main(int argc, char** argv) {
   if (help(argc, argv,
-           "usage: halo-bench-cosmoflow-gpu [--precision f32|bf16] [--batch 4] [--steps 10] [--size 128] [--layers]\n"
+           "usage: halo-bench-cosmoflow-gpu [--precision f32|bf16] [--batch 4] [--steps 10] [--size 128] [--layers] [--graph 1]\n"
            "  One CosmoFlow training step (MSE, SGD with momentum) on one GPU: median of --steps after 3 warm-up\n"
-           "  steps; --layers (or --profile 1): GPU time per phase and layer from CUDA events.\n"))
+           "  steps; --layers (or --profile 1): GPU time per phase and layer from CUDA events;\n  --graph 1: the step as one CUDA graph too.\n"))
     return 0;
   GpuStepRun run;
   if (!parse_gpu_step_run(argc, argv, run)) return 2;

@@ -9,6 +9,12 @@
 // stay f32. The median of --steps timed steps after 3 warm-up steps (the first ones choose
 // cuDNN algorithms and fill the caching allocator).
 //
+// --graph 1 then captures the step (zero_grad, forward, the loss's gradient, backward, the
+// optimizer step: the loss value is not read) as one CUDA graph on a side stream and times
+// its replays the same way: the step with no launch cost and no host in the loop, beside
+// the eager one in the same run. (The dropout masks repeat between replays: their step
+// counter is a host value the graph froze. The timing does not depend on the masks.)
+//
 // --layers (or --profile 1) then runs --steps more steps with a CUDA event recorded after
 // each phase (zero_grad, every layer's forward and backward, the loss and its gradient, the
 // optimizer step) and prints the mean GPU time between consecutive events: the work each
@@ -51,11 +57,12 @@ struct GpuStep {
 };
 
 /// The options every GPU step benchmark takes: --precision f32|bf16 (default bf16),
-/// --steps N (default 10), --layers or --profile 1.
+/// --steps N (default 10), --layers or --profile 1, --graph 1.
 struct GpuStepRun {
   std::string precision = "bf16";
   int steps = 10;
   bool profile = false;
+  bool graph = false;  ///< also time the step as one CUDA graph
 };
 
 /// Reads GpuStepRun's options; false (after saying why) when --precision is neither f32 nor bf16.
@@ -63,6 +70,7 @@ inline bool parse_gpu_step_run(int argc, char** argv, GpuStepRun& r) {
   if (const char* p = opt_value(argc, argv, "--precision")) r.precision = p;
   r.steps = std::max(1, int(arg(argc, argv, "--steps", 10)));
   r.profile = flag(argc, argv, "--layers") || arg(argc, argv, "--profile", 0) != 0;
+  r.graph = arg(argc, argv, "--graph", 0) != 0;
   if (r.precision != "f32" && r.precision != "bf16") {
     std::fprintf(stderr, "--precision must be f32 or bf16 (got '%s')\n", r.precision.c_str());
     return false;
@@ -98,6 +106,49 @@ inline int gpu_unavailable() {
 }
 
 #if HALO_ENABLE_CUDA
+/// The step captured once as a CUDA graph and replayed --steps times (after 3 untimed
+/// replays), each followed by a host synchronisation as the eager steps are.
+inline void time_graph_step(GpuStep& s, optim::Optimizer& opt, const Tensor& x, const Tensor& t, const GpuStepRun& r) {
+  cuda::Stream stream(0);
+  cuda::StreamGuard on(stream);
+  auto body = [&] {
+    opt.zero_grad();
+    Tensor y = s.model.forward(x);
+    s.model.backward(s.loss->gradient(y, t));
+    opt.step();
+  };
+  body();  // once eagerly on this stream, so the capture finds its blocks cached here
+  stream.synchronize();
+  cuda::Graph graph(0);
+  try {
+    graph.begin_capture(stream);
+    body();
+    graph.end_capture();
+  } catch (const Error& e) {
+    // LAMB's trust ratios and the weighted cross-entropy's normaliser are read back to the
+    // host within the step today: such a step does not capture.
+    std::printf("%s %s batch %lld: the step cannot be captured as a CUDA graph: %s\n", s.name.c_str(),
+                r.precision.c_str(), (long long)s.batch, e.what());
+    return;
+  }
+  for (int i = 0; i < 3; ++i) graph.replay(stream);
+  stream.synchronize();
+  std::vector<double> ms;
+  for (int i = 0; i < r.steps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    graph.replay(stream);
+    stream.synchronize();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double med = ms[ms.size() / 2];
+  std::printf("%s %s batch %lld, one CUDA graph per step (%zu nodes, %.2f GiB kept): median step %.2f ms "
+              "(min %.2f, max %.2f) = %.1f samples/s\n",
+              s.name.c_str(), r.precision.c_str(), (long long)s.batch, graph.nodes(),
+              double(graph.pool_bytes()) / double(1ull << 30), med, ms.front(), ms.back(),
+              double(s.batch) * 1000.0 / med);
+}
+
 /// Times the step on GPU 0 and prints "<name> <precision> batch <n>: median step ..."; with
 /// GpuStepRun::profile, the phase table. Returns the exit code.
 inline int run_gpu_step(GpuStep& s, const GpuStepRun& r) {
@@ -131,6 +182,7 @@ inline int run_gpu_step(GpuStep& s, const GpuStepRun& r) {
   std::printf("%s %s batch %lld: median step %.2f ms (min %.2f, max %.2f) = %.1f samples/s, loss %.4f\n",
               s.name.c_str(), r.precision.c_str(), (long long)s.batch, med, ms.front(), ms.back(),
               double(s.batch) * 1000.0 / med, last_loss);
+  if (r.graph) time_graph_step(s, *opt, x, t, r);
   if (!r.profile) return 0;
 
   // Phase profile: events recorded on the stream the ops launch on, in step order.

@@ -11,6 +11,7 @@
 #include "halo/tensor/allocator.hpp"
 #include "halo/tensor/device.hpp"
 #include "halo/tensor/dtype.hpp"
+#include "halo/tensor/graph_pool.hpp"
 #include "halo/tensor/shape.hpp"
 #include "halo/tensor/tensor.hpp"
 

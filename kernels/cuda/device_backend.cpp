@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "cuda/check.hpp"
+#include "cuda/graph_capture.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
 #include "halo/tensor/allocator.hpp"
+#include "halo/tensor/graph_pool.hpp"
 
 namespace halo::cuda {
 
@@ -40,34 +42,20 @@ class CachingDeviceAllocator final : public Allocator {
   void* allocate(size_t bytes) override {
     const size_t sz = CachingHostAllocator::round_size(bytes);
     cudaStream_t stream = current_stream(device_);
+    bool capturing = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(sz);
-      if (it != free_.end() && !it->second.empty()) {
-        std::vector<CachedBlock>& v = it->second;
-        size_t pick = v.size() - 1;  // most recently freed: likeliest still in L2
-        for (size_t i = v.size(); i-- > 0;)
-          if (v[i].stream == stream) {
-            pick = i;
-            break;
-          }
-        CachedBlock b = v[pick];
-        v.erase(v.begin() + std::ptrdiff_t(pick));
-        if (b.stream != stream) {
-          DeviceGuard g(device_);
-          HALO_CUDA_CHECK(cudaStreamWaitEvent(stream, b.freed, 0));
-        }
-        spare_events_.push_back(b.freed);
-        stats_.bytes_cached -= sz;
+      capturing = capture_pool_ && stream == capture_stream_;
+      if (void* p = capturing ? take_for_capture(sz) : take_cached(sz, stream)) {
         note_in_use(sz);
         stats_.cache_hits++;
-        return b.ptr;
+        return p;
       }
     }
     DeviceGuard g(device_);
     void* p = nullptr;
     cudaError_t err = cudaMalloc(&p, sz);
-    if (err == cudaErrorMemoryAllocation) {
+    if (err == cudaErrorMemoryAllocation && !capturing) {  // emptying synchronises: not while capturing
       (void)cudaGetLastError();
       empty_cache();
       err = cudaMalloc(&p, sz);
@@ -84,6 +72,7 @@ class CachingDeviceAllocator final : public Allocator {
     std::lock_guard<std::mutex> lock(mu_);
     note_in_use(sz);
     stats_.system_allocations++;
+    if (capturing) capture_pool_->adopt(p, sz);
     return p;
   }
 
@@ -94,6 +83,13 @@ class CachingDeviceAllocator final : public Allocator {
     cudaEvent_t ev = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // A block of a captured graph stays the graph's, freed during the capture or after
+      // (no event: the graph orders its own reuse).
+      for (auto& pool : graph_pools_)
+        if (pool->give_back(p, sz)) {
+          stats_.bytes_in_use -= sz;
+          return;
+        }
       if (!spare_events_.empty()) {
         ev = spare_events_.back();
         spare_events_.pop_back();
@@ -135,7 +131,95 @@ class CachingDeviceAllocator final : public Allocator {
     return stats_;
   }
 
+  // ---- CUDA graphs (graph_capture.hpp) ----
+  std::shared_ptr<GraphPool> begin_capture(cudaStream_t stream) {
+    {
+      DeviceGuard g(device_);
+      HALO_CUDA_CHECK(cudaDeviceSynchronize());  // every cached block's free has then passed
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    HALO_CHECK(!capture_pool_, "cuda:", device_, ": a CUDA graph capture is already running on this device");
+    capture_pool_ = std::make_shared<GraphPool>();
+    capture_stream_ = stream;
+    graph_pools_.push_back(capture_pool_);
+    return capture_pool_;
+  }
+  void end_capture() {
+    std::lock_guard<std::mutex> lock(mu_);
+    capture_pool_.reset();
+    capture_stream_ = nullptr;
+  }
+  void release(const std::shared_ptr<GraphPool>& pool) {
+    {
+      DeviceGuard g(device_);
+      cudaDeviceSynchronize();  // no replay still running (never throws: called from destructors)
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < graph_pools_.size(); ++i)
+      if (graph_pools_[i] == pool) {
+        graph_pools_.erase(graph_pools_.begin() + std::ptrdiff_t(i));
+        break;
+      }
+    if (capture_pool_ == pool) {
+      capture_pool_.reset();
+      capture_stream_ = nullptr;
+    }
+    // The graph's free blocks join the cache as if freed now on the legacy stream, after the
+    // synchronisation above: usable at once by any stream.
+    pool->release([&](void* p, size_t sz) {
+      cudaEvent_t ev = nullptr;
+      if (!spare_events_.empty()) {
+        ev = spare_events_.back();
+        spare_events_.pop_back();
+      } else if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess) {
+        (void)cudaGetLastError();
+        cudaFree(p);  // cannot cache it without an event
+        return;
+      }
+      cudaEventRecord(ev, nullptr);
+      free_[sz].push_back({p, nullptr, ev});
+      stats_.bytes_cached += sz;
+    });
+  }
+
  private:
+  // A cached block of size class sz for work on `stream` (a device-side wait when it was
+  // freed on another stream), or nullptr. Under mu_.
+  void* take_cached(size_t sz, cudaStream_t stream) {
+    auto it = free_.find(sz);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    std::vector<CachedBlock>& v = it->second;
+    size_t pick = v.size() - 1;  // most recently freed: likeliest still in L2
+    for (size_t i = v.size(); i-- > 0;)
+      if (v[i].stream == stream) {
+        pick = i;
+        break;
+      }
+    CachedBlock b = v[pick];
+    v.erase(v.begin() + std::ptrdiff_t(pick));
+    if (b.stream != stream) {
+      DeviceGuard g(device_);
+      HALO_CUDA_CHECK(cudaStreamWaitEvent(stream, b.freed, 0));
+    }
+    spare_events_.push_back(b.freed);
+    stats_.bytes_cached -= sz;
+    return b.ptr;
+  }
+  // For work a graph captures: the graph's own freed blocks first, then any cached block,
+  // made the graph's. begin_capture waited for the device, so every recorded free has passed
+  // and no event needs waiting for (which a capture could not do). Under mu_.
+  void* take_for_capture(size_t sz) {
+    if (void* p = capture_pool_->take(sz)) return p;
+    auto it = free_.find(sz);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    CachedBlock b = it->second.back();
+    it->second.pop_back();
+    spare_events_.push_back(b.freed);
+    stats_.bytes_cached -= sz;
+    capture_pool_->adopt(b.ptr, sz);
+    return b.ptr;
+  }
+
   void note_in_use(size_t sz) {
     stats_.bytes_in_use += sz;
     stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
@@ -146,6 +230,9 @@ class CachingDeviceAllocator final : public Allocator {
   std::map<size_t, std::vector<CachedBlock>> free_;  // size class -> blocks
   std::vector<cudaEvent_t> spare_events_;
   AllocatorStats stats_;
+  std::shared_ptr<GraphPool> capture_pool_;  // the graph being captured on this device, if any
+  cudaStream_t capture_stream_ = nullptr;    // the stream it captures
+  std::vector<std::shared_ptr<GraphPool>> graph_pools_;  // every live graph's memory
 };
 
 // Page-locked host memory is slow to allocate (it maps pages into the driver), so blocks
@@ -226,7 +313,7 @@ class CachingPinnedAllocator final : public Allocator {
   AllocatorStats stats_;
 };
 
-Allocator& device_allocator(int index) {
+CachingDeviceAllocator& caching_device_allocator(int index) {
   // Never destroyed: tensors in static objects may be freed after main returns.
   static std::vector<CachingDeviceAllocator*>* all = [] {
     auto* v = new std::vector<CachingDeviceAllocator*>;
@@ -236,6 +323,8 @@ Allocator& device_allocator(int index) {
   if (index < 0 || index >= int(all->size())) throw_no_gpu(index);
   return *(*all)[size_t(index)];
 }
+
+Allocator& device_allocator(int index) { return caching_device_allocator(index); }
 
 // Synchronous for the caller, as the tensor core expects; queued on the current stream so
 // it is ordered after the kernels that produced the source.
@@ -249,6 +338,15 @@ void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t byt
 }
 
 }  // namespace
+
+// ---- graph_capture.hpp ----
+std::shared_ptr<GraphPool> detail::begin_capture_pool(int device, StreamHandle stream) {
+  return caching_device_allocator(device).begin_capture(stream);
+}
+void detail::end_capture_pool(int device) { caching_device_allocator(device).end_capture(); }
+void detail::release_pool(int device, const std::shared_ptr<GraphPool>& pool) {
+  caching_device_allocator(device).release(pool);
+}
 
 Allocator& pinned_host_allocator() {
   static auto* a = new CachingPinnedAllocator;

@@ -6,6 +6,8 @@
 #include <unordered_map>
 
 #include "cuda/check.hpp"
+#include "cuda/graph_capture.hpp"
+#include "halo/tensor/graph_pool.hpp"
 
 namespace halo::cuda {
 
@@ -82,5 +84,63 @@ void Event::block(StreamHandle stream) const {
   DeviceGuard g(device_);
   HALO_CUDA_CHECK(cudaStreamWaitEvent(stream, handle_, 0));
 }
+
+Graph::Graph(int device) : device_(device) {}
+
+Graph::~Graph() {
+  DeviceGuard g(device_);
+  if (stream_) {  // destroyed mid-capture (an exception): end it and drop what was recorded
+    cudaGraph_t partial = nullptr;
+    if (cudaStreamEndCapture(stream_, &partial) == cudaSuccess && partial) cudaGraphDestroy(partial);
+    (void)cudaGetLastError();
+    detail::end_capture_pool(device_);
+  }
+  if (exec_) cudaGraphExecDestroy(exec_);
+  if (pool_) detail::release_pool(device_, pool_);
+}
+
+void Graph::begin_capture(const Stream& stream) {
+  HALO_CHECK(!exec_ && !stream_, "cuda::Graph: captured already (one capture per graph; make a new one for a new shape)");
+  HALO_CHECK(stream.device() == device_, "cuda::Graph on cuda:", device_, " cannot capture a stream of cuda:", stream.device());
+  HALO_CHECK(stream.handle() != nullptr, "cuda::Graph: the legacy default stream cannot be captured; use a cuda::Stream");
+  DeviceGuard g(device_);
+  pool_ = detail::begin_capture_pool(device_, stream.handle());
+  // Thread-local mode: other threads (loaders allocating pinned memory, say) may go on with
+  // calls that a global capture would forbid them.
+  const cudaError_t err = cudaStreamBeginCapture(stream.handle(), cudaStreamCaptureModeThreadLocal);
+  if (err != cudaSuccess) {
+    detail::end_capture_pool(device_);
+    HALO_CUDA_CHECK(err);
+  }
+  stream_ = stream.handle();
+}
+
+void Graph::end_capture() {
+  HALO_CHECK(stream_, "cuda::Graph::end_capture without begin_capture");
+  DeviceGuard g(device_);
+  cudaGraph_t graph = nullptr;
+  const cudaError_t err = cudaStreamEndCapture(stream_, &graph);
+  stream_ = nullptr;
+  detail::end_capture_pool(device_);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw Error(str("cuda::Graph: the capture failed (", cudaGetErrorString(err),
+                    "): the captured work synchronised with the host (a value read back, a copy to "
+                    "the host, a cuDNN algorithm search) or used another stream; run such work "
+                    "before the capture"));
+  }
+  HALO_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &nodes_));
+  const cudaError_t inst = cudaGraphInstantiate(&exec_, graph, 0);
+  cudaGraphDestroy(graph);
+  HALO_CUDA_CHECK(inst);
+}
+
+void Graph::replay(const Stream& stream) {
+  HALO_CHECK(exec_, "cuda::Graph::replay before a capture");
+  DeviceGuard g(device_);
+  HALO_CUDA_CHECK(cudaGraphLaunch(exec_, stream.handle()));
+}
+
+size_t Graph::pool_bytes() const { return pool_ ? pool_->bytes() : 0; }
 
 }  // namespace halo::cuda

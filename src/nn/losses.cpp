@@ -33,6 +33,12 @@ Tensor MSELoss::backward() {
   return like_prediction(ops::mse_backward(in_f32(prediction_, target_), target_), prediction_);
 }
 
+Tensor MSELoss::gradient(const Tensor& prediction, const Tensor& target) {
+  prediction_ = prediction;
+  target_ = target;
+  return backward();
+}
+
 double L1Loss::forward(const Tensor& prediction, const Tensor& target) {
   prediction_ = prediction;
   target_ = target;
@@ -42,6 +48,12 @@ double L1Loss::forward(const Tensor& prediction, const Tensor& target) {
 Tensor L1Loss::backward() {
   require_forward(prediction_, type());
   return like_prediction(ops::l1_backward(in_f32(prediction_, target_), target_), prediction_);
+}
+
+Tensor L1Loss::gradient(const Tensor& prediction, const Tensor& target) {
+  prediction_ = prediction;
+  target_ = target;
+  return backward();
 }
 
 WeightedCrossEntropy::WeightedCrossEntropy(std::vector<double> class_weights, int64_t ignore_index) {

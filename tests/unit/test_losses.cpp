@@ -68,6 +68,23 @@ TEST_CASE("MSE and L1 gradients match finite differences") {
   }
 }
 
+TEST_CASE("gradient() is forward() then backward(), without forward for MSE and L1") {
+  // What a step captured as a CUDA graph calls (no loss value read back): the same gradient.
+  const Tensor p = random_tensor({3, 4}, 5), t = random_tensor({3, 4}, 6);
+  nn::MSELoss mse, mse_ref;
+  nn::L1Loss l1, l1_ref;
+  mse_ref.forward(p, t);
+  l1_ref.forward(p, t);
+  CHECK(max_abs_diff(mse.gradient(p, t), mse_ref.backward()) == 0.0);
+  CHECK(max_abs_diff(l1.gradient(p, t), l1_ref.backward()) == 0.0);
+  CHECK(max_abs_diff(mse.backward(), mse_ref.backward()) == 0.0);  // and backward() works after it
+  nn::WeightedCrossEntropy ce({1.0, 2.0, 3.0}), ce_ref({1.0, 2.0, 3.0});
+  const Tensor logits = random_tensor({2, 3, 4}, 7);
+  const Tensor labels = random_labels({2, 4}, 3, 8, -100, DType::i64);
+  ce_ref.forward(logits, labels);
+  CHECK(max_abs_diff(ce.gradient(logits, labels), ce_ref.backward()) == 0.0);  // the default path
+}
+
 TEST_CASE("cross entropy: hand-computed weighted mean with an ignored pixel") {
   // 3 pixels of (N=1, K=2, H=1, W=3): logits (0, 0), (2, 0), (0, 1); labels 0, 1, ignored.
   Tensor logits = Tensor::from_vector<double>({0, 2, 0, 0, 0, 1}, {1, 2, 1, 3});

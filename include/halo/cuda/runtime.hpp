@@ -11,11 +11,17 @@
 // -DHALO_ENABLE_CUDA=ON)", so callers test for a GPU without their own #if.
 #pragma once
 #include <cstddef>
+#include <memory>
 
 #include "halo/tensor/tensor.hpp"
 
 struct CUstream_st;  // cudaStream_t without including the CUDA headers
 struct CUevent_st;   // cudaEvent_t
+struct CUgraphExec_st;  // cudaGraphExec_t
+
+namespace halo {
+class GraphPool;
+}
 
 namespace halo::cuda {
 
@@ -96,6 +102,44 @@ class Event {
  private:
   EventHandle handle_ = nullptr;
   int device_ = 0;
+};
+
+/// A CUDA graph: the work the calling thread queues on one stream between begin_capture()
+/// and end_capture(), replayed as a single launch (no per-kernel launch cost, no host in the
+/// loop). The captured work must not synchronise with the host (no item(), no copies to
+/// the host, no cuDNN algorithm search: run the work once eagerly first), and it replays
+/// with the values its kernels had at capture: the same input and output buffers (copy new
+/// inputs into the captured input tensor before replay()) and the same scalars (a learning
+/// rate or dropout seed passed by value is frozen). Every device block the capture used is
+/// the graph's until the graph is destroyed (GraphPool): tensors that live on after the
+/// capture (its outputs) hold memory that each replay rewrites.
+class Graph {
+ public:
+  explicit Graph(int device = 0);
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  /// Waits for the device, then records what this thread queues on `stream` (make it the
+  /// current stream with a StreamGuard) instead of running it. Throws when a capture is
+  /// already running on the device or the graph was captured before.
+  void begin_capture(const Stream& stream);
+  /// Ends the capture and instantiates the graph; throws naming the CUDA error when the
+  /// captured work did something a capture cannot hold (a host synchronisation).
+  void end_capture();
+  /// Runs the captured work on `stream`, asynchronously.
+  void replay(const Stream& stream);
+  bool captured() const { return exec_ != nullptr; }
+  /// Kernel, copy and memset nodes of the captured graph.
+  size_t nodes() const { return nodes_; }
+  /// Device bytes the graph keeps (its pool).
+  size_t pool_bytes() const;
+
+ private:
+  int device_ = 0;
+  CUstream_st* stream_ = nullptr;  // the stream being captured
+  CUgraphExec_st* exec_ = nullptr;
+  size_t nodes_ = 0;
+  std::shared_ptr<GraphPool> pool_;
 };
 
 /// Caching allocator of page-locked host memory: copies from it to a GPU run asynchronously

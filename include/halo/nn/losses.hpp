@@ -20,6 +20,7 @@ class MSELoss final : public Loss {
   std::string type() const override { return "MSELoss"; }
   double forward(const Tensor& prediction, const Tensor& target) override;
   Tensor backward() override;
+  Tensor gradient(const Tensor& prediction, const Tensor& target) override;
 
  private:
   Tensor prediction_, target_;
@@ -30,6 +31,7 @@ class L1Loss final : public Loss {
   std::string type() const override { return "L1Loss"; }
   double forward(const Tensor& prediction, const Tensor& target) override;
   Tensor backward() override;
+  Tensor gradient(const Tensor& prediction, const Tensor& target) override;
 
  private:
   Tensor prediction_, target_;

@@ -1,0 +1,174 @@
+// A CosmoFlow training step captured as one CUDA graph (cuda::Graph) against the same steps
+// run eagerly; the graph's memory kept apart from the allocator's cache; a step that reads a
+// value back refused with a clear error. (The pool's rules alone: test_graph_pool.cpp.)
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gpu_test_skip.hpp"
+#include "halo/cuda/runtime.hpp"
+#include "halo/models/cosmoflow.hpp"
+#include "halo/nn/losses.hpp"
+#include "halo/optim/sgd.hpp"
+
+using namespace halo;
+
+namespace {
+
+const Device gpu = Device::cuda(0);
+
+Tensor random_tensor(const Shape& s, uint32_t seed, MemoryFormat fmt = MemoryFormat::contiguous) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> v(size_t(numel(s)));
+  for (auto& x : v) x = nd(rng);
+  return Tensor::from_vector(v, s).to_memory_format(fmt);
+}
+
+double rel_err(const Tensor& a, const Tensor& b) {
+  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
+  REQUIRE(va.size() == vb.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    REQUIRE(std::isfinite(va[i]));
+    num += (va[i] - vb[i]) * (va[i] - vb[i]);
+    den += vb[i] * vb[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+/// A small CosmoFlow on the GPU with SGD and MSE (no dropout: its masks would repeat between
+/// replays, the step counter being a host value the graph froze).
+struct Setup {
+  nn::Model model;
+  std::unique_ptr<optim::SGD> opt;
+  nn::MSELoss loss;
+  Setup() {
+    models::CosmoFlowOptions o;
+    o.input_size = 32;
+    o.dropout = 0;
+    model = models::cosmoflow(o);
+    model.init(3);
+    model.to(gpu);
+    model.train();
+    optim::SGDOptions so;
+    so.lr = 0.02;
+    so.momentum = 0.9;
+    opt = std::make_unique<optim::SGD>(model.parameters(), so);
+  }
+  void step(const Tensor& x, const Tensor& t) {
+    opt->zero_grad();
+    const Tensor y = model.forward(x);
+    model.backward(loss.gradient(y, t));
+    opt->step();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a CosmoFlow step captured as a CUDA graph and replayed equals the eager steps") {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    INFO(name(dt));
+    const Tensor x1 = random_tensor({2, 4, 32, 32, 32}, 1, MemoryFormat::channels_last).to(dt).to(gpu);
+    const Tensor x2 = random_tensor({2, 4, 32, 32, 32}, 2, MemoryFormat::channels_last).to(dt).to(gpu);
+    const Tensor t1 = random_tensor({2, 4}, 3).to(gpu), t2 = random_tensor({2, 4}, 4).to(gpu);
+
+    // Eager: steps on x1, x1, x2, x1.
+    Setup eager;
+    cuda::Stream es(0);
+    {
+      cuda::StreamGuard on(es);
+      for (int k : {1, 1, 2, 1}) eager.step(k == 1 ? x1 : x2, k == 1 ? t1 : t2);
+      es.synchronize();
+    }
+
+    // Graphed: one eager step (plans, algorithm searches), the capture, then three replays
+    // whose input is copied into the captured buffers in between, as a loader would.
+    Setup graphed;
+    cuda::Stream gs(0);
+    cuda::StreamGuard on(gs);
+    Tensor xin = x1.clone(), tin = t1.clone();
+    graphed.step(xin, tin);
+    cuda::Graph graph(0);
+    graph.begin_capture(gs);
+    graphed.step(xin, tin);  // recorded, not run
+    graph.end_capture();
+    CHECK(graph.captured());
+    CHECK(graph.nodes() > 20);  // convolutions, pooling, dense layers, loss, SGD
+    CHECK(graph.pool_bytes() > 0);
+    graph.replay(gs);
+    xin.copy_(x2);
+    tin.copy_(t2);
+    graph.replay(gs);
+    xin.copy_(x1);
+    tin.copy_(t1);
+    graph.replay(gs);
+    gs.synchronize();
+
+    // The same four steps: the same parameters, up to cuDNN's non-deterministic sums.
+    const auto pe = eager.model.parameters(), pg = graphed.model.parameters();
+    REQUIRE(pe.size() == pg.size());
+    for (size_t i = 0; i < pe.size(); ++i) {
+      INFO(pe[i]->name);
+      CHECK(rel_err(pg[i]->value, pe[i]->value) < (dt == DType::bf16 ? 1e-3 : 1e-5));
+    }
+  }
+}
+
+TEST_CASE("a CUDA graph's memory is its own: other work never gets it, replays never touch theirs") {
+  Setup s;
+  const Tensor x = random_tensor({2, 4, 32, 32, 32}, 5, MemoryFormat::channels_last).to(gpu);
+  const Tensor t = random_tensor({2, 4}, 6).to(gpu);
+  cuda::Stream st(0);
+  cuda::StreamGuard on(st);
+  s.step(x, t);
+  auto graph = std::make_unique<cuda::Graph>(0);
+  graph->begin_capture(st);
+  Tensor y = s.model.forward(x);  // an output that lives on after the capture
+  s.model.backward(s.loss.gradient(y, t));
+  graph->end_capture();
+  graph->replay(st);
+  st.synchronize();
+  const std::vector<float> y_first = y.to_vector<float>();
+  const void* y_block = y.raw_data();
+  y = Tensor();  // freed after the capture: still the graph's
+  // Work outside the graph, of every size the step used: none of it may land in the graph's
+  // blocks, or the next replay would overwrite it.
+  std::vector<Tensor> others;
+  for (int64_t n : {int64_t(2 * 4), int64_t(2 * 32 * 16 * 16 * 16), int64_t(2 * 32 * 32 * 32 * 32)}) {
+    others.push_back(Tensor::full({n}, 7.0, DType::f32, gpu));
+    CHECK(others.back().raw_data() != y_block);
+  }
+  graph->replay(st);
+  st.synchronize();
+  for (const Tensor& o : others)
+    for (float v : o.to_vector<float>()) REQUIRE(v == 7.f);
+  CHECK(y_first.size() == 8);  // the prediction, (2, 4)
+  // Gone: its blocks serve other work again, and the allocator still works.
+  graph.reset();
+  Tensor z = Tensor::full({2, 4}, 1.0, DType::f32, gpu);
+  CHECK(z.to_vector<float>()[7] == 1.f);
+}
+
+TEST_CASE("a captured step that reads a value back is refused, naming why, and the device stays usable") {
+  Setup s;
+  const Tensor x = random_tensor({2, 4, 32, 32, 32}, 7, MemoryFormat::channels_last).to(gpu);
+  const Tensor t = random_tensor({2, 4}, 8).to(gpu);
+  cuda::Stream st(0);
+  cuda::StreamGuard on(st);
+  s.step(x, t);
+  {
+    cuda::Graph graph(0);
+    graph.begin_capture(st);
+    // MSELoss::forward reads the loss back to the host: not capturable.
+    CHECK_THROWS(s.loss.forward(s.model.forward(x), t));
+  }  // the graph ends the broken capture and gives its blocks back
+  s.model.backward(s.loss.gradient(s.model.forward(x), t));  // eager work goes on
+  st.synchronize();
+  cuda::Graph again(0);
+  again.begin_capture(st);
+  s.step(x, t);
+  CHECK_NOTHROW(again.end_capture());
+}

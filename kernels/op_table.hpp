@@ -123,6 +123,8 @@ struct UpsampleKernels {
 /// Optimizer updates on f32 parameters and their state, one parameter at a time.
 struct OptimKernels {
   void (*sgd)(Tensor& w, const Tensor& g, Tensor* momentum_buf, const optim::SgdStep& s);
+  /// Many parameters of one device at once (checked by the caller); null: sgd per parameter.
+  void (*sgd_many)(const std::vector<optim::SgdItem>& items, const optim::SgdStep& s);
   void (*adam)(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const optim::AdamStep& s);
   double (*lamb)(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const optim::LambStep& s);
   double (*lars)(Tensor& w, const Tensor& g, Tensor& v, const optim::LarsStep& s);

@@ -19,7 +19,9 @@
 // each phase (zero_grad, every layer's forward and backward, the loss and its gradient, the
 // optimizer step) and prints the mean GPU time between consecutive events: the work each
 // phase queued, without adding any host synchronisation inside the step. A phase whose time
-// exceeds its kernels' shows the GPU waiting for the host.
+// exceeds its kernels' shows the GPU waiting for the host. Then every convolution's shapes
+// run through cuDNN alone (forward, backward-data, backward-filter in the step's precision,
+// channels-last, median of 20): the ceiling beside each layer's measured forward and backward.
 #pragma once
 #include <cstdio>
 #include <cstring>
@@ -36,6 +38,9 @@
 #include <chrono>
 #include <map>
 #include <vector>
+
+#include "halo/nn/conv.hpp"
+#include "cudnn_conv_bench.hpp"  // median_ms, cuda::ConvPlan
 #endif
 #include "halo/nn/loss.hpp"
 #include "halo/nn/model.hpp"
@@ -149,6 +154,63 @@ inline void time_graph_step(GpuStep& s, optim::Optimizer& opt, const Tensor& x, 
               double(s.batch) * 1000.0 / med);
 }
 
+/// cuDNN alone on the shapes of every convolution of `model` (batch `batch`, dtype `dt`,
+/// channels-last) beside the layer's measured mean forward and backward (`total`: the phase
+/// profile's sums over `steps`).
+inline void print_conv_ceilings(nn::Model& model, DType dt, int64_t batch, std::map<std::string, double>& total,
+                                int steps) {
+  using cudnn_conv_detail::median_ms;
+  std::printf("convolutions: measured in the step against cuDNN alone on the same shapes (ms per step)\n"
+              "  %-26s %8s %8s %8s %8s %6s  %s\n",
+              "layer", "fwd", "cudnn", "bwd", "cudnn", "ratio", "cuDNN algorithms");
+  double sum_step = 0, sum_ceiling = 0;
+  const auto& nodes = model.nodes();
+  for (const auto& node : nodes) {
+    auto* conv = dynamic_cast<nn::ConvNd*>(node.layer.get());
+    if (!conv || node.inputs.empty()) continue;
+    const ops::ConvParams& cp = conv->conv_params();
+    Shape in{batch}, out{batch};
+    for (int64_t d : nodes[size_t(node.inputs[0])].sample_shape) in.push_back(d);
+    for (int64_t d : node.sample_shape) out.push_back(d);
+    try {
+      // A transposed convolution is its direct adjoint's backward-data (conv_ops.cpp).
+      cuda::ConvParams p;
+      p.input = cp.transposed ? out : in;
+      p.weight = conv->weight().value.shape();
+      for (int i = 0; i < cp.spatial_dims; ++i) {
+        p.stride.push_back(int(cp.stride[size_t(i)]));
+        p.padding.push_back(int(cp.padding[size_t(i)]));
+        p.dilation.push_back(int(cp.dilation[size_t(i)]));
+      }
+      p.groups = int(cp.groups);
+      p.dtype = dt;
+      p.format = MemoryFormat::channels_last;
+      cuda::ConvPlan plan(p);
+      Tensor x = Tensor::empty(p.input, dt, Device::cuda(), p.format);
+      Tensor w = Tensor::empty(p.weight, dt, Device::cuda(), p.format);
+      Tensor y = Tensor::empty(plan.output_shape(), dt, Device::cuda(), p.format);
+      Tensor dx = Tensor::empty_like(x), dw = Tensor::empty_like(w);
+      cuda::fill(x, 0.5f);  // non-zero data: zeros can run faster than real data
+      cuda::fill(w, -0.01f);
+      cuda::fill(y, 0.25f);
+      const float tf = cp.transposed ? median_ms([&] { plan.backward_data(y, w, dx); }, 20)
+                                     : median_ms([&] { plan.forward(x, w, y); }, 20);
+      const float td = cp.transposed ? median_ms([&] { plan.forward(x, w, y); }, 20)
+                                     : median_ms([&] { plan.backward_data(y, w, dx); }, 20);
+      const float tw = median_ms([&] { plan.backward_filter(x, y, dw); }, 20);
+      const double f = total[node.name + " fwd"] / steps, b = total[node.name + " bwd"] / steps;
+      sum_step += f + b;
+      sum_ceiling += tf + td + tw;
+      std::printf("  %-26s %8.3f %8.3f %8.3f %8.3f %6.2f  %s\n", node.name.c_str(), f, tf, b, td + tw,
+                  (f + b) / (tf + td + tw), plan.algorithms().c_str());
+    } catch (const std::exception& e) {
+      std::printf("  %-26s cuDNN alone failed: %s\n", node.name.c_str(), e.what());
+    }
+  }
+  std::printf("  %-26s %8.3f ms in the step, %.3f ms cuDNN alone (%.2fx)\n", "all convolutions", sum_step,
+              sum_ceiling, sum_ceiling > 0 ? sum_step / sum_ceiling : 0.0);
+}
+
 /// Times the step on GPU 0 and prints "<name> <precision> batch <n>: median step ..."; with
 /// GpuStepRun::profile, the phase table. Returns the exit code.
 inline int run_gpu_step(GpuStep& s, const GpuStepRun& r) {
@@ -233,6 +295,7 @@ inline int run_gpu_step(GpuStep& s, const GpuStepRun& r) {
     std::printf("  %-28s %8.3f ms  %5.1f%%\n", n.c_str(), total[n] / r.steps, 100.0 * total[n] / r.steps / sum);
   std::printf("  %-28s %8.3f ms\n", "sum", sum);
   for (auto e : events) cudaEventDestroy(e);
+  print_conv_ceilings(s.model, act, s.batch, total, r.steps);
   return 0;
 }
 #else

@@ -41,7 +41,8 @@ void scale_op(Tensor& t, double factor) {
   HALO_DISPATCH_FLOAT(t.dtype(), "scale_inplace", [&] { kernels::cpu::scale<T>(t.data<T>(), t.numel(), factor); });
 }
 
-const ops::OptimKernels kTable = {sgd_op, adam_op, lamb_op, lars_op, sum_squares_op, scale_op};
+// The CPU needs no many-parameter form: a loop over parameters costs nothing per call.
+const ops::OptimKernels kTable = {sgd_op, nullptr, adam_op, lamb_op, lars_op, sum_squares_op, scale_op};
 
 }  // namespace
 

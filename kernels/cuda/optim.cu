@@ -62,17 +62,30 @@ __global__ void lars_apply_kernel(float* w, const float* g, float* v, int64_t n,
   }
 }
 
+struct SgdList {
+  SgdTensor t[kMultiTensor];
+};
+
+__device__ __forceinline__ void sgd_element(float* w, const float* g, float* buf, int64_t i, float lr, float mu,
+                                            float wd, bool nesterov) {
+  float d = g[i] + wd * w[i];
+  if (buf) {
+    const float b = mu * buf[i] + d;
+    buf[i] = b;
+    d = nesterov ? d + mu * b : b;
+  }
+  w[i] -= lr * d;
+}
+
 __global__ void sgd_kernel(float* w, const float* g, float* buf, int64_t n, float lr, float mu, float wd,
                            bool nesterov) {
-  HALO_GRID_LOOP(i, n) {
-    float d = g[i] + wd * w[i];
-    if (buf) {
-      const float b = mu * buf[i] + d;
-      buf[i] = b;
-      d = nesterov ? d + mu * b : b;
-    }
-    w[i] -= lr * d;
-  }
+  HALO_GRID_LOOP(i, n) sgd_element(w, g, buf, i, lr, mu, wd, nesterov);
+}
+
+__global__ void sgd_multi_kernel(SgdList list, float lr, float mu, bool nesterov) {
+  const SgdTensor& t = list.t[blockIdx.y];
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < t.n; i += int64_t(gridDim.x) * blockDim.x)
+    sgd_element(t.w, t.g, t.buf, i, lr, mu, t.wd, nesterov);
 }
 
 __global__ void adam_kernel(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2,
@@ -115,6 +128,22 @@ void sgd_update(float* w, const float* g, float* buf, int64_t n, float lr, float
   if (n == 0) return;
   sgd_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(w, g, buf, n, lr, momentum, wd, nesterov);
   HALO_CUDA_CHECK_LAUNCH("sgd_update");
+}
+
+void sgd_update_multi(const SgdTensor* list, int count, float lr, float momentum, bool nesterov, void* stream) {
+  for (int first = 0; first < count; first += kMultiTensor) {
+    SgdList l{};
+    const int k = std::min(kMultiTensor, count - first);
+    int64_t largest = 0;
+    for (int j = 0; j < k; ++j) {
+      l.t[j] = list[first + j];
+      largest = std::max(largest, l.t[j].n);
+    }
+    if (largest == 0) continue;
+    const dim3 grid(blocks_for(largest, 1024), unsigned(k));
+    sgd_multi_kernel<<<grid, kThreads, 0, as_stream(stream)>>>(l, lr, momentum, nesterov);
+    HALO_CUDA_CHECK_LAUNCH("sgd_update_multi");
+  }
 }
 
 void adam_update(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,

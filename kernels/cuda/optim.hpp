@@ -12,6 +12,20 @@ namespace halo::cuda::raw {
 /// f32 master weights; see halo/optim/update_rules.hpp for the formulas.
 void sgd_update(float* w, const float* g, float* buf, int64_t n, float lr, float momentum, float wd, bool nesterov,
                 void* stream);
+/// One parameter of sgd_update_multi.
+struct SgdTensor {
+  float* w;
+  const float* g;
+  float* buf;  ///< null without momentum
+  int64_t n;
+  float wd;
+};
+/// sgd_update over `count` parameters in one launch per kMultiTensor of them (a 2-D grid:
+/// y picks the parameter, x strides over its elements); the list is passed by value in the
+/// kernel's parameters, so nothing is copied to the device first and a graph can capture it.
+constexpr int kMultiTensor = 64;
+void sgd_update_multi(const SgdTensor* list, int count, float lr, float momentum, bool nesterov, void* stream);
+
 void adam_update(float* w, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
                  float wd, bool decoupled, float bias1, float bias2, void* stream);
 

@@ -27,6 +27,18 @@ void sgd_op(Tensor& w, const Tensor& g, Tensor* momentum_buf, const SgdStep& s) 
                         float(s.momentum), float(s.weight_decay), s.nesterov, cuda::stream_of(w));
 }
 
+void sgd_many_op(const std::vector<SgdItem>& items, const SgdStep& s) {
+  cuda::DeviceGuard guard(items[0].w->device().index);
+  std::vector<cuda::raw::SgdTensor> list;
+  list.reserve(items.size());
+  for (const SgdItem& it : items)
+    list.push_back({gpu_f32(*it.w, "sgd_update"), gpu_f32(*it.g, "sgd_update"),
+                    it.momentum_buf ? gpu_f32(*it.momentum_buf, "sgd_update") : nullptr, it.w->numel(),
+                    float(it.weight_decay)});
+  cuda::raw::sgd_update_multi(list.data(), int(list.size()), float(s.lr), float(s.momentum), s.nesterov,
+                              cuda::stream_of(*items[0].w));
+}
+
 void adam_op(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const AdamStep& s) {
   cuda::DeviceGuard guard(w.device().index);
   cuda::raw::adam_update(gpu_f32(w, "adam_update"), gpu_f32(g, "adam_update"), gpu_f32(m, "adam_update"),
@@ -74,7 +86,7 @@ void scale_op(Tensor& t, double factor) {
   cuda::scale(t, float(factor));
 }
 
-const ops::OptimKernels kTable = {sgd_op, adam_op, lamb_op, lars_op, sum_squares_op, scale_op};
+const ops::OptimKernels kTable = {sgd_op, sgd_many_op, adam_op, lamb_op, lars_op, sum_squares_op, scale_op};
 
 }  // namespace
 

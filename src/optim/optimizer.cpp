@@ -29,11 +29,13 @@ void Optimizer::set_lr(double lr) {
 void Optimizer::step() {
   if (schedule_) set_lr(schedule_(step_));
   ++step_;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    nn::Parameter& p = *params_[i];
-    HALO_CHECK(p.grad.defined(), type(), ": parameter '", p.name, "' has no gradient tensor");
-    update(i, p);
-  }
+  for (const nn::Parameter* p : params_)
+    HALO_CHECK(p->grad.defined(), type(), ": parameter '", p->name, "' has no gradient tensor");
+  update_all();
+}
+
+void Optimizer::update_all() {
+  for (size_t i = 0; i < params_.size(); ++i) update(i, *params_[i]);
 }
 
 void Optimizer::zero_grad() {

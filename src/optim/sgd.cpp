@@ -25,4 +25,19 @@ void SGD::update(size_t i, nn::Parameter& p) {
   sgd_update(p.value, p.grad, o_.momentum > 0 ? &slot(i, "momentum") : nullptr, s);
 }
 
+void SGD::update_all() {
+  std::vector<SgdItem> items;
+  items.reserve(params().size());
+  for (size_t i = 0; i < params().size(); ++i) {
+    nn::Parameter& p = *params()[i];
+    items.push_back({&p.value, &p.grad, o_.momentum > 0 ? &slot(i, "momentum") : nullptr,
+                     p.weight_decay ? o_.weight_decay : 0.0});
+  }
+  SgdStep s;
+  s.lr = lr_;
+  s.momentum = o_.momentum;
+  s.nesterov = o_.nesterov;
+  sgd_update_many(items, s);
+}
+
 }  // namespace halo::optim

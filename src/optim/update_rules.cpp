@@ -30,6 +30,28 @@ void sgd_update(Tensor& w, const Tensor& g, Tensor* momentum_buf, const SgdStep&
   ops::optim_kernels(w.device(), "sgd_update").sgd(w, g, momentum_buf, s);
 }
 
+void sgd_update_many(const std::vector<SgdItem>& items, const SgdStep& s) {
+  if (items.empty()) return;
+  bool one_device = true;
+  for (const SgdItem& it : items) {
+    HALO_CHECK(it.w && it.g, "sgd_update_many: an item without a parameter or gradient");
+    check_param(*it.w, "sgd_update");
+    check_pair(*it.w, *it.g, "sgd_update", "gradient");
+    if (it.momentum_buf) check_pair(*it.w, *it.momentum_buf, "sgd_update", "momentum buffer");
+    one_device = one_device && it.w->device() == items[0].w->device();
+  }
+  const ops::OptimKernels& k = ops::optim_kernels(items[0].w->device(), "sgd_update");
+  if (one_device && k.sgd_many) {
+    k.sgd_many(items, s);
+    return;
+  }
+  for (const SgdItem& it : items) {
+    SgdStep one = s;
+    one.weight_decay = it.weight_decay;
+    ops::optim_kernels(it.w->device(), "sgd_update").sgd(*it.w, *it.g, it.momentum_buf, one);
+  }
+}
+
 void adam_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const AdamStep& s) {
   check_param(w, "adam_update");
   check_pair(w, g, "adam_update", "gradient");

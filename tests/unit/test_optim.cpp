@@ -16,6 +16,7 @@
 #include "halo/optim/lamb.hpp"
 #include "halo/optim/lars.hpp"
 #include "halo/optim/sgd.hpp"
+#include "halo/optim/update_rules.hpp"
 
 using namespace halo;
 using namespace halo::optim;
@@ -362,4 +363,40 @@ TEST_CASE("large tensors (threaded loops and reductions) match a plain double lo
     for (int64_t i = 0; i < n; ++i) err = std::max(err, std::abs(got[size_t(i)] - w[size_t(i)]));
     CHECK(err < 1e-5);
   }
+}
+
+TEST_CASE("sgd_update_many is sgd_update per parameter, each with its own weight decay and buffer") {
+  SgdStep s;
+  s.lr = 0.1;
+  s.momentum = 0.9;
+  s.nesterov = true;
+  std::vector<Tensor> w, g, b, w_ref, b_ref;
+  for (int i = 0; i < 5; ++i) {
+    const int64_t n = 3 + 2 * i;
+    w.push_back(Tensor::full({n}, 1.0 + i));
+    g.push_back(Tensor::full({n}, 0.5 - 0.25 * i));
+    b.push_back(Tensor::full({n}, 0.125 * i));
+  }
+  for (int i = 0; i < 5; ++i) {
+    w_ref.push_back(w[size_t(i)].clone());
+    b_ref.push_back(b[size_t(i)].clone());
+  }
+  std::vector<SgdItem> items;
+  for (size_t i = 0; i < 5; ++i) {
+    const bool momentum = i != 3;
+    items.push_back({&w[i], &g[i], momentum ? &b[i] : nullptr, 0.01 * double(i)});
+    SgdStep one = s;
+    one.weight_decay = 0.01 * double(i);
+    one.momentum = momentum ? s.momentum : 0.0;
+    sgd_update(w_ref[i], g[i], momentum ? &b_ref[i] : nullptr, one);
+  }
+  sgd_update_many(items, s);
+  for (size_t i = 0; i < 5; ++i) {
+    CHECK(w[i].to_vector<float>() == w_ref[i].to_vector<float>());
+    CHECK(b[i].to_vector<float>() == b_ref[i].to_vector<float>());
+  }
+  CHECK(w[0].to_vector<float>()[0] != 1.0f);  // it did update
+  Tensor bad = Tensor::zeros({2});
+  std::vector<SgdItem> wrong{{&w[0], &bad, nullptr, 0.0}};
+  CHECK_THROWS_WITH(sgd_update_many(wrong, s), Catch::Contains("does not match the parameter"));
 }

@@ -54,6 +54,9 @@ class Optimizer {
   virtual std::vector<std::string> slot_names() const = 0;
   /// Updates parameter i; `step_` already counts this step (1 on the first).
   virtual void update(size_t i, nn::Parameter& p) = 0;
+  /// Updates every parameter (step() calls it after the schedule and the checks):
+  /// update(i, p) for each by default; a rule with a many-parameter form overrides it.
+  virtual void update_all();
   /// The state tensor `slot` of parameter i, created as zeros on first use.
   Tensor& slot(size_t i, const std::string& slot);
 

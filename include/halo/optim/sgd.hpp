@@ -21,6 +21,8 @@ class SGD : public Optimizer {
  protected:
   std::vector<std::string> slot_names() const override;
   void update(size_t i, nn::Parameter& p) override;
+  /// Every parameter in one sgd_update_many (one launch per 64 parameters on a GPU).
+  void update_all() override;
 
  private:
   SGDOptions o_;

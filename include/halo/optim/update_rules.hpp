@@ -3,6 +3,8 @@
 // and the optimizers above stay unchanged. Parameter, gradient and state tensors must
 // agree in shape, dtype, device and layout (state is created with zeros_like(value)).
 #pragma once
+#include <vector>
+
 #include "halo/tensor/tensor.hpp"
 
 namespace halo::optim {
@@ -14,6 +16,19 @@ struct SgdStep {
 /// g' = g + wd*w; buf = mu*buf + g'; d = nesterov ? g' + mu*buf : buf; w -= lr*d.
 /// `momentum_buf` may be null when mu == 0 (then d = g').
 void sgd_update(Tensor& w, const Tensor& g, Tensor* momentum_buf, const SgdStep& s);
+
+/// One parameter of sgd_update_many: its tensors and its own weight decay.
+struct SgdItem {
+  Tensor* w = nullptr;
+  const Tensor* g = nullptr;
+  Tensor* momentum_buf = nullptr;  ///< null when the momentum is 0
+  double weight_decay = 0;
+};
+/// sgd_update of every item, with lr, momentum and nesterov from `s` (its weight_decay is
+/// ignored: each item has its own). On a GPU the items go to the device in one kernel launch
+/// per 64 parameters instead of one each: for the small tensors of a step (biases,
+/// BatchNorm scales, dense layers) the launches cost more than the bytes.
+void sgd_update_many(const std::vector<SgdItem>& items, const SgdStep& s);
 
 struct AdamStep {
   double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;

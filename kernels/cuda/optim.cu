@@ -49,8 +49,19 @@ __global__ void lamb_moments_kernel(const float* w, const float* g, float* m, fl
   }
 }
 
+// The host rule's trust ratio (update_rules.hpp), in double as the host forms it.
+__device__ __forceinline__ double lamb_trust(const double* sums, float max_trust) {
+  const double wn = sqrt(sums[0]), un = sqrt(sums[1]);
+  double r = (wn > 0 && un > 0) ? wn / un : 1.0;
+  if (max_trust > 0 && r > max_trust) r = max_trust;
+  return r;
+}
+
 __global__ void lamb_apply_kernel(float* w, const float* m, const float* v, int64_t n, float eps, float wd, float ib1,
-                                  float ib2, float step) {
+                                  float ib2, float lr, float max_trust, const double* sums, double* trust) {
+  const double r = lamb_trust(sums, max_trust);
+  const float step = float(double(lr) * r);
+  if (trust && blockIdx.x == 0 && threadIdx.x == 0) *trust = r;
   HALO_GRID_LOOP(i, n) w[i] -= step * (adam_direction(m[i], v[i], ib1, ib2, eps) + wd * w[i]);
 }
 
@@ -111,9 +122,9 @@ void lamb_moments(const float* w, const float* g, float* m, float* v, int64_t n,
 }
 
 void lamb_apply(float* w, const float* m, const float* v, int64_t n, float eps, float wd, float ib1, float ib2,
-                float step, void* stream) {
-  if (n == 0) return;
-  lamb_apply_kernel<<<blocks_for(n, 8192), kThreads, 0, as_stream(stream)>>>(w, m, v, n, eps, wd, ib1, ib2, step);
+                float lr, float max_trust, const double* sums, double* trust, void* stream) {
+  lamb_apply_kernel<<<blocks_for(n, 8192), kThreads, 0, as_stream(stream)>>>(w, m, v, n, eps, wd, ib1, ib2, lr,
+                                                                             max_trust, sums, trust);
   HALO_CUDA_CHECK_LAUNCH("lamb_apply");
 }
 

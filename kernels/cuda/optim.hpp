@@ -34,9 +34,11 @@ void adam_update(float* w, const float* g, float* m, float* v, int64_t n, float 
 /// u = (m*ib1)/(sqrt(v*ib2)+eps) + wd*w (sums: 2 device doubles).
 void lamb_moments(const float* w, const float* g, float* m, float* v, int64_t n, float beta1, float beta2, float eps,
                   float wd, float ib1, float ib2, double* sums, void* stream);
-/// LAMB pass 2: w -= step * u (u recomputed from the updated moments).
+/// LAMB pass 2: w -= lr * r * u (u recomputed from the updated moments), the trust ratio
+/// r = sqrt(sums[0]) / sqrt(sums[1]) (1 when either is 0; at most max_trust when > 0) formed
+/// on the device from pass 1's sums; *trust (a device double, may be null) receives it.
 void lamb_apply(float* w, const float* m, const float* v, int64_t n, float eps, float wd, float ib1, float ib2,
-                float step, void* stream);
+                float lr, float max_trust, const double* sums, double* trust, void* stream);
 /// LARS: v = mu*v + scaled_lr*(g + wd*w); w -= v.
 void lars_apply(float* w, const float* g, float* v, int64_t n, float mu, float wd, float scaled_lr, void* stream);
 

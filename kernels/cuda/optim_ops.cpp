@@ -1,5 +1,6 @@
 // The cuda optimizer table: f32 master weights and state (kernels in ops.cu and optim.cu).
 #include <cmath>
+#include <limits>
 
 #include "cuda/elementwise.hpp"
 #include "cuda/optim.hpp"
@@ -48,21 +49,19 @@ void adam_op(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const AdamStep& s
 }
 
 double lamb_op(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const LambStep& s) {
-  // Two passes around a host sync: the trust ratio needs both norms, and the rule returns it.
+  // Two passes; the trust ratio is formed on the device between them (no host in the loop).
   const char* r = "lamb_update";
   cuda::DeviceGuard guard(w.device().index);
-  Tensor sums = Tensor::zeros({2}, DType::f64, w.device());
+  Tensor sums = Tensor::zeros({3}, DType::f64, w.device());  // ||w||^2, ||u||^2, and the ratio when read back
   const float ib1 = float(1.0 / s.bias1), ib2 = float(1.0 / s.bias2);
   cuda::raw::lamb_moments(gpu_f32(w, r), gpu_f32(g, r), gpu_f32(m, r), gpu_f32(v, r), w.numel(), float(s.beta1),
                           float(s.beta2), float(s.eps), float(s.weight_decay), ib1, ib2, sums.data<double>(),
                           cuda::stream_of(w));
-  const auto n2 = sums.to_vector<double>();
-  const double wn = std::sqrt(n2[0]), un = std::sqrt(n2[1]);
-  double trust = (wn > 0 && un > 0) ? wn / un : 1.0;
-  if (s.max_trust > 0 && trust > s.max_trust) trust = s.max_trust;
+  double* trust = s.device_trust ? s.device_trust : sums.data<double>() + 2;
   cuda::raw::lamb_apply(gpu_f32(w, r), gpu_f32(m, r), gpu_f32(v, r), w.numel(), float(s.eps), float(s.weight_decay),
-                        ib1, ib2, float(s.lr * trust), cuda::stream_of(w));
-  return trust;
+                        ib1, ib2, float(s.lr), float(s.max_trust), sums.data<double>(), trust, cuda::stream_of(w));
+  if (s.device_trust) return std::numeric_limits<double>::quiet_NaN();
+  return sums.to_vector<double>()[2];
 }
 
 double lars_op(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s) {

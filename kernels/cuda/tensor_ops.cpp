@@ -47,7 +47,15 @@ Tensor cast(const Tensor& t, DType dt) {
 }
 
 bool fill_dense(Tensor& t, double value) {
-  if (!float_like(t.dtype()) || !t.is_dense()) return false;
+  if (!t.is_dense()) return false;
+  if (value == 0.0) {
+    // Zero is all-zero bytes in every dtype: one memset on the stream, for f64 and integer
+    // tensors too (no host copy, so a CUDA graph can capture it).
+    DeviceGuard g(t.device().index);
+    HALO_CUDA_CHECK(cudaMemsetAsync(t.raw_data(), 0, t.nbytes(), static_cast<cudaStream_t>(stream_of(t))));
+    return true;
+  }
+  if (!float_like(t.dtype())) return false;
   DeviceGuard g(t.device().index);
   raw::fill(t.raw_data(), t.numel(), t.dtype() == DType::bf16, float(value), stream_of(t));
   return true;

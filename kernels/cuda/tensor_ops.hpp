@@ -14,7 +14,7 @@ bool is_bf16(const Tensor& t, const char* who);
 bool convert(Tensor& dst, const Tensor& src, bool accumulate = false);
 /// t in dtype `dt` with the same layout (t itself when it already is).
 Tensor cast(const Tensor& t, DType dt);
-/// Fills a dense f32/bf16 tensor; false for other dtypes or non-dense tensors.
+/// Fills a dense f32/bf16 tensor, or any dense tensor with zero (a memset); false otherwise.
 bool fill_dense(Tensor& t, double value);
 
 }  // namespace halo::cuda

@@ -26,7 +26,21 @@ void LAMB::update(size_t i, nn::Parameter& p) {
   s.bias1 = o_.bias_correction ? 1 - std::pow(o_.beta1, double(step_)) : 1.0;
   s.bias2 = o_.bias_correction ? 1 - std::pow(o_.beta2, double(step_)) : 1.0;
   s.max_trust = o_.max_trust;
+  if (p.value.device().is_cuda()) {
+    if (!device_trust_.defined() || device_trust_.device() != p.value.device())
+      device_trust_ = Tensor::full({int64_t(trust_.size())}, 1.0, DType::f64).to(p.value.device());
+    s.device_trust = device_trust_.data<double>() + i;
+  }
   trust_[i] = lamb_update(p.value, p.grad, slot(i, "exp_avg"), slot(i, "exp_avg_sq"), s);
+}
+
+const std::vector<double>& LAMB::last_trust_ratios() const {
+  if (device_trust_.defined()) {
+    const std::vector<double> d = device_trust_.to_vector<double>();
+    for (size_t i = 0; i < trust_.size(); ++i)
+      if (std::isnan(trust_[i])) trust_[i] = d[i];  // NaN: this step's ratio is on the device
+  }
+  return trust_;
 }
 
 }  // namespace halo::optim

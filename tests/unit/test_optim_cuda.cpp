@@ -2,6 +2,7 @@
 // weights, state and the returned trust ratios over several steps.
 #include "cuda_test_util.hpp"
 #include "gpu_test_skip.hpp"
+#include "halo/optim/lamb.hpp"
 #include "halo/optim/update_rules.hpp"
 
 using namespace halo;
@@ -124,5 +125,41 @@ TEST_CASE("cuda SGD over many parameters in one launch matches the CPU rule per 
       CHECK(rel_err(w_gpu[i], w_cpu[i]) < 1e-6);
       if (i % 5 != 4) CHECK(rel_err(b_gpu[i], b_cpu[i]) < 1e-6);
     }
+  }
+}
+
+TEST_CASE("the LAMB optimizer on the GPU keeps its trust ratios on the device and matches the CPU", "[optim][gpu]") {
+  // On a GPU the ratio is formed by the kernels (no host synchronisation per parameter) and
+  // read back only when last_trust_ratios() is asked for; weights and ratios as on the CPU,
+  // a zero parameter (ratio 1) included.
+  std::vector<nn::Parameter> cpu(3), dev(3);
+  const int64_t sizes[] = {7, 4000, 300};
+  for (size_t i = 0; i < 3; ++i) {
+    cpu[i].name = "p" + std::to_string(i) + "/weight";
+    cpu[i].value = i == 2 ? Tensor::zeros({sizes[i]}) : random_tensor({sizes[i]}, uint32_t(200 + i));
+    cpu[i].grad = Tensor::zeros({sizes[i]});
+    dev[i].name = cpu[i].name;
+    dev[i].value = cpu[i].value.to(gpu);
+    dev[i].grad = cpu[i].grad.to(gpu);
+  }
+  optim::LAMBOptions o;
+  o.lr = 0.01;
+  o.weight_decay = 0.01;
+  optim::LAMB a({&cpu[0], &cpu[1], &cpu[2]}, o), b({&dev[0], &dev[1], &dev[2]}, o);
+  for (int step = 0; step < 3; ++step) {
+    for (size_t i = 0; i < 3; ++i) {
+      const Tensor g = random_tensor({sizes[i]}, uint32_t(300 + 10 * step + i));
+      cpu[i].grad.copy_(g);
+      dev[i].grad.copy_(g.to(gpu));
+    }
+    a.step();
+    b.step();
+    const std::vector<double> ra = a.last_trust_ratios(), rb = b.last_trust_ratios();
+    for (size_t i = 0; i < 3; ++i) {
+      INFO("step " << step << ", parameter " << i);
+      CHECK(rb[i] == Approx(ra[i]).epsilon(1e-5));
+      CHECK(rel_err(dev[i].value, cpu[i].value) < 1e-5);
+    }
+    CHECK(rb[2] == 1.0);  // ||w|| = 0
   }
 }

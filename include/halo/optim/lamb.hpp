@@ -21,8 +21,9 @@ class LAMB : public Optimizer {
   LAMB(std::vector<nn::Parameter*> params, const LAMBOptions& o);
   std::string type() const override { return "LAMB"; }
   const LAMBOptions& options() const { return o_; }
-  /// Trust ratios of the last step, per parameter (for logging).
-  const std::vector<double>& last_trust_ratios() const { return trust_; }
+  /// Trust ratios of the last step, per parameter (for logging). On a GPU they stay on the
+  /// device during the step (no host synchronisation per parameter) and are read back here.
+  const std::vector<double>& last_trust_ratios() const;
 
  protected:
   std::vector<std::string> slot_names() const override { return {"exp_avg", "exp_avg_sq"}; }
@@ -30,7 +31,8 @@ class LAMB : public Optimizer {
 
  private:
   LAMBOptions o_;
-  std::vector<double> trust_;
+  mutable std::vector<double> trust_;
+  Tensor device_trust_;  // one double per parameter, where the GPU kernels leave the ratios
 };
 
 }  // namespace halo::optim

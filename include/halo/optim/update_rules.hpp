@@ -42,9 +42,14 @@ struct LambStep {
   double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-6, weight_decay = 0;
   double bias1 = 1, bias2 = 1;
   double max_trust = 0;  ///< clamps the trust ratio from above when > 0
+  /// GPU only: a device double where the kernels leave the trust ratio. The rule then forms
+  /// it on the device and returns NaN without waiting for the GPU (nothing in the update
+  /// reads back, so a CUDA graph can capture it). Null: the ratio is read back and returned
+  /// (one host synchronisation per parameter).
+  double* device_trust = nullptr;
 };
 /// u = (m/bias1)/(sqrt(v/bias2)+eps) + wd*w; r = ||w||/||u|| (1 if either is 0); w -= lr*r*u.
-/// Returns the trust ratio used.
+/// Returns the trust ratio used (NaN with LambStep::device_trust).
 double lamb_update(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const LambStep& s);
 
 struct LarsStep {

@@ -24,6 +24,7 @@
 // channels-last, median of 20): the ceiling beside each layer's measured forward and backward.
 #pragma once
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -185,6 +186,14 @@ inline void print_conv_ceilings(nn::Model& model, DType dt, int64_t batch, std::
       p.groups = int(cp.groups);
       p.dtype = dt;
       p.format = MemoryFormat::channels_last;
+      // The step pads a bf16 convolution's input channels to a multiple of 8 (conv_ops.cpp,
+      // unless HALO_CUDNN_PAD_CHANNELS=0): the ceiling runs the shapes the step runs.
+      const char* pad_env = std::getenv("HALO_CUDNN_PAD_CHANNELS");
+      if (dt == DType::bf16 && !cp.transposed && cp.groups == 1 && p.input[1] % 8 != 0 &&
+          !(pad_env && std::strcmp(pad_env, "0") == 0))
+        p.input[1] = p.weight[1] = (p.input[1] + 7) / 8 * 8;
+      // The first layer's input needs no gradient: the step runs no backward-data there.
+      const bool data_grad = conv->input_needs_grad(0);
       cuda::ConvPlan plan(p);
       Tensor x = Tensor::empty(p.input, dt, Device::cuda(), p.format);
       Tensor w = Tensor::empty(p.weight, dt, Device::cuda(), p.format);
@@ -195,8 +204,9 @@ inline void print_conv_ceilings(nn::Model& model, DType dt, int64_t batch, std::
       cuda::fill(y, 0.25f);
       const float tf = cp.transposed ? median_ms([&] { plan.backward_data(y, w, dx); }, 20)
                                      : median_ms([&] { plan.forward(x, w, y); }, 20);
-      const float td = cp.transposed ? median_ms([&] { plan.forward(x, w, y); }, 20)
-                                     : median_ms([&] { plan.backward_data(y, w, dx); }, 20);
+      const float td = !data_grad     ? 0.f
+                       : cp.transposed ? median_ms([&] { plan.forward(x, w, y); }, 20)
+                                       : median_ms([&] { plan.backward_data(y, w, dx); }, 20);
       const float tw = median_ms([&] { plan.backward_filter(x, y, dw); }, 20);
       const double f = total[node.name + " fwd"] / steps, b = total[node.name + " bwd"] / steps;
       sum_step += f + b;

@@ -33,6 +33,48 @@ struct CachedBlock {
   void* ptr;
   cudaStream_t stream;
   cudaEvent_t freed;
+  uint64_t generation;  // the allocator's capture generation at the free (see take_for_capture)
+};
+
+// cudaMalloc is "potentially unsafe" during a stream capture, which the capturing thread may
+// call only in relaxed mode: this scope switches the thread to it (and back).
+class RelaxedCaptureMode {
+ public:
+  explicit RelaxedCaptureMode(bool on) : on_(on) {
+    if (on_) cudaThreadExchangeStreamCaptureMode(&mode_);
+  }
+  ~RelaxedCaptureMode() {
+    if (on_) cudaThreadExchangeStreamCaptureMode(&mode_);
+  }
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  bool on_;
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
+};
+
+// Sets the calling thread's device for a scope without ever throwing (destructors, teardown).
+class QuietDeviceGuard {
+ public:
+  explicit QuietDeviceGuard(int device) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) {
+      (void)cudaGetLastError();
+      previous_ = -1;
+      return;
+    }
+    if (previous_ != device && cudaSetDevice(device) != cudaSuccess) (void)cudaGetLastError();
+  }
+  ~QuietDeviceGuard() {
+    int now = -1;
+    if (previous_ >= 0 && cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
+    (void)cudaGetLastError();
+  }
+  QuietDeviceGuard(const QuietDeviceGuard&) = delete;
+  QuietDeviceGuard& operator=(const QuietDeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
 };
 
 class CachingDeviceAllocator final : public Allocator {
@@ -54,7 +96,11 @@ class CachingDeviceAllocator final : public Allocator {
     }
     DeviceGuard g(device_);
     void* p = nullptr;
-    cudaError_t err = cudaMalloc(&p, sz);
+    cudaError_t err = cudaSuccess;
+    {
+      RelaxedCaptureMode relaxed(capturing);
+      err = cudaMalloc(&p, sz);
+    }
     if (err == cudaErrorMemoryAllocation && !capturing) {  // emptying synchronises: not while capturing
       (void)cudaGetLastError();
       empty_cache();
@@ -90,6 +136,15 @@ class CachingDeviceAllocator final : public Allocator {
           stats_.bytes_in_use -= sz;
           return;
         }
+      // A block from before the capture, freed by the captured work: the graph may have
+      // read it earlier in its order, so it becomes the graph's too (and no event is
+      // recorded on the capturing stream, which other streams could not wait for).
+      if (capture_pool_ && stream == capture_stream_) {
+        capture_pool_->adopt(p, sz);
+        capture_pool_->give_back(p, sz);
+        stats_.bytes_in_use -= sz;
+        return;
+      }
       if (!spare_events_.empty()) {
         ev = spare_events_.back();
         spare_events_.pop_back();
@@ -109,7 +164,7 @@ class CachingDeviceAllocator final : public Allocator {
       (void)cudaGetLastError();
       return;
     }
-    free_[sz].push_back({p, stream, ev});
+    free_[sz].push_back({p, stream, ev, generation_});
     stats_.bytes_cached += sz;
   }
 
@@ -139,6 +194,7 @@ class CachingDeviceAllocator final : public Allocator {
     }
     std::lock_guard<std::mutex> lock(mu_);
     HALO_CHECK(!capture_pool_, "cuda:", device_, ": a CUDA graph capture is already running on this device");
+    ++generation_;  // blocks cached from now on were freed after the synchronisation above
     capture_pool_ = std::make_shared<GraphPool>();
     capture_stream_ = stream;
     graph_pools_.push_back(capture_pool_);
@@ -151,8 +207,8 @@ class CachingDeviceAllocator final : public Allocator {
   }
   void release(const std::shared_ptr<GraphPool>& pool) {
     {
-      DeviceGuard g(device_);
-      cudaDeviceSynchronize();  // no replay still running (never throws: called from destructors)
+      QuietDeviceGuard g(device_);  // never throws: called from destructors
+      if (cudaDeviceSynchronize() != cudaSuccess) (void)cudaGetLastError();  // no replay still running
     }
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < graph_pools_.size(); ++i)
@@ -177,7 +233,7 @@ class CachingDeviceAllocator final : public Allocator {
         return;
       }
       cudaEventRecord(ev, nullptr);
-      free_[sz].push_back({p, nullptr, ev});
+      free_[sz].push_back({p, nullptr, ev, generation_});
       stats_.bytes_cached += sz;
     });
   }
@@ -205,15 +261,24 @@ class CachingDeviceAllocator final : public Allocator {
     stats_.bytes_cached -= sz;
     return b.ptr;
   }
-  // For work a graph captures: the graph's own freed blocks first, then any cached block,
-  // made the graph's. begin_capture waited for the device, so every recorded free has passed
-  // and no event needs waiting for (which a capture could not do). Under mu_.
+  // For work a graph captures: the graph's own freed blocks first, then a cached block freed
+  // before the capture began, made the graph's. begin_capture waited for the device, so such
+  // a block's recorded free has passed and no event needs waiting for (which a capture could
+  // not do); blocks other threads freed since may still be in use on their streams. Under mu_.
   void* take_for_capture(size_t sz) {
     if (void* p = capture_pool_->take(sz)) return p;
     auto it = free_.find(sz);
-    if (it == free_.end() || it->second.empty()) return nullptr;
-    CachedBlock b = it->second.back();
-    it->second.pop_back();
+    if (it == free_.end()) return nullptr;
+    std::vector<CachedBlock>& v = it->second;
+    size_t pick = v.size();
+    for (size_t i = v.size(); i-- > 0;)
+      if (v[i].generation < generation_) {
+        pick = i;
+        break;
+      }
+    if (pick == v.size()) return nullptr;
+    CachedBlock b = v[pick];
+    v.erase(v.begin() + std::ptrdiff_t(pick));
     spare_events_.push_back(b.freed);
     stats_.bytes_cached -= sz;
     capture_pool_->adopt(b.ptr, sz);
@@ -232,6 +297,7 @@ class CachingDeviceAllocator final : public Allocator {
   AllocatorStats stats_;
   std::shared_ptr<GraphPool> capture_pool_;  // the graph being captured on this device, if any
   cudaStream_t capture_stream_ = nullptr;    // the stream it captures
+  uint64_t generation_ = 0;                  // begin_capture() counts up
   std::vector<std::shared_ptr<GraphPool>> graph_pools_;  // every live graph's memory
 };
 
@@ -286,7 +352,7 @@ class CachingPinnedAllocator final : public Allocator {
       (void)cudaGetLastError();
       return;
     }
-    free_[sz].push_back({p, nullptr, ev});
+    free_[sz].push_back({p, nullptr, ev, 0});
     stats_.bytes_cached += sz;
   }
 
@@ -326,14 +392,18 @@ CachingDeviceAllocator& caching_device_allocator(int index) {
 
 Allocator& device_allocator(int index) { return caching_device_allocator(index); }
 
-// Synchronous for the caller, as the tensor core expects; queued on the current stream so
-// it is ordered after the kernels that produced the source.
+// Synchronous for the caller where the host or another GPU is involved, as the tensor core
+// expects; queued on the current stream so it is ordered after the kernels that produced
+// the source (and, within one GPU, before those that read the copy).
 void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
   const int dev = dst_dev.is_cuda() ? dst_dev.index : src_dev.index;
   if (dev >= device_count()) throw_no_gpu(dev);
   DeviceGuard g(dev);
   cudaStream_t stream = current_stream(dev);
   HALO_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream));
+  // Within one GPU the stream orders the copy before whatever reads the destination next, so
+  // the host need not wait (and a CUDA graph can capture it: clone() of an activation).
+  if (dst_dev == src_dev) return;
   HALO_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 

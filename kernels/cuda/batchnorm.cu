@@ -170,4 +170,85 @@ void bn_grad_input(const void* dy, const void* x, const void* relu_y, void* dx, 
   HALO_CUDA_CHECK_LAUNCH("bn_grad_input");
 }
 
+namespace {
+
+__global__ void train_coefficients_kernel(const double* sums, double count, int64_t C, double eps, double momentum,
+                                          const float* w, const float* b, float* rm, float* rv, double* mean,
+                                          double* invstd, float* scale, float* shift) {
+  HALO_GRID_LOOP(c, C) {
+    const double m = sums[c] / count;
+    // E[x^2] - E[x]^2 can round below zero for near-constant channels.
+    const double var = fmax(0.0, sums[C + c] / count - m * m);
+    const double is = 1.0 / sqrt(var + eps);
+    mean[c] = m;
+    invstd[c] = is;
+    if (rm && rv) {
+      rm[c] = float((1 - momentum) * double(rm[c]) + momentum * m);
+      rv[c] = float((1 - momentum) * double(rv[c]) + momentum * var * (count / (count - 1)));
+    }
+    const double k = (w ? double(w[c]) : 1.0) * is;
+    scale[c] = float(k);
+    shift[c] = float((b ? double(b[c]) : 0.0) - m * k);
+  }
+}
+
+__global__ void eval_coefficients_kernel(const float* rm, const float* rv, int64_t C, double eps, const float* w,
+                                         const float* b, double* mean, double* invstd, float* scale, float* shift) {
+  HALO_GRID_LOOP(c, C) {
+    const double m = rm[c], is = 1.0 / sqrt(double(rv[c]) + eps);
+    mean[c] = m;
+    invstd[c] = is;
+    const double k = (w ? double(w[c]) : 1.0) * is;
+    scale[c] = float(k);
+    shift[c] = float((b ? double(b[c]) : 0.0) - m * k);
+  }
+}
+
+__global__ void backward_coefficients_kernel(const double* sums, const double* mean, const double* invstd,
+                                             const float* w, double count, bool batch_stats, int64_t C, float* dbias,
+                                             float* dweight, float* k, float* p, float* q) {
+  HALO_GRID_LOOP(c, C) {
+    const double sdy = sums[c], sdyx = sums[C + c] * invstd[c];  // sum g', sum g' * xhat
+    dbias[c] = float(sdy);
+    dweight[c] = float(sdyx);
+    const double kk = (w ? double(w[c]) : 1.0) * invstd[c];
+    double pp = 0, qq = 0;
+    if (batch_stats) {
+      pp = -kk * invstd[c] * (sdyx / count);
+      qq = -kk * (sdy / count) - pp * mean[c];
+    }
+    k[c] = float(kk);
+    p[c] = float(pp);
+    q[c] = float(qq);
+  }
+}
+
+}  // namespace
+
+void bn_train_coefficients(const double* sums, double count, int64_t C, double eps, double momentum, const float* w,
+                           const float* b, float* running_mean, float* running_var, double* mean, double* invstd,
+                           float* scale, float* shift, void* stream) {
+  if (C == 0) return;
+  train_coefficients_kernel<<<blocks_for(C, 64), kThreads, 0, as_stream(stream)>>>(
+      sums, count, C, eps, momentum, w, b, running_mean, running_var, mean, invstd, scale, shift);
+  HALO_CUDA_CHECK_LAUNCH("bn_train_coefficients");
+}
+
+void bn_eval_coefficients(const float* running_mean, const float* running_var, int64_t C, double eps, const float* w,
+                          const float* b, double* mean, double* invstd, float* scale, float* shift, void* stream) {
+  if (C == 0) return;
+  eval_coefficients_kernel<<<blocks_for(C, 64), kThreads, 0, as_stream(stream)>>>(running_mean, running_var, C, eps,
+                                                                                   w, b, mean, invstd, scale, shift);
+  HALO_CUDA_CHECK_LAUNCH("bn_eval_coefficients");
+}
+
+void bn_backward_coefficients(const double* sums, const double* mean, const double* invstd, const float* w,
+                              double count, bool batch_stats, int64_t C, float* dbias, float* dweight, float* k,
+                              float* p, float* q, void* stream) {
+  if (C == 0) return;
+  backward_coefficients_kernel<<<blocks_for(C, 64), kThreads, 0, as_stream(stream)>>>(
+      sums, mean, invstd, w, count, batch_stats, C, dbias, dweight, k, p, q);
+  HALO_CUDA_CHECK_LAUNCH("bn_backward_coefficients");
+}
+
 }  // namespace halo::cuda::raw

@@ -26,4 +26,24 @@ void bn_grad_sums(const void* dy, const void* x, const void* relu_y, bool bf16, 
 void bn_grad_input(const void* dy, const void* x, const void* relu_y, void* dx, bool bf16, const ChannelLayout& l,
                    const float* k, const float* p, const float* q, void* stream);
 
+// The O(C) algebra between those passes, on the device (no host round trip), in f64 as
+// detail::batch_stats and detail::update_running form it on the host. w and b may be null
+// (1 and 0); the f32 running statistics may be null (not kept).
+
+/// From bn_stats' sums (sums: x (C), x^2 (C)) over `count` values per channel: mean and
+/// invstd (C device doubles each), running_mean/var updated with the unbiased variance, and
+/// the affine pass's scale = w * invstd, shift = b - mean * scale (C floats each).
+void bn_train_coefficients(const double* sums, double count, int64_t C, double eps, double momentum, const float* w,
+                           const float* b, float* running_mean, float* running_var, double* mean, double* invstd,
+                           float* scale, float* shift, void* stream);
+/// Eval mode: mean and invstd from the running statistics, then scale and shift as above.
+void bn_eval_coefficients(const float* running_mean, const float* running_var, int64_t C, double eps, const float* w,
+                          const float* b, double* mean, double* invstd, float* scale, float* shift, void* stream);
+/// From bn_grad_sums' sums (g' (C), g' * (x - mean) (C)): dbias = sum g', dweight = sum g' *
+/// xhat, and bn_grad_input's k = w * invstd, p = -k * invstd * mean(g' xhat), q = -k * mean(g')
+/// - p * mean (p = q = 0 when the statistics were not the batch's).
+void bn_backward_coefficients(const double* sums, const double* mean, const double* invstd, const float* w,
+                              double count, bool batch_stats, int64_t C, float* dbias, float* dweight, float* k,
+                              float* p, float* q, void* stream);
+
 }  // namespace halo::cuda::raw

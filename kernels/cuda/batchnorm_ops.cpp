@@ -15,10 +15,15 @@ namespace cuda = halo::cuda;
 using detail::batch_stats;
 using detail::update_running;
 
-// ---- CUDA: the per-element passes and per-channel sums run on the device; the O(C)
-// statistics algebra stays on the host in f64, exactly as on the CPU. The per-channel sums
-// are copied to the host (2C + 1 doubles) because the StatsReducer contract is a host
-// buffer (MPI allreduce); the derived per-channel coefficients go back as C floats.
+// ---- CUDA: the per-element passes and per-channel sums run on the device. Without a
+// StatsReducer (and with f32 parameters and running statistics, as mixed precision keeps
+// them) the O(C) statistics algebra runs on the device too, in f64 with the host's formulas
+// (batchnorm.cu's *_coefficients kernels): no host round trip in the step, which an eager
+// step otherwise pays about fifteen times per BatchNorm and a CUDA graph cannot hold at all.
+// With a reducer (synchronised BatchNorm) the per-channel sums are copied to the host
+// (2C + 1 doubles), because the StatsReducer contract is a host buffer (MPI allreduce), the
+// algebra runs there in f64 exactly as on the CPU, and the derived per-channel
+// coefficients go back as C floats.
 
 // weight, bias and running statistics: (C) on x's GPU, f32 (master copies) or x's dtype.
 void check_gpu_channel_vector(const Tensor& t, const Tensor& x, int64_t C, const std::string& who, const char* what) {
@@ -77,6 +82,24 @@ Tensor gpu_apply_affine(const GpuInput& in, const Tensor& weight, const Tensor& 
   return y;
 }
 
+const float* f32_or_null(const Tensor& t) { return t.defined() ? static_cast<const float*>(t.raw_data()) : nullptr; }
+bool f32_or_undefined(const Tensor& t) { return !t.defined() || (t.dtype() == DType::f32 && t.is_contiguous()); }
+
+/// The statistics algebra can stay on the device (see the top of this file).
+bool on_device(const Tensor& weight, const Tensor& bias, const Tensor& running_mean, const Tensor& running_var,
+               const StatsReducer& reducer) {
+  return !reducer && f32_or_undefined(weight) && f32_or_undefined(bias) && f32_or_undefined(running_mean) &&
+         f32_or_undefined(running_var);
+}
+
+/// The affine pass from device scale and shift.
+Tensor gpu_affine(const GpuInput& in, const Tensor& scale, const Tensor& shift, bool relu) {
+  Tensor y = Tensor::empty_like(in.x);
+  cuda::raw::bn_affine(in.x.raw_data(), y.raw_data(), in.bf16, in.layout, scale.data<float>(), shift.data<float>(),
+                       relu, cuda::stream_of(in.x));
+  return y;
+}
+
 Tensor gpu_forward_train(const Tensor& x_in, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                          Tensor& running_var, const BatchNormConfig& cfg, BatchNormSaved* saved,
                          const StatsReducer& reducer, const std::string& who) {
@@ -90,6 +113,27 @@ Tensor gpu_forward_train(const Tensor& x_in, const Tensor& weight, const Tensor&
   {
     cuda::DeviceGuard guard(in.x.device().index);
     cuda::raw::bn_stats(in.x.raw_data(), in.bf16, in.layout, acc.data<double>(), cuda::stream_of(in.x));
+  }
+  if (on_device(weight, bias, running_mean, running_var, reducer)) {
+    const double count = double(C ? in.x.numel() / C : 0);
+    HALO_CHECK_SHAPE(count > 1, who, ": training needs more than one value per channel, got ", count, " for input ",
+                     x_in.str(), " (use a larger batch, or eval mode)");
+    const bool running = running_mean.defined() && running_var.defined();
+    BatchNormSaved s;
+    s.count = count;
+    s.batch_stats = true;
+    s.device_mean = Tensor::empty({C}, DType::f64, in.x.device());
+    s.device_invstd = Tensor::empty({C}, DType::f64, in.x.device());
+    Tensor scale = Tensor::empty({C}, DType::f32, in.x.device()), shift = Tensor::empty({C}, DType::f32, in.x.device());
+    cuda::DeviceGuard guard(in.x.device().index);
+    cuda::raw::bn_train_coefficients(acc.data<double>(), count, C, cfg.eps, cfg.momentum, f32_or_null(weight),
+                                     f32_or_null(bias), running ? running_mean.data<float>() : nullptr,
+                                     running ? running_var.data<float>() : nullptr, s.device_mean.data<double>(),
+                                     s.device_invstd.data<double>(), scale.data<float>(), shift.data<float>(),
+                                     cuda::stream_of(in.x));
+    Tensor y = gpu_affine(in, scale, shift, cfg.relu);
+    if (saved) *saved = std::move(s);
+    return y;
   }
   std::vector<double> stats = acc.to_vector<double>();
   stats.push_back(double(C ? in.x.numel() / C : 0));
@@ -115,6 +159,19 @@ Tensor gpu_forward_eval(const Tensor& x_in, const Tensor& weight, const Tensor& 
   BatchNormSaved s;
   s.batch_stats = false;
   s.count = double(C ? in.x.numel() / C : 0);
+  if (on_device(weight, bias, running_mean, running_var, {})) {
+    s.device_mean = Tensor::empty({C}, DType::f64, in.x.device());
+    s.device_invstd = Tensor::empty({C}, DType::f64, in.x.device());
+    Tensor scale = Tensor::empty({C}, DType::f32, in.x.device()), shift = Tensor::empty({C}, DType::f32, in.x.device());
+    cuda::DeviceGuard guard(in.x.device().index);
+    cuda::raw::bn_eval_coefficients(running_mean.data<float>(), running_var.data<float>(), C, cfg.eps,
+                                    f32_or_null(weight), f32_or_null(bias), s.device_mean.data<double>(),
+                                    s.device_invstd.data<double>(), scale.data<float>(), shift.data<float>(),
+                                    cuda::stream_of(in.x));
+    Tensor y = gpu_affine(in, scale, shift, cfg.relu);
+    if (saved) *saved = std::move(s);
+    return y;
+  }
   s.mean = running_mean.to_vector<double>();
   s.invstd = running_var.to_vector<double>();
   for (double& v : s.invstd) v = 1.0 / std::sqrt(v + cfg.eps);
@@ -133,8 +190,10 @@ BatchNormGrads gpu_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
                    who, ": output gradient ", dy_in.defined() ? dy_in.str() : std::string("(undefined)"),
                    " does not match input ", x_in.str());
   check_gpu_channel_vector(weight, in.x, C, who, "weight");
-  HALO_CHECK_SHAPE(saved.mean.size() == size_t(C) && saved.invstd.size() == size_t(C), who,
-                   ": backward without a matching forward (saved statistics for ", saved.mean.size(),
+  const bool device_stats = saved.device_mean.defined();
+  const size_t saved_channels = device_stats ? size_t(saved.device_mean.numel()) : saved.mean.size();
+  HALO_CHECK_SHAPE(saved_channels == size_t(C) && (device_stats || saved.invstd.size() == size_t(C)), who,
+                   ": backward without a matching forward (saved statistics for ", saved_channels,
                    " channels, input ", x_in.str(), ")");
   const bool relu = relu_output.defined();
   HALO_CHECK_SHAPE(!relu || (relu_output.shape() == x_in.shape() && relu_output.dtype() == x_in.dtype() &&
@@ -148,6 +207,34 @@ BatchNormGrads gpu_backward(const Tensor& dy_in, const Tensor& x_in, const Tenso
   void* stream = cuda::stream_of(in.x);
   cuda::DeviceGuard guard(in.x.device().index);
 
+  if (device_stats) {
+    // The forward kept its statistics on the device (no reducer): so does the backward.
+    HALO_CHECK_SHAPE(f32_or_undefined(weight), who, ": weight ", weight.str(), " should be f32 here");
+    HALO_CHECK(!(reducer && saved.batch_stats), who,
+               ": backward with a statistics reducer after a forward without one (both passes use one group)");
+    Tensor acc = Tensor::zeros({2 * C}, DType::f64, in.x.device());
+    cuda::raw::bn_grad_sums(dy.raw_data(), in.x.raw_data(), mask, in.bf16, in.layout, saved.device_mean.data<double>(),
+                            acc.data<double>(), stream);
+    BatchNormGrads out;
+    out.dbias = Tensor::empty({C}, DType::f32, in.x.device());
+    out.dweight = Tensor::empty({C}, DType::f32, in.x.device());
+    Tensor k = Tensor::empty({C}, DType::f32, in.x.device()), p = Tensor::empty({C}, DType::f32, in.x.device());
+    Tensor q = Tensor::empty({C}, DType::f32, in.x.device());
+    cuda::raw::bn_backward_coefficients(acc.data<double>(), saved.device_mean.data<double>(),
+                                        saved.device_invstd.data<double>(), f32_or_null(weight), saved.count,
+                                        saved.batch_stats, C, out.dbias.data<float>(), out.dweight.data<float>(),
+                                        k.data<float>(), p.data<float>(), q.data<float>(), stream);
+    const DType pdt = weight.defined() ? weight.dtype() : x_in.dtype();
+    if (pdt != DType::f32) {
+      out.dbias = cuda::cast(out.dbias, pdt);
+      out.dweight = cuda::cast(out.dweight, pdt);
+    }
+    if (!need_dx) return out;
+    out.dx = Tensor::empty_like(in.x);
+    cuda::raw::bn_grad_input(dy.raw_data(), in.x.raw_data(), mask, out.dx.raw_data(), in.bf16, in.layout,
+                             k.data<float>(), p.data<float>(), q.data<float>(), stream);
+    return out;
+  }
   const Tensor dmean = upload(saved.mean, in.x);
   Tensor acc = Tensor::zeros({2 * C}, DType::f64, in.x.device());
   cuda::raw::bn_grad_sums(dy.raw_data(), in.x.raw_data(), mask, in.bf16, in.layout, dmean.data<double>(),

@@ -1,16 +1,8 @@
 #include "halo/nn/batchnorm.hpp"
 
+#include "halo/ops/elementwise.hpp"
+
 namespace halo::nn {
-namespace {
-// grad += delta for (C) tensors of the same dtype on the CPU.
-void accumulate(Tensor& grad, const Tensor& delta, const std::string& who) {
-  HALO_DISPATCH_FLOAT(grad.dtype(), who, [&] {
-    T* g = grad.data<T>();
-    const T* d = delta.data<T>();
-    for (int64_t i = 0; i < grad.numel(); ++i) g[i] += d[i];
-  });
-}
-}  // namespace
 
 BatchNormNd::BatchNormNd(int spatial_dims, int64_t channels, double eps, double momentum, DType dtype)
     : spatial_dims_(spatial_dims), channels_(channels) {
@@ -62,8 +54,9 @@ std::vector<Tensor> BatchNormNd::backward(const Tensor& grad_output) {
   ops::BatchNormGrads g = ops::batchnorm_backward(gy, saved_input_, weight().value, saved_,
                                                   input_needs_grad(0), reducer_, describe(), saved_output_);
   if (mixed_ && g.dx.defined()) g.dx = g.dx.to(DType::bf16);
-  accumulate(weight().grad, g.dweight, describe());
-  accumulate(bias().grad, g.dbias, describe());
+  // On the parameters' device (a host loop here would read GPU memory).
+  ops::axpy_(weight().grad, 1.0, g.dweight);
+  ops::axpy_(bias().grad, 1.0, g.dbias);
   saved_input_ = Tensor();
   saved_output_ = Tensor();
   return {g.dx};

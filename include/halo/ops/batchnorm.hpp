@@ -34,7 +34,7 @@ struct BatchNormConfig {
   bool relu = false;
 };
 
-/// What forward keeps for backward: per-channel mean and 1/sqrt(var + eps) (f64, CPU),
+/// What forward keeps for backward: per-channel mean and 1/sqrt(var + eps) (f64, on the host, or on the GPU: device_mean, device_invstd),
 /// the element count behind them (the group's count with a reducer) and whether they
 /// were batch statistics (training) or the running ones (eval).
 struct BatchNormSaved {
@@ -42,6 +42,9 @@ struct BatchNormSaved {
   std::vector<double> invstd;
   double count = 0;
   bool batch_stats = true;
+  /// On a GPU without a StatsReducer: the statistics stay on the device (f64, C each) and
+  /// `mean`/`invstd` stay empty (no host round trip in the step).
+  Tensor device_mean, device_invstd;
 };
 
 /// Training forward: batch statistics (through `reducer` when set), updates running_mean and

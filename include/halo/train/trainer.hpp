@@ -90,8 +90,9 @@ struct TrainerOptions {
   /// Input tensors are converted to this memory format once per batch (the CPU convolution
   /// kernels are fastest on channels-last).
   MemoryFormat input_format = MemoryFormat::channels_last;
-  /// The activations' type: f32, or bf16 for mixed precision (inputs cast to bf16 once per
-  /// batch; every activation and activation gradient bf16, parameters, their gradients and
+  /// The activations' type: f32, or bf16 for mixed precision (f32 inputs cast to bf16 once
+  /// per batch, bf16 ones taken as they are, as the drivers' loaders deliver them; every
+  /// activation and activation gradient bf16, parameters, their gradients and
   /// the optimizer's state f32). bf16 on the CPU needs oneDNN and runs convolutions, pooling
   /// and point-wise layers; the drivers' training.precision sets it.
   DType precision = DType::f32;

@@ -98,6 +98,10 @@ struct LossKernels {
   /// `scale` and laid out like the logits the kernel used.
   CrossEntropySums (*cross_entropy)(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& o,
                                     Tensor* grad, double scale);
+  /// ops::cross_entropy_gradient on the device (checked arguments); null where the device
+  /// has no such path (the CPU: nothing there needs one).
+  Tensor (*cross_entropy_gradient)(const Tensor& logits, const Tensor& labels, const Tensor& device_weights,
+                                   int64_t ignore_index, Tensor& first_bad);
 };
 
 struct MetricsKernels {

@@ -249,7 +249,7 @@ run() {
   run_step "PyTorch eager step, same shapes" 60 "$logs/pytorch-cosmoflow.log" \
     env -u LD_LIBRARY_PATH python3 "$ROOT/examples/bench/pytorch_cosmoflow_step.py" --batch 4 --precision f32 bf16
   run_step "halo-bench-deepcam --device cuda bf16 batch 2" 60 "$logs/bench-deepcam-bf16-b2.log" \
-    "$b/halo-bench-deepcam" --device cuda --precision bf16 --batch 2 --layers
+    "$b/halo-bench-deepcam" --device cuda --precision bf16 --batch 2 --layers --graph 1
   run_step "halo-bench-deepcam --device cuda bf16 batch 1" 45 "$logs/bench-deepcam-bf16-b1.log" \
     "$b/halo-bench-deepcam" --device cuda --precision bf16 --batch 1 --graph 1
   run_step "PyTorch eager DeepCAM step, same shapes" 90 "$logs/pytorch-deepcam.log" \

@@ -131,8 +131,8 @@ inline void time_graph_step(GpuStep& s, optim::Optimizer& opt, const Tensor& x, 
     body();
     graph.end_capture();
   } catch (const Error& e) {
-    // LAMB's trust ratios and the weighted cross-entropy's normaliser are read back to the
-    // host within the step today: such a step does not capture.
+    // A step that reads a value back (a synchronised BatchNorm's host reducer, say) does
+    // not capture: say why and go on with the eager timing.
     std::printf("%s %s batch %lld: the step cannot be captured as a CUDA graph: %s\n", s.name.c_str(),
                 r.precision.c_str(), (long long)s.batch, e.what());
     return;

@@ -86,7 +86,7 @@ namespace halo::kernels::cpu {
 
 void register_loss(ops::OpTable& t) {
   static const ops::LossKernels k = {ops::cpu_kernels::error_forward, ops::cpu_kernels::error_backward,
-                                     ops::cpu_kernels::run_cross_entropy};
+                                     ops::cpu_kernels::run_cross_entropy, nullptr};
   t.loss = &k;
 }
 

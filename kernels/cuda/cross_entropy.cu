@@ -16,7 +16,8 @@ namespace {
 template <class T, class L>
 __global__ void cross_entropy_kernel(const T* logits, const L* labels, CeDesc d, const double* weights,
                                      int64_t ignore_index, double* sums, unsigned long long* first_bad, T* grad,
-                                     float scale) {
+                                     float scale, const double* normaliser) {
+  if (normaliser) scale = normaliser[1] > 0 ? float(double(scale) / normaliser[1]) : 0.f;
   const int64_t K = d.classes, S = d.spatial, pixels = d.batch * S;
   const int64_t cs = d.channels_last ? 1 : S;
   double loss = 0, wsum = 0;
@@ -57,30 +58,33 @@ __global__ void cross_entropy_kernel(const T* logits, const L* labels, CeDesc d,
 
 template <class T>
 void launch(const void* logits, const void* labels, bool labels_i64, const CeDesc& d, const double* weights,
-            int64_t ignore_index, double* sums, int64_t* first_bad, void* grad, float scale, cudaStream_t s) {
+            int64_t ignore_index, double* sums, int64_t* first_bad, void* grad, float scale, cudaStream_t s,
+            const double* normaliser) {
   const int64_t pixels = d.batch * d.spatial;
   const unsigned blocks = unsigned(std::max<int64_t>(1, std::min<int64_t>((pixels + kThreads - 1) / kThreads, 4096)));
   // Pixel indices are non-negative, so the signed minimum is the unsigned one.
   auto* bad = reinterpret_cast<unsigned long long*>(first_bad);
   if (labels_i64)
     cross_entropy_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const T*>(logits), static_cast<const int64_t*>(labels),
-                                                     d, weights, ignore_index, sums, bad, static_cast<T*>(grad), scale);
+                                                     d, weights, ignore_index, sums, bad, static_cast<T*>(grad), scale,
+                                                     normaliser);
   else
     cross_entropy_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const T*>(logits), static_cast<const int32_t*>(labels),
-                                                     d, weights, ignore_index, sums, bad, static_cast<T*>(grad), scale);
+                                                     d, weights, ignore_index, sums, bad, static_cast<T*>(grad), scale,
+                                                     normaliser);
 }
 
 }  // namespace
 
 void cross_entropy(const void* logits, bool bf16, const void* labels, bool labels_i64, const CeDesc& d,
                    const double* weights, int64_t ignore_index, double* sums, int64_t* first_bad, void* grad,
-                   float scale, void* stream) {
+                   float scale, void* stream, const double* normaliser) {
   if (d.batch * d.spatial == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
   if (bf16)
-    launch<bf16_t>(logits, labels, labels_i64, d, weights, ignore_index, sums, first_bad, grad, scale, s);
+    launch<bf16_t>(logits, labels, labels_i64, d, weights, ignore_index, sums, first_bad, grad, scale, s, normaliser);
   else
-    launch<float>(logits, labels, labels_i64, d, weights, ignore_index, sums, first_bad, grad, scale, s);
+    launch<float>(logits, labels, labels_i64, d, weights, ignore_index, sums, first_bad, grad, scale, s, normaliser);
   HALO_CUDA_CHECK_LAUNCH("cross_entropy");
 }
 

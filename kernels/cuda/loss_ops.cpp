@@ -3,6 +3,9 @@
 
 #include "cuda/register.hpp"
 #include "dense.hpp"
+#include <cuda_runtime.h>
+
+#include "cuda/check.hpp"
 #include "cuda/loss.hpp"
 #include "cuda/tensor_ops.hpp"
 #include "halo/cuda/runtime.hpp"
@@ -90,6 +93,35 @@ CrossEntropySums gpu_cross_entropy(const Tensor& logits_in, const Tensor& labels
   return {s[0], s[1]};
 }
 
+/// The normalised gradient without the host: pass 1 sums the weights (and finds bad labels),
+/// pass 2 writes the gradient scaled by 1 / that sum, read on the device.
+Tensor gpu_cross_entropy_gradient(const Tensor& logits_in, const Tensor& labels_in, const Tensor& weights,
+                                  int64_t ignore_index, Tensor& first_bad) {
+  const char* what = "cross_entropy";
+  HALO_CHECK_SHAPE(labels_in.device() == logits_in.device(), what, ": labels ", labels_in.str(),
+                   " must be on the logits' device ", logits_in.device().str());
+  const int64_t K = logits_in.size(1);
+  const bool bf16 = cuda::is_bf16(logits_in, what);
+  const bool cl = logits_in.dim() >= 3 && logits_in.is_channels_last() && !logits_in.is_contiguous() &&
+                  logits_in.is_dense();
+  Tensor logits = cl ? logits_in : logits_in.contiguous();
+  Tensor labels = labels_in.contiguous();
+  cuda::raw::CeDesc d{logits.size(0), K, logits.size(0) == 0 ? 0 : logits.numel() / (logits.size(0) * K), cl};
+  Tensor grad = Tensor::empty_like(logits);
+  Tensor sums = Tensor::zeros({2}, DType::f64, logits.device()), again = Tensor::zeros({2}, DType::f64, logits.device());
+  cuda::DeviceGuard guard(logits.device().index);
+  void* stream = cuda::stream_of(logits);
+  // kNoBadLabel: every byte 0x7f, larger than any pixel index, set without a host copy.
+  HALO_CUDA_CHECK(cudaMemsetAsync(first_bad.raw_data(), 0x7f, sizeof(int64_t), static_cast<cudaStream_t>(stream)));
+  const double* w = weights.defined() ? weights.data<double>() : nullptr;
+  cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, d, w,
+                           ignore_index, sums.data<double>(), first_bad.data<int64_t>(), nullptr, 1.f, stream);
+  cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, d, w,
+                           ignore_index, again.data<double>(), first_bad.data<int64_t>(), grad.raw_data(), 1.f,
+                           stream, sums.data<double>());
+  return grad;
+}
+
 }  // namespace
 }  // namespace halo::ops::cuda_kernels
 
@@ -97,7 +129,7 @@ namespace halo::kernels::cuda_ops {
 
 void register_loss(ops::OpTable& t) {
   static const ops::LossKernels k = {ops::cuda_kernels::error_forward, ops::cuda_kernels::error_backward,
-                                     ops::cuda_kernels::gpu_cross_entropy};
+                                     ops::cuda_kernels::gpu_cross_entropy, ops::cuda_kernels::gpu_cross_entropy_gradient};
   t.loss = &k;
 }
 

@@ -64,6 +64,7 @@ WeightedCrossEntropy::WeightedCrossEntropy(std::vector<double> class_weights, in
 }
 
 double WeightedCrossEntropy::forward(const Tensor& prediction, const Tensor& target) {
+  check_labels();
   logits_ = prediction;
   labels_ = target;
   sums_ = ops::cross_entropy_forward(prediction, target, options_);
@@ -74,6 +75,33 @@ Tensor WeightedCrossEntropy::backward() {
   require_forward(logits_, type());
   const double scale = sums_.weight > 0 ? 1.0 / sums_.weight : 0.0;
   return ops::cross_entropy_backward(logits_, labels_, options_, scale);
+}
+
+Tensor WeightedCrossEntropy::gradient(const Tensor& prediction, const Tensor& target) {
+  if (!prediction.defined() || !ops::has_cross_entropy_gradient(prediction.device())) return Loss::gradient(prediction, target);
+  // Uploaded once per device (outside any capture: the first step runs eagerly).
+  if (!first_bad_.defined() || first_bad_.device() != prediction.device()) {
+    first_bad_ = Tensor::zeros({1}, DType::i64, prediction.device());
+    device_weights_ = options_.class_weights.empty()
+                          ? Tensor()
+                          : Tensor::from_vector(options_.class_weights, {int64_t(options_.class_weights.size())})
+                                .to(prediction.device());
+  }
+  Tensor g = ops::cross_entropy_gradient(prediction, target, device_weights_, options_.ignore_index, first_bad_);
+  checked_labels_ = target;
+  checked_classes_ = prediction.size(1);
+  labels_unchecked_ = true;
+  return g;  // in the logits' dtype and layout
+}
+
+void WeightedCrossEntropy::check_labels() {
+  if (!labels_unchecked_) return;
+  labels_unchecked_ = false;
+  const int64_t first = first_bad_.to_vector<int64_t>()[0];
+  if (first == ops::kNoBadLabel) return;
+  throw ShapeError(str("cross_entropy: a label at flat position ", first, " of labels ", checked_labels_.str(),
+                       " is outside [0, ", checked_classes_, ") and is not the ignore_index ", options_.ignore_index, " (found by a gradient() on ",
+                       first_bad_.device().str(), ")"));
 }
 
 }  // namespace halo::nn

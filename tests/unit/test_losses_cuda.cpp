@@ -3,6 +3,7 @@
 // weights, and the error naming the first invalid label.
 #include "cuda_test_util.hpp"
 #include "gpu_test_skip.hpp"
+#include "halo/nn/losses.hpp"
 #include "halo/ops/loss.hpp"
 
 using namespace halo;
@@ -54,4 +55,33 @@ TEST_CASE("cuda cross-entropy names the first invalid label like the CPU", "[los
   CHECK_THROWS_WITH(ops::cross_entropy_forward(logits, labels, {}), Catch::Contains("flat position 17"));
   CHECK_THROWS_WITH(ops::cross_entropy_forward(logits.to(gpu), labels.to(gpu), {}),
                     Catch::Contains("flat position 17") && Catch::Contains("label 3"));
+}
+
+TEST_CASE("the cross-entropy gradient formed on the GPU equals forward then backward; bad labels come later",
+          "[loss][gpu]") {
+  // WeightedCrossEntropy::gradient on a GPU normalises on the device (no host round trip,
+  // so a CUDA graph can capture it) and leaves a bad label for check_labels() / forward().
+  const int64_t K = 3;
+  for (MemoryFormat fmt : {MemoryFormat::channels_last, MemoryFormat::contiguous}) {
+    for (DType dt : {DType::f32, DType::bf16}) {
+      INFO((fmt == MemoryFormat::channels_last ? "channels-last " : "contiguous ") << name(dt));
+      const Tensor logits = random_tensor({2, K, 6, 7}, 50, fmt);
+      const Tensor labels = random_labels<int32_t>({2, 6, 7}, K, 51, -100);
+      nn::WeightedCrossEntropy ref({1.0, 20.0, 3.0}), dev({1.0, 20.0, 3.0});
+      ref.forward(on_gpu(logits, dt), labels.to(gpu));
+      const Tensor g_ref = ref.backward();
+      const Tensor g = dev.gradient(on_gpu(logits, dt), labels.to(gpu));
+      CHECK(g.dtype() == dt);
+      CHECK(g.device() == gpu);
+      CHECK(rel_err(g, g_ref) < (dt == DType::bf16 ? 1e-2 : 1e-6));
+      CHECK_NOTHROW(dev.check_labels());
+    }
+  }
+  Tensor bad = random_labels<int32_t>({2, 6, 7}, K, 52, -100);
+  bad.data<int32_t>()[17] = 7;
+  nn::WeightedCrossEntropy dev({1.0, 20.0, 3.0});
+  const Tensor logits = random_tensor({2, K, 6, 7}, 53).to(gpu);
+  CHECK_NOTHROW(dev.gradient(logits, bad.to(gpu)));  // not thrown here: the device cannot
+  CHECK_THROWS_WITH(dev.check_labels(), Catch::Contains("flat position 17") && Catch::Contains("outside [0, 3)"));
+  CHECK_NOTHROW(dev.check_labels());  // reported once
 }

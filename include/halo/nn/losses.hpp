@@ -46,6 +46,13 @@ class WeightedCrossEntropy final : public Loss {
   /// Returns 0 when every pixel is ignored.
   double forward(const Tensor& prediction, const Tensor& target) override;
   Tensor backward() override;
+  /// On a GPU the normalised gradient formed on the device (ops::cross_entropy_gradient: no
+  /// host round trip, so a CUDA graph can capture it); a bad label found there is reported
+  /// by the next forward() or check_labels(). Elsewhere forward() then backward().
+  Tensor gradient(const Tensor& prediction, const Tensor& target) override;
+  /// Throws ShapeError when a gradient() since the last check met a label outside [0, K)
+  /// that is not ignore_index (reads one value back from the device).
+  void check_labels();
   /// Weighted loss sum and weight sum of the last forward.
   ops::CrossEntropySums last_sums() const { return sums_; }
 
@@ -53,6 +60,10 @@ class WeightedCrossEntropy final : public Loss {
   ops::CrossEntropyOptions options_;
   Tensor logits_, labels_;
   ops::CrossEntropySums sums_;
+  Tensor device_weights_, first_bad_;  // gradient()'s, on the logits' device
+  Tensor checked_labels_;              // the labels of the last gradient(), named in its error
+  int64_t checked_classes_ = 0;
+  bool labels_unchecked_ = false;
 };
 
 }  // namespace halo::nn

@@ -31,6 +31,10 @@ __global__ void cross_entropy_kernel(const T* logits, const L* labels, CeDesc d,
     }
     if (y < 0 || y >= K) {
       atomicMin(first_bad, static_cast<unsigned long long>(p));
+      // Zero, not left unwritten: a caller that reports the label later (a captured step)
+      // must not train on whatever the buffer held.
+      if (grad)
+        for (int64_t k = 0; k < K; ++k) st(grad, base + k * cs, 0.f);
       continue;
     }
     float mx = ld(logits, base);

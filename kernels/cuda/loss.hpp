@@ -27,7 +27,7 @@ struct CeDesc {
 /// the caller to INT64_MAX or any larger-than-any-index value) becomes the smallest pixel
 /// index whose label is neither in [0, K) nor ignore_index. weights: K device doubles or
 /// null (all 1). When grad is not null it receives scale * w_y (softmax - onehot(y)), zero
-/// on ignored pixels, with scale further divided by normaliser[1] (a finished weight sum on
+/// on ignored pixels and on bad ones, with scale further divided by normaliser[1] (a finished weight sum on
 /// the device; 0 when it is 0) when normaliser is not null.
 void cross_entropy(const void* logits, bool bf16, const void* labels, bool labels_i64, const CeDesc& d,
                    const double* weights, int64_t ignore_index, double* sums, int64_t* first_bad, void* grad,

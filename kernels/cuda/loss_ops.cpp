@@ -105,14 +105,15 @@ Tensor gpu_cross_entropy_gradient(const Tensor& logits_in, const Tensor& labels_
   const bool cl = logits_in.dim() >= 3 && logits_in.is_channels_last() && !logits_in.is_contiguous() &&
                   logits_in.is_dense();
   Tensor logits = cl ? logits_in : logits_in.contiguous();
-  Tensor labels = labels_in.contiguous();
+  // A copy of strided integer labels would go through the host: the loaders' are contiguous.
+  HALO_CHECK_SHAPE(labels_in.is_contiguous(), what, ": labels ", labels_in.str(),
+                   " must be contiguous for the on-device gradient");
+  const Tensor& labels = labels_in;
   cuda::raw::CeDesc d{logits.size(0), K, logits.size(0) == 0 ? 0 : logits.numel() / (logits.size(0) * K), cl};
   Tensor grad = Tensor::empty_like(logits);
   Tensor sums = Tensor::zeros({2}, DType::f64, logits.device()), again = Tensor::zeros({2}, DType::f64, logits.device());
   cuda::DeviceGuard guard(logits.device().index);
   void* stream = cuda::stream_of(logits);
-  // kNoBadLabel: every byte 0x7f, larger than any pixel index, set without a host copy.
-  HALO_CUDA_CHECK(cudaMemsetAsync(first_bad.raw_data(), 0x7f, sizeof(int64_t), static_cast<cudaStream_t>(stream)));
   const double* w = weights.defined() ? weights.data<double>() : nullptr;
   cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, d, w,
                            ignore_index, sums.data<double>(), first_bad.data<int64_t>(), nullptr, 1.f, stream);

@@ -1,5 +1,7 @@
 #include "halo/nn/losses.hpp"
 
+#include "halo/cuda/runtime.hpp"
+
 namespace halo::nn {
 
 namespace {
@@ -81,7 +83,8 @@ Tensor WeightedCrossEntropy::gradient(const Tensor& prediction, const Tensor& ta
   if (!prediction.defined() || !ops::has_cross_entropy_gradient(prediction.device())) return Loss::gradient(prediction, target);
   // Uploaded once per device (outside any capture: the first step runs eagerly).
   if (!first_bad_.defined() || first_bad_.device() != prediction.device()) {
-    first_bad_ = Tensor::zeros({1}, DType::i64, prediction.device());
+    check_labels();  // what the other device found, before its flag goes
+    first_bad_ = Tensor::from_vector<int64_t>({ops::kNoBadLabel}, {1}).to(prediction.device());
     device_weights_ = options_.class_weights.empty()
                           ? Tensor()
                           : Tensor::from_vector(options_.class_weights, {int64_t(options_.class_weights.size())})
@@ -90,15 +93,17 @@ Tensor WeightedCrossEntropy::gradient(const Tensor& prediction, const Tensor& ta
   Tensor g = ops::cross_entropy_gradient(prediction, target, device_weights_, options_.ignore_index, first_bad_);
   checked_labels_ = target;
   checked_classes_ = prediction.size(1);
-  labels_unchecked_ = true;
   return g;  // in the logits' dtype and layout
 }
 
 void WeightedCrossEntropy::check_labels() {
-  if (!labels_unchecked_) return;
-  labels_unchecked_ = false;
+  if (!first_bad_.defined()) return;  // no gradient() on a device yet
+  // Whatever stream the gradient (or a graph replaying it) ran on: wait for the device.
+  if (first_bad_.device().is_cuda()) cuda::synchronize(first_bad_.device().index);
   const int64_t first = first_bad_.to_vector<int64_t>()[0];
   if (first == ops::kNoBadLabel) return;
+  // Re-armed in place: a captured graph holds this buffer's address.
+  first_bad_.copy_(Tensor::from_vector<int64_t>({ops::kNoBadLabel}, {1}));
   throw ShapeError(str("cross_entropy: a label at flat position ", first, " of labels ", checked_labels_.str(),
                        " is outside [0, ", checked_classes_, ") and is not the ignore_index ", options_.ignore_index, " (found by a gradient() on ",
                        first_bad_.device().str(), ")"));

@@ -81,7 +81,10 @@ TEST_CASE("the cross-entropy gradient formed on the GPU equals forward then back
   bad.data<int32_t>()[17] = 7;
   nn::WeightedCrossEntropy dev({1.0, 20.0, 3.0});
   const Tensor logits = random_tensor({2, K, 6, 7}, 53).to(gpu);
-  CHECK_NOTHROW(dev.gradient(logits, bad.to(gpu)));  // not thrown here: the device cannot
+  Tensor g;
+  CHECK_NOTHROW(g = dev.gradient(logits, bad.to(gpu)));  // not thrown here: the device cannot
+  const std::vector<float> gv = g.to_vector<float>();   // (2, 3, 6, 7): pixel 17 is n 0, s 17
+  for (int64_t k = 0; k < K; ++k) CHECK(gv[size_t(k * 42 + 17)] == 0.f);  // no gradient from it
   CHECK_THROWS_WITH(dev.check_labels(), Catch::Contains("flat position 17") && Catch::Contains("outside [0, 3)"));
   CHECK_NOTHROW(dev.check_labels());  // reported once
 }

@@ -47,11 +47,14 @@ class WeightedCrossEntropy final : public Loss {
   double forward(const Tensor& prediction, const Tensor& target) override;
   Tensor backward() override;
   /// On a GPU the normalised gradient formed on the device (ops::cross_entropy_gradient: no
-  /// host round trip, so a CUDA graph can capture it); a bad label found there is reported
-  /// by the next forward() or check_labels(). Elsewhere forward() then backward().
+  /// host round trip, so a CUDA graph can capture it, replays included); a bad label found
+  /// there gets a zero gradient and is reported by the next forward() or check_labels().
+  /// It does not set last_sums() or what backward() uses. The first call on a device uploads
+  /// the class weights: make it outside a capture (an eager warm-up step). Elsewhere
+  /// forward() then backward().
   Tensor gradient(const Tensor& prediction, const Tensor& target) override;
-  /// Throws ShapeError when a gradient() since the last check met a label outside [0, K)
-  /// that is not ignore_index (reads one value back from the device).
+  /// Throws ShapeError when a gradient() (or a replay of a captured one) since the last
+  /// check met a label outside [0, K) that is not ignore_index. Waits for the device.
   void check_labels();
   /// Weighted loss sum and weight sum of the last forward.
   ops::CrossEntropySums last_sums() const { return sums_; }
@@ -63,7 +66,6 @@ class WeightedCrossEntropy final : public Loss {
   Tensor device_weights_, first_bad_;  // gradient()'s, on the logits' device
   Tensor checked_labels_;              // the labels of the last gradient(), named in its error
   int64_t checked_classes_ = 0;
-  bool labels_unchecked_ = false;
 };
 
 }  // namespace halo::nn

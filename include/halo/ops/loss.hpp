@@ -36,16 +36,17 @@ CrossEntropySums cross_entropy_forward(const Tensor& logits, const Tensor& label
 /// ignored pixels; in the logits' layout.
 Tensor cross_entropy_backward(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& o, double scale);
 
-/// first_bad's value when every label was good (all bytes 0x7f: larger than any pixel index).
+/// first_bad's value while no bad label was met (larger than any pixel index).
 constexpr int64_t kNoBadLabel = 0x7f7f7f7f7f7f7f7f;
 /// True where cross_entropy_gradient runs (GPUs).
 bool has_cross_entropy_gradient(const Device& device);
 /// The gradient of the weighted mean, w_y (softmax - onehot(y)) / sum of w_y, formed on the
 /// logits' device without a host round trip (so a CUDA graph can capture it).
 /// `device_weights`: the class weights already on that device (f64, K) or undefined (all 1).
-/// A bad label is not thrown here: the smallest such pixel index is left in `first_bad` (a
-/// one-element i64 tensor on the device; kNoBadLabel when all are good) for the caller to
-/// check when it next reads from the device.
+/// A bad label is not thrown here: its pixel's gradient is zero and the smallest such pixel
+/// index is folded into `first_bad` (a one-element i64 tensor on the device that the caller
+/// set to kNoBadLabel and reads when it next reads from the device; calls accumulate into
+/// it). Labels must be contiguous.
 Tensor cross_entropy_gradient(const Tensor& logits, const Tensor& labels, const Tensor& device_weights,
                               int64_t ignore_index, Tensor& first_bad);
 

@@ -24,7 +24,6 @@
 // channels-last, median of 20): the ceiling beside each layer's measured forward and backward.
 #pragma once
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -112,6 +111,20 @@ inline int gpu_unavailable() {
 }
 
 #if HALO_ENABLE_CUDA
+/// Wall-clock milliseconds of `step` (which ends by waiting for the GPU): 3 untimed calls,
+/// then `n` timed ones, sorted (median in the middle).
+inline std::vector<double> step_times_ms(const std::function<void()>& step, int n) {
+  for (int i = 0; i < 3; ++i) step();
+  std::vector<double> ms;
+  for (int i = 0; i < n; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    step();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms;
+}
+
 /// The step captured once as a CUDA graph and replayed --steps times (after 3 untimed
 /// replays), each followed by a host synchronisation as the eager steps are.
 inline void time_graph_step(GpuStep& s, optim::Optimizer& opt, const Tensor& x, const Tensor& t, const GpuStepRun& r) {
@@ -137,16 +150,12 @@ inline void time_graph_step(GpuStep& s, optim::Optimizer& opt, const Tensor& x, 
                 r.precision.c_str(), (long long)s.batch, e.what());
     return;
   }
-  for (int i = 0; i < 3; ++i) graph.replay(stream);
-  stream.synchronize();
-  std::vector<double> ms;
-  for (int i = 0; i < r.steps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    graph.replay(stream);
-    stream.synchronize();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
+  const std::vector<double> ms = step_times_ms(
+      [&] {
+        graph.replay(stream);
+        stream.synchronize();
+      },
+      r.steps);
   const double med = ms[ms.size() / 2];
   std::printf("%s %s batch %lld, one CUDA graph per step (%zu nodes, %.2f GiB kept): median step %.2f ms "
               "(min %.2f, max %.2f) = %.1f samples/s\n",
@@ -186,12 +195,9 @@ inline void print_conv_ceilings(nn::Model& model, DType dt, int64_t batch, std::
       p.groups = int(cp.groups);
       p.dtype = dt;
       p.format = MemoryFormat::channels_last;
-      // The step pads a bf16 convolution's input channels to a multiple of 8 (conv_ops.cpp,
-      // unless HALO_CUDNN_PAD_CHANNELS=0): the ceiling runs the shapes the step runs.
-      const char* pad_env = std::getenv("HALO_CUDNN_PAD_CHANNELS");
-      if (dt == DType::bf16 && !cp.transposed && cp.groups == 1 && p.input[1] % 8 != 0 &&
-          !(pad_env && std::strcmp(pad_env, "0") == 0))
-        p.input[1] = p.weight[1] = (p.input[1] + 7) / 8 * 8;
+      // The ceiling runs the shapes the step runs, padded channels included.
+      if (const int64_t padded = cuda::padded_input_channels(p.input[1], dt, p.format, cp.transposed, cp.groups))
+        p.input[1] = p.weight[1] = padded;
       // The first layer's input needs no gradient: the step runs no backward-data there.
       const bool data_grad = conv->input_needs_grad(0);
       cuda::ConvPlan plan(p);
@@ -242,14 +248,7 @@ inline int run_gpu_step(GpuStep& s, const GpuStepRun& r) {
     opt->step();
     cuda::synchronize(0);
   };
-  for (int i = 0; i < 3; ++i) step();
-  std::vector<double> ms;
-  for (int i = 0; i < r.steps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    step();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
+  const std::vector<double> ms = step_times_ms(step, r.steps);
   const double med = ms[ms.size() / 2];
   std::printf("%s %s batch %lld: median step %.2f ms (min %.2f, max %.2f) = %.1f samples/s, loss %.4f\n",
               s.name.c_str(), r.precision.c_str(), (long long)s.batch, med, ms.front(), ms.back(),

@@ -6,6 +6,8 @@
 // same shape share one search. Workspace comes from the stream-ordered caching allocator
 // at each call and goes back to it as soon as the call is queued.
 #pragma once
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +36,20 @@ struct ConvParams {
   /// Largest workspace an algorithm may use.
   size_t workspace_limit = size_t(1) << 30;
 };
+
+/// cuDNN's bf16 channels-last (tensor-core) kernels want input channels in 16-byte vectors:
+/// the channel count a bf16 channels-last direct convolution of `channels` inputs runs with
+/// (zero-padded to a multiple of 8, kernels/cuda/conv_ops.cpp), or 0 when it runs unpadded.
+/// HALO_CUDNN_PAD_CHANNELS=0 turns padding off (to measure both).
+inline int64_t padded_input_channels(int64_t channels, DType dtype, MemoryFormat format, bool transposed,
+                                     int64_t groups) {
+  constexpr int64_t kVector = 8;
+  if (dtype != DType::bf16 || format != MemoryFormat::channels_last || transposed || groups != 1) return 0;
+  if (channels % kVector == 0) return 0;
+  const char* env = std::getenv("HALO_CUDNN_PAD_CHANNELS");
+  if (env && std::strcmp(env, "0") == 0) return 0;
+  return (channels + kVector - 1) / kVector * kVector;
+}
 
 class ConvPlan {
  public:

@@ -7,10 +7,8 @@
 // CosmoFlow convolutions on an H100). Such a bf16 convolution runs on zero-padded copies
 // of its input and weight, (N, 8k, ...) channels-last, which give the same output; its
 // weight gradient is the first C channels of the padded one and its input gradient the
-// first C channels of the padded input's. HALO_CUDNN_PAD_CHANNELS=0 turns this off (read
-// when a plan is first used), to measure both.
-#include <cstdlib>
-#include <cstring>
+// first C channels of the padded input's. The rule, and HALO_CUDNN_PAD_CHANNELS=0 to turn it
+// off (read when a plan is first used), are cuda::padded_input_channels (conv.hpp).
 #include <memory>
 
 #include "cuda/conv.hpp"
@@ -55,19 +53,6 @@ struct CudnnState final : detail::ConvPlanState {
   const void* padded_from = nullptr;  // the x padded_input was made from
 };
 
-constexpr int64_t kChannelVector = 8;  // bf16 channels per 16 bytes
-
-/// The padded input channel count of a plan run in `format`, or 0 when it runs unpadded.
-int64_t padded_channels(const ConvPlan& plan, MemoryFormat format) {
-  const auto& p = plan.params();
-  if (plan.dtype() != DType::bf16 || format != MemoryFormat::channels_last || p.transposed || p.groups != 1) return 0;
-  const int64_t c = plan.input_shape()[1];
-  if (c % kChannelVector == 0) return 0;
-  const char* env = std::getenv("HALO_CUDNN_PAD_CHANNELS");
-  if (env && std::strcmp(env, "0") == 0) return 0;
-  return (c + kChannelVector - 1) / kChannelVector * kChannelVector;
-}
-
 /// The first `c` channels of t (N, C', ...) as a view (strides kept; t stays alive with it).
 Tensor first_channels(const Tensor& t, int64_t c) {
   Shape s = t.shape();
@@ -97,7 +82,8 @@ CudnnState& cudnn_state(ConvPlan& plan, MemoryFormat format = MemoryFormat::chan
   // weight gradient the backward-filter with input and output gradient swapped.
   cp.input = plan.params().transposed ? plan.output_shape() : plan.input_shape();
   cp.weight = plan.weight_shape();
-  made->padded = padded_channels(plan, format);
+  made->padded = cuda::padded_input_channels(plan.input_shape()[1], plan.dtype(), format, plan.params().transposed,
+                                             plan.params().groups);
   if (made->padded) cp.input[1] = cp.weight[1] = made->padded;
   for (int i = 0; i < plan.params().spatial_dims; ++i) {
     cp.stride.push_back(int(plan.params().stride[size_t(i)]));

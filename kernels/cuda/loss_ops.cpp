@@ -58,34 +58,51 @@ Tensor error_backward(const Tensor& p, const Tensor& t, bool squared, const char
   return gpu_error_backward(p, t, squared);
 }
 
+/// Logits and labels as the cross-entropy kernel reads them: logits dense channels-last or
+/// contiguous (a copy otherwise), labels contiguous, and the kernel's description of them.
+struct CeInput {
+  Tensor logits, labels;
+  cuda::raw::CeDesc desc;
+  bool bf16 = false;
+
+  CeInput(const Tensor& logits_in, const Tensor& labels_in, const char* what) {
+    HALO_CHECK_SHAPE(labels_in.device() == logits_in.device(), what, ": labels ", labels_in.str(),
+                     " must be on the logits' device ", logits_in.device().str());
+    const int64_t K = logits_in.size(1);
+    bf16 = cuda::is_bf16(logits_in, what);
+    const bool cl = logits_in.dim() >= 3 && logits_in.is_channels_last() && !logits_in.is_contiguous() &&
+                    logits_in.is_dense();
+    logits = cl ? logits_in : logits_in.contiguous();
+    labels = labels_in.contiguous();
+    desc = {logits.size(0), K, logits.size(0) == 0 ? 0 : logits.numel() / (logits.size(0) * K), cl};
+  }
+  /// One pass of the kernel (see cuda/loss.hpp) on the logits' current stream.
+  void run(const double* weights, int64_t ignore_index, double* sums, int64_t* first_bad, void* grad, float scale,
+           const double* normaliser = nullptr) const {
+    cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, desc, weights,
+                             ignore_index, sums, first_bad, grad, scale, cuda::stream_of(logits), normaliser);
+  }
+};
+
 /// The cross-entropy on the GPU: logits f32 or bf16 (grad in the logits' dtype), labels i32 or
 /// i64 on the same device, class weights uploaded as K doubles.
 CrossEntropySums gpu_cross_entropy(const Tensor& logits_in, const Tensor& labels_in, const CrossEntropyOptions& o,
                                    Tensor* grad, double scale) {
   const char* what = "cross_entropy";
-  HALO_CHECK_SHAPE(labels_in.device() == logits_in.device(), what, ": labels ", labels_in.str(),
-                   " must be on the logits' device ", logits_in.device().str());
-  const int64_t K = logits_in.size(1);
-  const bool bf16 = cuda::is_bf16(logits_in, what);
-  const bool cl = logits_in.dim() >= 3 && logits_in.is_channels_last() && !logits_in.is_contiguous() &&
-                  logits_in.is_dense();
-  Tensor logits = cl ? logits_in : logits_in.contiguous();
-  Tensor labels = labels_in.contiguous();
-  cuda::raw::CeDesc d{logits.size(0), K, logits.size(0) == 0 ? 0 : logits.numel() / (logits.size(0) * K), cl};
-  if (grad) *grad = Tensor::empty_like(logits);
+  const CeInput in(logits_in, labels_in, what);
+  const int64_t K = in.desc.classes;
+  if (grad) *grad = Tensor::empty_like(in.logits);
   Tensor weights;
-  if (!o.class_weights.empty()) weights = Tensor::from_vector(o.class_weights, {K}).to(logits.device());
-  Tensor sums = Tensor::zeros({2}, DType::f64, logits.device());
+  if (!o.class_weights.empty()) weights = Tensor::from_vector(o.class_weights, {K}).to(in.logits.device());
+  Tensor sums = Tensor::zeros({2}, DType::f64, in.logits.device());
   const std::vector<int64_t> none{std::numeric_limits<int64_t>::max()};
-  Tensor bad = Tensor::from_vector(none, {1}).to(logits.device());
-  cuda::DeviceGuard guard(logits.device().index);
-  cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, d,
-                           weights.defined() ? weights.data<double>() : nullptr, o.ignore_index, sums.data<double>(),
-                           bad.data<int64_t>(), grad ? grad->raw_data() : nullptr, float(scale),
-                           cuda::stream_of(logits));
+  Tensor bad = Tensor::from_vector(none, {1}).to(in.logits.device());
+  cuda::DeviceGuard guard(in.logits.device().index);
+  in.run(weights.defined() ? weights.data<double>() : nullptr, o.ignore_index, sums.data<double>(),
+         bad.data<int64_t>(), grad ? grad->raw_data() : nullptr, float(scale));
   const int64_t first_bad = bad.to_vector<int64_t>()[0];
   if (first_bad != std::numeric_limits<int64_t>::max()) {
-    const double value = labels.to(DType::f64).reshape({-1}).slice(first_bad, first_bad + 1).item();
+    const double value = in.labels.to(DType::f64).reshape({-1}).slice(first_bad, first_bad + 1).item();
     throw ShapeError(str(what, ": label ", int64_t(value), " at flat position ", first_bad, " of labels ",
                          labels_in.str(), " is outside [0, ", K, ") and is not the ignore_index ", o.ignore_index));
   }
@@ -98,28 +115,17 @@ CrossEntropySums gpu_cross_entropy(const Tensor& logits_in, const Tensor& labels
 Tensor gpu_cross_entropy_gradient(const Tensor& logits_in, const Tensor& labels_in, const Tensor& weights,
                                   int64_t ignore_index, Tensor& first_bad) {
   const char* what = "cross_entropy";
-  HALO_CHECK_SHAPE(labels_in.device() == logits_in.device(), what, ": labels ", labels_in.str(),
-                   " must be on the logits' device ", logits_in.device().str());
-  const int64_t K = logits_in.size(1);
-  const bool bf16 = cuda::is_bf16(logits_in, what);
-  const bool cl = logits_in.dim() >= 3 && logits_in.is_channels_last() && !logits_in.is_contiguous() &&
-                  logits_in.is_dense();
-  Tensor logits = cl ? logits_in : logits_in.contiguous();
   // A copy of strided integer labels would go through the host: the loaders' are contiguous.
   HALO_CHECK_SHAPE(labels_in.is_contiguous(), what, ": labels ", labels_in.str(),
                    " must be contiguous for the on-device gradient");
-  const Tensor& labels = labels_in;
-  cuda::raw::CeDesc d{logits.size(0), K, logits.size(0) == 0 ? 0 : logits.numel() / (logits.size(0) * K), cl};
-  Tensor grad = Tensor::empty_like(logits);
-  Tensor sums = Tensor::zeros({2}, DType::f64, logits.device()), again = Tensor::zeros({2}, DType::f64, logits.device());
-  cuda::DeviceGuard guard(logits.device().index);
-  void* stream = cuda::stream_of(logits);
+  const CeInput in(logits_in, labels_in, what);
+  Tensor grad = Tensor::empty_like(in.logits);
+  Tensor sums = Tensor::zeros({2}, DType::f64, in.logits.device());
+  Tensor again = Tensor::zeros({2}, DType::f64, in.logits.device());  // pass 2 must not add into what it reads
+  cuda::DeviceGuard guard(in.logits.device().index);
   const double* w = weights.defined() ? weights.data<double>() : nullptr;
-  cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, d, w,
-                           ignore_index, sums.data<double>(), first_bad.data<int64_t>(), nullptr, 1.f, stream);
-  cuda::raw::cross_entropy(logits.raw_data(), bf16, labels.raw_data(), labels.dtype() == DType::i64, d, w,
-                           ignore_index, again.data<double>(), first_bad.data<int64_t>(), grad.raw_data(), 1.f,
-                           stream, sums.data<double>());
+  in.run(w, ignore_index, sums.data<double>(), first_bad.data<int64_t>(), nullptr, 1.f);
+  in.run(w, ignore_index, again.data<double>(), first_bad.data<int64_t>(), grad.raw_data(), 1.f, sums.data<double>());
   return grad;
 }
 

@@ -22,6 +22,20 @@ std::string fx(const std::string& rel) { return root() + "/" + rel; }
 int cosmo_count(int i, int d, int h, int w, int c) { return (d * 7 + h * 3 + w + c * 11 + i * 5) % 50; }
 std::vector<float> target(int i) { return {float(i), float(i) + 0.5f, -float(i), 0.25f * float(i)}; }
 
+/// The h5py-written sample layouts: CosmoFlow MLPerf and LBANN, DeepCAM.
+struct LayoutCase {
+  std::vector<std::string> files;
+  Layout layout;
+};
+std::vector<LayoutCase> layout_cases() {
+  std::vector<LayoutCase> cases;
+  cases.push_back({list_files(fx("mlperf")), cosmoflow_mlperf()});
+  cases.push_back({list_files(fx("lbann")), cosmoflow_lbann()});
+  auto deepcam_files = list_files(fx("deepcam"));
+  cases.push_back({deepcam_files, detect_layout(deepcam_files[0])});
+  return cases;
+}
+
 std::vector<float> read_x(const H5Dataset& ds, int64_t i, std::vector<float>& y) {
   std::vector<float> x(static_cast<size_t>(numel(ds.sample_shape())));
   y.assign(static_cast<size_t>(numel(ds.label_shape())), 0.f);
@@ -145,15 +159,7 @@ TEST_CASE("h5py files: the loader delivers every sample once, in batches") {
 }
 
 TEST_CASE("h5py files: channels-last delivery holds the same logical values for every layout") {
-  struct Case {
-    std::vector<std::string> files;
-    Layout layout;
-  };
-  std::vector<Case> cases;
-  cases.push_back({list_files(fx("mlperf")), cosmoflow_mlperf()});
-  cases.push_back({list_files(fx("lbann")), cosmoflow_lbann()});
-  auto deepcam_files = list_files(fx("deepcam"));
-  cases.push_back({deepcam_files, detect_layout(deepcam_files[0])});
+  std::vector<LayoutCase> cases = layout_cases();
   cases.push_back({{fx("packed/shard-0.h5")}, detect_layout(fx("packed/shard-0.h5"))});
   for (const auto& c : cases) {
     auto ds = std::make_shared<H5Dataset>(c.files, c.layout);
@@ -186,16 +192,7 @@ TEST_CASE("h5py files: bf16 batches are the f32 batches rounded to nearest, in b
   // LoaderOptions::dtype = bf16 (training.precision=bf16): the values the f32 loader
   // delivers, each rounded once (relative error at most bf16's unit roundoff 2^-8), transforms (log1p,
   // normalisation) applied in f32 before the rounding.
-  struct Case {
-    std::vector<std::string> files;
-    Layout layout;
-  };
-  std::vector<Case> cases;
-  cases.push_back({list_files(fx("mlperf")), cosmoflow_mlperf()});
-  cases.push_back({list_files(fx("lbann")), cosmoflow_lbann()});
-  auto deepcam_files = list_files(fx("deepcam"));
-  cases.push_back({deepcam_files, detect_layout(deepcam_files[0])});
-  for (const auto& c : cases)
+  for (const auto& c : layout_cases())
     for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last})
       for (Staging staging : {Staging::none, Staging::memory}) {
         auto ds = std::make_shared<H5Dataset>(c.files, c.layout);

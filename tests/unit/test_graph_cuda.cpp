@@ -3,10 +3,11 @@
 // value back refused with a clear error. (The pool's rules alone: test_graph_pool.cpp.)
 #include <catch2/catch.hpp>
 
-#include <cmath>
-#include <random>
+#include <functional>
+#include <memory>
 #include <vector>
 
+#include "cuda_test_util.hpp"
 #include "gpu_test_skip.hpp"
 #include "halo/cuda/runtime.hpp"
 #include "halo/models/cosmoflow.hpp"
@@ -18,30 +19,56 @@
 #include "halo/optim/sgd.hpp"
 
 using namespace halo;
+using namespace halo_cuda_test;
 
 namespace {
 
-const Device gpu = Device::cuda(0);
+using StepFn = std::function<void(const Tensor&, const Tensor&)>;
 
-Tensor random_tensor(const Shape& s, uint32_t seed, MemoryFormat fmt = MemoryFormat::contiguous) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> v(size_t(numel(s)));
-  for (auto& x : v) x = nd(rng);
-  return Tensor::from_vector(v, s).to_memory_format(fmt);
-}
+/// The same four steps, on inputs 1, 1, 2, 1: run eagerly by `eager`, and by `graphed` as one
+/// eager step (plans, algorithm searches), the capture of the next (recorded, not run) and
+/// three replays with the inputs copied into the captured buffers in between, as a loader
+/// would. The graph, its stream (current while this lives) and its input buffers stay for
+/// more replays.
+struct FourSteps {
+  cuda::Stream stream{0};
+  std::unique_ptr<cuda::StreamGuard> on;
+  std::unique_ptr<cuda::Graph> graph;
+  Tensor xin, tin;
 
-double rel_err(const Tensor& a, const Tensor& b) {
-  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
-  REQUIRE(va.size() == vb.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    REQUIRE(std::isfinite(va[i]));
-    num += (va[i] - vb[i]) * (va[i] - vb[i]);
-    den += vb[i] * vb[i];
+  FourSteps(const StepFn& eager, const StepFn& graphed, const Tensor& x1, const Tensor& t1, const Tensor& x2,
+            const Tensor& t2) {
+    {
+      cuda::Stream es(0);
+      cuda::StreamGuard eager_on(es);
+      for (int k : {1, 1, 2, 1}) eager(k == 1 ? x1 : x2, k == 1 ? t1 : t2);
+      es.synchronize();
+    }
+    on = std::make_unique<cuda::StreamGuard>(stream);
+    xin = x1.clone();
+    tin = t1.clone();
+    graphed(xin, tin);
+    graph = std::make_unique<cuda::Graph>(0);
+    graph->begin_capture(stream);
+    graphed(xin, tin);
+    graph->end_capture();
+    replay_with(x1, t1);
+    replay_with(x2, t2);
+    replay_with(x1, t1);
+    stream.synchronize();
   }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
+  /// Copies x and t into the captured input buffers and replays (first call: they hold x1, t1).
+  void replay_with(const Tensor& x, const Tensor& t) {
+    if (replays++ > 0) {
+      xin.copy_(x);
+      tin.copy_(t);
+    }
+    graph->replay(stream);
+  }
+
+ private:
+  int replays = 0;
+};
 
 /// A small CosmoFlow on the GPU with SGD and MSE (no dropout: its masks would repeat between
 /// replays, the step counter being a host value the graph froze).
@@ -79,37 +106,12 @@ TEST_CASE("a CosmoFlow step captured as a CUDA graph and replayed equals the eag
     const Tensor x2 = random_tensor({2, 4, 32, 32, 32}, 2, MemoryFormat::channels_last).to(dt).to(gpu);
     const Tensor t1 = random_tensor({2, 4}, 3).to(gpu), t2 = random_tensor({2, 4}, 4).to(gpu);
 
-    // Eager: steps on x1, x1, x2, x1.
-    Setup eager;
-    cuda::Stream es(0);
-    {
-      cuda::StreamGuard on(es);
-      for (int k : {1, 1, 2, 1}) eager.step(k == 1 ? x1 : x2, k == 1 ? t1 : t2);
-      es.synchronize();
-    }
-
-    // Graphed: one eager step (plans, algorithm searches), the capture, then three replays
-    // whose input is copied into the captured buffers in between, as a loader would.
-    Setup graphed;
-    cuda::Stream gs(0);
-    cuda::StreamGuard on(gs);
-    Tensor xin = x1.clone(), tin = t1.clone();
-    graphed.step(xin, tin);
-    cuda::Graph graph(0);
-    graph.begin_capture(gs);
-    graphed.step(xin, tin);  // recorded, not run
-    graph.end_capture();
-    CHECK(graph.captured());
-    CHECK(graph.nodes() > 20);  // convolutions, pooling, dense layers, loss, SGD
-    CHECK(graph.pool_bytes() > 0);
-    graph.replay(gs);
-    xin.copy_(x2);
-    tin.copy_(t2);
-    graph.replay(gs);
-    xin.copy_(x1);
-    tin.copy_(t1);
-    graph.replay(gs);
-    gs.synchronize();
+    Setup eager, graphed;
+    FourSteps run([&](const Tensor& x, const Tensor& t) { eager.step(x, t); },
+                  [&](const Tensor& x, const Tensor& t) { graphed.step(x, t); }, x1, t1, x2, t2);
+    CHECK(run.graph->captured());
+    CHECK(run.graph->nodes() > 20);  // convolutions, pooling, dense layers, loss, SGD
+    CHECK(run.graph->pool_bytes() > 0);
 
     // The same four steps: the same parameters, up to cuDNN's non-deterministic sums.
     const auto pe = eager.model.parameters(), pg = graphed.model.parameters();
@@ -250,30 +252,9 @@ TEST_CASE("a DeepLabv3+ step with LAMB and the weighted cross-entropy, captured,
   }
   const Tensor t1 = l1.to(gpu), t2 = l2.to(gpu);
 
-  Deep eager(o);
-  cuda::Stream es(0);
-  {
-    cuda::StreamGuard on(es);
-    for (int k : {1, 1, 2, 1}) eager.step(k == 1 ? x1 : x2, k == 1 ? t1 : t2);
-    es.synchronize();
-  }
-  Deep graphed(o);
-  cuda::Stream gs(0);
-  cuda::StreamGuard on(gs);
-  Tensor xin = x1.clone(), tin = t1.clone();
-  graphed.step(xin, tin);
-  cuda::Graph graph(0);
-  graph.begin_capture(gs);
-  graphed.step(xin, tin);
-  REQUIRE_NOTHROW(graph.end_capture());
-  graph.replay(gs);
-  xin.copy_(x2);
-  tin.copy_(t2);
-  graph.replay(gs);
-  xin.copy_(x1);
-  tin.copy_(t1);
-  graph.replay(gs);
-  gs.synchronize();
+  Deep eager(o), graphed(o);
+  FourSteps run([&](const Tensor& x, const Tensor& t) { eager.step(x, t); },
+                [&](const Tensor& x, const Tensor& t) { graphed.step(x, t); }, x1, t1, x2, t2);
   CHECK_NOTHROW(graphed.loss.check_labels());
   // What the four steps changed, against the eager run's change (the initial values would
   // hide an error in the updates); f64 atomics in the sums make the order of additions vary.
@@ -298,8 +279,8 @@ TEST_CASE("a DeepLabv3+ step with LAMB and the weighted cross-entropy, captured,
   // A replay fed a bad label: reported by the next check, not lost.
   Tensor bad = l1.clone();
   bad.data<int32_t>()[5] = 9;
-  tin.copy_(bad.to(gpu));
-  graph.replay(gs);
+  run.replay_with(x1, bad.to(gpu));
+  run.stream.synchronize();
   CHECK_THROWS_WITH(graphed.loss.check_labels(), Catch::Contains("flat position 5"));
   CHECK_NOTHROW(graphed.loss.check_labels());
 }

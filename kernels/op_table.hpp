@@ -39,7 +39,8 @@ struct ElementwiseKernels {
   Tensor (*mul)(const Tensor& a, const Tensor& b);
   /// sum a[i] * b[i], or sum a[i] when b is null.
   double (*dot)(const Tensor& a, const Tensor* b);
-  Tensor (*dropout_mask)(const Tensor& like, double p, uint64_t seed, uint64_t step);
+  /// key_on_device: see ops::dropout_mask (only the GPU tables take one).
+  Tensor (*dropout_mask)(const Tensor& like, double p, uint64_t seed, uint64_t step, const uint64_t* key_on_device);
 };
 
 /// Convolution passes on a plan made for this device kind (its backend state is theirs).

@@ -8,8 +8,8 @@
 #       .gpu-bundle/halo-gpu-bundle.tar.xz (about 30 MiB; scripts/gpu_bundle.py says what is in it).
 #   scripts/gpu-check.sh run [--dry-run] [--out DIR] [--budget SECONDS]
 #       There: unpacks the bundle, finds the machine's CUDA libraries, runs
-#       `ctest -L '^gpu$' --output-on-failure` (that label exactly),
-#       halo-bench-cosmoflow --device cuda (f32 and bf16),
+#       `ctest -L '^gpu$' --output-on-failure` (that label exactly), halo-cosmoflow on the GPU
+#       with training.cuda_graph, halo-bench-cosmoflow --device cuda (f32 and bf16),
 #       halo-bench-conv --device cuda and the PyTorch twin of the step, and writes everything
 #       under DIR (default out/gpu-check): gpu-check.log (the whole run), summary.txt (one line
 #       per step), results.tar.gz (ctest's logs and JUnit file, each benchmark's output).
@@ -238,6 +238,14 @@ run() {
   mkdir -p "$logs"
   run_step "ctest -L gpu" 300 "$logs/ctest-gpu.log" \
     sh -c "cd '$WORK/build' && ctest -L '^gpu\$' --output-on-failure --timeout 300 --output-junit '$logs/ctest-gpu.xml'"
+  # The CosmoFlow driver on the GPU (one rank, bf16), its steps replaying CUDA graphs: the
+  # loaders, the batch copies, the capture and the optimizer after the replays, end to end, on
+  # cpu_training's data.
+  run_step "halo-cosmoflow trains on the GPU with training.cuda_graph" 40 "$logs/cosmoflow-gpu-graph.log" \
+    "$WORK/build/examples/cosmoflow/halo-cosmoflow" training.device=cuda training.cuda_graph=true \
+    training.precision=bf16 training.epochs=2 data.train="$WORK/cpu-data/train" \
+    data.validation="$WORK/cpu-data/validation" model.input_size=16 model.conv_layers=4 model.base_filters=8 \
+    model.dense=[32,16] data.batch_size=4 checkpoint.path= output.progress_style=plain training.target_mae=0
   local b="$WORK/build/examples"
   run_step "halo-bench-cosmoflow --device cuda f32 batch 4" 45 "$logs/bench-cosmoflow-f32-b4.log" \
     "$b/halo-bench-cosmoflow" --device cuda --precision f32 --batch 4 --layers

@@ -68,11 +68,11 @@ double dot_op(const Tensor& a, const Tensor* b) {
   });
 }
 
-Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t step) {
+Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t step, const uint64_t*) {
   // A bf16 mask is the f32 one, rounded (0 stays 0; 1/(1-p) is exact for p = 0.5).
   if (like.dtype() == DType::bf16)
     return dropout_mask_op(Tensor::empty(like.shape(), DType::f32, like.device(), like.memory_format()), p, seed,
-                           step)
+                           step, nullptr)
         .to(DType::bf16);
   const bool cl = like.dim() >= 3 && like.is_channels_last() && !like.is_contiguous();
   Tensor mask = Tensor::empty(like.shape(), like.dtype(), like.device(),

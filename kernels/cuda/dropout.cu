@@ -31,7 +31,9 @@ __device__ __forceinline__ bool kept(uint64_t key, uint64_t i, double p) {
 
 // Walks the mask in storage order; `logical` is the contiguous index the CPU draws with.
 template <class T>
-__global__ void dropout_mask_kernel(T* mask, DropoutDesc d, uint64_t key, double p, float keep) {
+__global__ void dropout_mask_kernel(T* mask, DropoutDesc d, uint64_t key_value, const uint64_t* key_on_device,
+                                    double p, float keep) {
+  const uint64_t key = key_on_device ? *key_on_device : key_value;
   const int64_t n = d.outer * d.channels * d.inner;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t logical = i;
@@ -47,15 +49,16 @@ __global__ void dropout_mask_kernel(T* mask, DropoutDesc d, uint64_t key, double
 
 }  // namespace
 
-void dropout_mask(void* mask, bool bf16, const DropoutDesc& d, uint64_t key, double p, float keep, void* stream) {
+void dropout_mask(void* mask, bool bf16, const DropoutDesc& d, uint64_t key, const uint64_t* key_on_device, double p,
+                  float keep, void* stream) {
   const int64_t n = d.outer * d.channels * d.inner;
   if (n == 0) return;
   const unsigned blocks = unsigned(std::max<int64_t>(1, std::min<int64_t>((n + 255) / 256, 8192)));
   auto s = static_cast<cudaStream_t>(stream);
   if (bf16)
-    dropout_mask_kernel<<<blocks, 256, 0, s>>>(static_cast<bf16_t*>(mask), d, key, p, keep);
+    dropout_mask_kernel<<<blocks, 256, 0, s>>>(static_cast<bf16_t*>(mask), d, key, key_on_device, p, keep);
   else
-    dropout_mask_kernel<<<blocks, 256, 0, s>>>(static_cast<float*>(mask), d, key, p, keep);
+    dropout_mask_kernel<<<blocks, 256, 0, s>>>(static_cast<float*>(mask), d, key, key_on_device, p, keep);
   HALO_CUDA_CHECK_LAUNCH("dropout_mask");
 }
 

@@ -51,7 +51,9 @@ struct DropoutDesc {
   int64_t outer = 0, channels = 1, inner = 1;
   bool channels_last = false;
 };
-void dropout_mask(void* mask, bool bf16, const DropoutDesc& d, uint64_t key, double p, float keep, void* stream);
+/// key_on_device, when not null, holds the key instead (read when the kernel runs).
+void dropout_mask(void* mask, bool bf16, const DropoutDesc& d, uint64_t key, const uint64_t* key_on_device, double p,
+                  float keep, void* stream);
 }  // namespace raw
 
 }  // namespace halo::cuda

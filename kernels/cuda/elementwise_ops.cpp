@@ -43,7 +43,7 @@ Tensor mul_op(const Tensor& a, const Tensor& b) {
 
 double dot_op(const Tensor& a, const Tensor* b) { return cuda::reduce_dot(a, b); }
 
-Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t step) {
+Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t step, const uint64_t* key_on_device) {
   // Drawn on the device from the CPU's counter-based generator: the same mask, bit for bit,
   // in the same layout as the cpu kernel gives.
   const bool bf = cuda::is_bf16(like, "dropout");
@@ -55,8 +55,8 @@ Tensor dropout_mask_op(const Tensor& like, double p, uint64_t seed, uint64_t ste
   Tensor mask = Tensor::empty(like.shape(), like.dtype(), like.device(),
                               d.channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous);
   cuda::DeviceGuard g(like.device().index);
-  cuda::raw::dropout_mask(mask.raw_data(), bf, d, CounterRng(seed, step).key(), p, float(1.0 / (1.0 - p)),
-                          cuda::stream_of(mask));
+  cuda::raw::dropout_mask(mask.raw_data(), bf, d, CounterRng(seed, step).key(), key_on_device, p,
+                          float(1.0 / (1.0 - p)), cuda::stream_of(mask));
   return mask;
 }
 

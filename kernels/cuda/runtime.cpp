@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <unordered_map>
+#include <vector>
 
 #include "cuda/check.hpp"
 #include "cuda/graph_capture.hpp"
@@ -85,6 +86,43 @@ void Event::block(StreamHandle stream) const {
   HALO_CUDA_CHECK(cudaStreamWaitEvent(stream, handle_, 0));
 }
 
+namespace detail {
+
+// The host and device cells of a graph's replay values, allocated at begin_capture (pinned
+// host memory, so the captured copies read the cells when the replay runs), and the event
+// that tells when the last replay is done with them.
+struct ReplayCells {
+  static constexpr size_t kMax = 256;
+  int device = 0;
+  uint64_t* host = nullptr;
+  uint64_t* dev = nullptr;
+  cudaEvent_t done = nullptr;
+  bool replayed = false;
+  std::vector<std::function<uint64_t()>> values;
+
+  explicit ReplayCells(int d) : device(d) {
+    HALO_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host), kMax * sizeof(uint64_t)));
+    HALO_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&dev), kMax * sizeof(uint64_t)));
+    HALO_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  }
+  ~ReplayCells() {  // never throws; the graph's destructor set the device
+    if (done) {
+      cudaEventSynchronize(done);
+      cudaEventDestroy(done);
+    }
+    if (dev) cudaFree(dev);
+    if (host) cudaFreeHost(host);
+    (void)cudaGetLastError();
+  }
+};
+
+}  // namespace detail
+
+namespace {
+// The graph capturing on this thread, if any (one capture per thread at a time).
+thread_local Graph* t_capturing = nullptr;
+}  // namespace
+
 Graph::Graph(int device) : device_(device) {}
 
 Graph::~Graph() {
@@ -98,6 +136,8 @@ Graph::~Graph() {
     (void)cudaGetLastError();
     detail::end_capture_pool(device_);
   }
+  if (t_capturing == this) t_capturing = nullptr;
+  cells_.reset();  // waits for a replay still reading them
   if (exec_) cudaGraphExecDestroy(exec_);
   if (pool_) detail::release_pool(device_, pool_);
   if (previous >= 0 && previous != device_) cudaSetDevice(previous);
@@ -113,6 +153,7 @@ void Graph::begin_capture(const Stream& stream) {
              "stream on cuda:", device_, ", so the work would run instead of being captured; make it current with a "
              "cuda::StreamGuard first");
   DeviceGuard g(device_);
+  cells_ = std::make_unique<detail::ReplayCells>(device_);  // cudaMalloc is not allowed inside the capture
   pool_ = detail::begin_capture_pool(device_, stream.handle());
   // Thread-local mode: other threads (loaders allocating pinned memory, say) may go on with
   // calls that a global capture would forbid them.
@@ -122,6 +163,7 @@ void Graph::begin_capture(const Stream& stream) {
     HALO_CUDA_CHECK(err);
   }
   stream_ = stream.handle();
+  t_capturing = this;
 }
 
 void Graph::end_capture() {
@@ -130,6 +172,7 @@ void Graph::end_capture() {
   cudaGraph_t graph = nullptr;
   const cudaError_t err = cudaStreamEndCapture(stream_, &graph);
   stream_ = nullptr;
+  t_capturing = nullptr;
   detail::end_capture_pool(device_);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
@@ -147,7 +190,31 @@ void Graph::end_capture() {
 void Graph::replay(const Stream& stream) {
   HALO_CHECK(exec_, "cuda::Graph::replay before a capture");
   DeviceGuard g(device_);
+  detail::ReplayCells* c = cells_.get();
+  const bool values = c && !c->values.empty();
+  if (values) {
+    // The previous replay's copies may not have read their cells yet.
+    if (c->replayed) HALO_CUDA_CHECK(cudaEventSynchronize(c->done));
+    for (size_t i = 0; i < c->values.size(); ++i) c->host[i] = c->values[i]();
+  }
   HALO_CUDA_CHECK(cudaGraphLaunch(exec_, stream.handle()));
+  if (values) {
+    HALO_CUDA_CHECK(cudaEventRecord(c->done, stream.handle()));
+    c->replayed = true;
+  }
+}
+
+const uint64_t* replay_value(int device, std::function<uint64_t()> value) {
+  Graph* g = t_capturing;
+  if (!g || g->device_ != device) return nullptr;
+  detail::ReplayCells& c = *g->cells_;
+  HALO_CHECK(c.values.size() < detail::ReplayCells::kMax, "cuda::replay_value: a graph holds at most ",
+             detail::ReplayCells::kMax, " replay values");
+  const size_t i = c.values.size();
+  DeviceGuard dg(device);
+  HALO_CUDA_CHECK(cudaMemcpyAsync(c.dev + i, c.host + i, sizeof(uint64_t), cudaMemcpyHostToDevice, g->stream_));
+  c.values.push_back(std::move(value));
+  return c.dev + i;
 }
 
 size_t Graph::pool_bytes() const { return pool_ ? pool_->bytes() : 0; }

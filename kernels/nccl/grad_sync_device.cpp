@@ -103,6 +103,16 @@ void DeviceGradSync::launch(int bi, double scale) {
 void DeviceGradSync::finish(int count, const std::function<void(int)>& on_done) {
   Impl& s = *impl_;
   cuda::DeviceGuard g(s.device);
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  HALO_CUDA_CHECK(cudaStreamIsCapturing(cuda::current_stream(s.device), &capture));
+  if (capture != cudaStreamCaptureStatusNone) {
+    // Recorded into a CUDA graph: nothing has run, so nothing to watch; joining the
+    // communication stream back into the captured one is all there is to do.
+    if (count > 0)
+      HALO_CUDA_CHECK(cudaStreamWaitEvent(cuda::current_stream(s.device), s.done[size_t(count - 1)], 0));
+    for (int b = 0; b < count; ++b) on_done(b);
+    return;
+  }
   // A bucket launched early waits behind the rest of backward on the compute stream: the
   // stall clock starts when the host starts waiting, not at the launch, so a long backward
   // is not mistaken for a hung collective.
@@ -115,6 +125,14 @@ void DeviceGradSync::finish(int count, const std::function<void(int)>& on_done) 
   // though the host saw it complete, so the ordering does not rest on the host wait.
   if (count > 0)
     HALO_CUDA_CHECK(cudaStreamWaitEvent(cuda::current_stream(s.device), s.done[size_t(count - 1)], 0));
+}
+
+void DeviceGradSync::watch_current_stream(const std::string& what) {
+  Impl& s = *impl_;
+  cuda::DeviceGuard g(s.device);
+  cuda::Event done(s.device);
+  done.record(cuda::current_stream(s.device));
+  s.nccl->wait_event(done.handle(), what, now_seconds());
 }
 
 }  // namespace halo::dist::detail

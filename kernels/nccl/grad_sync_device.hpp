@@ -41,7 +41,12 @@ class DeviceGradSync {
   void launch(int b, double scale);
   /// Waits, watched, for buckets [0, count) in order, calling on_done(b) as each completes;
   /// then the calling thread's current stream waits for the last.
+  /// Inside a CUDA graph capture it only makes the stream wait (the host waits at replays:
+  /// watch_current_stream).
   void finish(int count, const std::function<void(int)>& on_done);
+  /// Blocks the host, watched as finish() is, until the calling thread's current stream has
+  /// done the work queued on it so far (a replayed graph holding the allreduces).
+  void watch_current_stream(const std::string& what);
 
  private:
   struct Impl;

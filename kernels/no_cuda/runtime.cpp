@@ -40,11 +40,16 @@ Allocator& pinned_host_allocator() { no_cuda("cuda::pinned_host_allocator"); }
 Tensor pinned_empty(const Shape&, DType, MemoryFormat) { no_cuda("cuda::pinned_empty"); }
 void copy_async(Tensor&, const Tensor&, const Stream&) { no_cuda("cuda::copy_async"); }
 
+namespace detail {
+struct ReplayCells {};
+}  // namespace detail
+
 Graph::Graph(int) { no_cuda("cuda::Graph"); }
 Graph::~Graph() = default;
 void Graph::begin_capture(const Stream&) { no_cuda("cuda::Graph::begin_capture"); }
 void Graph::end_capture() { no_cuda("cuda::Graph::end_capture"); }
 void Graph::replay(const Stream&) { no_cuda("cuda::Graph::replay"); }
 size_t Graph::pool_bytes() const { return 0; }
+const uint64_t* replay_value(int, std::function<uint64_t()>) { return nullptr; }  // nothing is ever captured
 
 }  // namespace halo::cuda

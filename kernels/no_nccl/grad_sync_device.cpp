@@ -14,5 +14,6 @@ DeviceGradSync::DeviceGradSync(std::shared_ptr<NcclCommunicator>, int, std::vect
 DeviceGradSync::~DeviceGradSync() = default;
 void DeviceGradSync::launch(int, double) {}
 void DeviceGradSync::finish(int, const std::function<void(int)>&) {}
+void DeviceGradSync::watch_current_stream(const std::string&) {}
 
 }  // namespace halo::dist::detail

@@ -479,6 +479,9 @@ std::vector<BucketTimes> GradientSynchronizer::last_times() const { return impl_
 uint64_t GradientSynchronizer::layout_hash() const { return impl_->layout_hash(); }
 bool GradientSynchronizer::uses_progress_thread() const { return impl_->use_thread_; }
 bool GradientSynchronizer::on_device() const { return impl_->dev_ != nullptr; }
+void GradientSynchronizer::watch_current_stream(const std::string& what) {
+  if (impl_->dev_) impl_->dev_->watch_current_stream(what);
+}
 const Communicator& GradientSynchronizer::communicator() const { return impl_->comm_; }
 
 }  // namespace halo::dist

@@ -1,6 +1,8 @@
 #include "halo/nn/dropout.hpp"
 
+#include "halo/cuda/runtime.hpp"
 #include "halo/ops/elementwise.hpp"
+#include "halo/util/random.hpp"
 
 namespace halo::nn {
 
@@ -19,7 +21,13 @@ Tensor Dropout::forward(const std::vector<Tensor>& inputs) {
     mask_ = Tensor();
     return inputs[0];
   }
-  mask_ = ops::dropout_mask(inputs[0], p_, seed_, step_++);
+  const Device dev = inputs[0].device();
+  // Inside a CUDA graph capture the mask kernel is recorded, not run: it runs at every replay,
+  // each time with the next step's key, which the graph asks this layer for before the replay
+  // (the step advances there, so checkpoints keep counting replayed steps).
+  const uint64_t* key_at_replay =
+      dev.is_cuda() ? cuda::replay_value(dev.index, [this] { return CounterRng(seed_, step_++).key(); }) : nullptr;
+  mask_ = ops::dropout_mask(inputs[0], p_, seed_, key_at_replay ? step_ : step_++, key_at_replay);
   return ops::mul(inputs[0], mask_);
 }
 

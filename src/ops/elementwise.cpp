@@ -113,10 +113,12 @@ double dot(const Tensor& a_in, const Tensor& b_in) {
   return kernels_of(a, "dot").dot(a, &b);
 }
 
-Tensor dropout_mask(const Tensor& like, double p, uint64_t seed, uint64_t step) {
+Tensor dropout_mask(const Tensor& like, double p, uint64_t seed, uint64_t step, const uint64_t* key_on_device) {
   check_defined(like, "dropout");
   HALO_CHECK_T(ConfigError, p >= 0.0 && p < 1.0, "dropout: probability must be in [0, 1), got ", p);
-  return kernels_of(like, "dropout").dropout_mask(like, p, seed, step);
+  HALO_CHECK_T(ConfigError, !key_on_device || like.device().is_cuda(),
+               "dropout: a key in device memory is for GPU tensors, got one on ", like.device().str());
+  return kernels_of(like, "dropout").dropout_mask(like, p, seed, step, key_on_device);
 }
 
 }  // namespace halo::ops

@@ -324,6 +324,7 @@ TrainerOptions Driver::trainer_options(const Device& device) {
   to.validate_every = int(cfg_.get_int("training.validate_every", 1, 0, 1000000));  // 0: never
   to.clip_grad_norm = cfg_.get_double("optimizer.clip_grad_norm", 0, 0, kNoLimit);  // 0: off
   to.loss_scaling = cfg_.get_bool("training.loss_scaling", false);
+  to.cuda_graph = cfg_.get_bool("training.cuda_graph", false);
   to.loss_scaler.init_scale = cfg_.get_double("training.loss_scale_init", 65536.0, 1e-30, kNoLimit);
   to.loss_scaler.max_scale = cfg_.get_double("training.loss_scale_max", 16777216.0, 1e-30, kNoLimit);
   to.loss_scaler.growth_interval = int(cfg_.get_int("training.loss_scale_growth_interval", 2000, 1, 1000000000));

@@ -192,6 +192,15 @@ void Trainer::start() {
   HALO_CHECK_T(ConfigError, I.o.checkpoint_keep >= 1, I.o.name, ": checkpoint_keep must be at least 1 (got ",
                I.o.checkpoint_keep, ")");
   if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);
+  if (I.o.cuda_graph) {
+    HALO_CHECK_T(ConfigError, I.o.device.is_cuda(), I.o.name, ": training.cuda_graph needs a GPU (the trainer's device is ",
+                 I.o.device.str(), "); set training.device=cuda or training.cuda_graph=false");
+    HALO_CHECK_T(ConfigError, !I.o.loss_scaling, I.o.name, ": training.cuda_graph does not take training.loss_scaling "
+                 "(the loss scale is a host value a graph would freeze); bf16 needs no loss scaling");
+    HALO_CHECK_T(ConfigError, I.o.grad_sync.accumulation_steps == 1, I.o.name, ": training.cuda_graph does not take "
+                 "gradient accumulation (", I.o.grad_sync.accumulation_steps, " micro-batches per step)");
+    I.graphs = std::make_unique<detail::StepGraphs>(I.o.device.index, I.o.name);
+  }
   if (!I.o.resume_from.empty()) {
     dist::check_same_model(I.comm, model);
     load_state(load_resume_checkpoint());
@@ -339,13 +348,31 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
   if (I.guard)
     I.guard->check({epoch, I.step_in_epoch, ctx.steps_per_epoch, true, I.grad_buckets, I.grad_elements, I.grad_layout});
   const double t1 = now_seconds();
-  I.model.zero_grad();
-  Tensor pred = I.model.forward(x);
-  const double l = I.loss.forward(pred, y);
-  const double tf = now_seconds();
-  I.model.backward(I.scaler ? I.scaler->scale_loss_grad(I.loss.backward()) : I.loss.backward());
-  const double t2 = now_seconds();
-  const bool ready = I.sync->wait();
+  double l = 0, tf = 0, t2 = 0;
+  bool ready = true, replayed = false;
+  if (I.graphs) {
+    // Loss scaling and accumulation are refused at start(): the wait always completes.
+    auto body = [&I](const Tensor& bx, const Tensor& by) {
+      I.model.zero_grad();
+      Tensor p = I.model.forward(bx);
+      I.model.backward(I.loss.gradient(p, by));
+      I.sync->wait();
+      return p;
+    };
+    const detail::StepGraphs::Out out = I.graphs->run(
+        x, y, body, [&I] { I.sync->watch_current_stream(I.o.name + ": the training step's CUDA graph"); });
+    l = I.loss.forward(out.prediction, out.target);
+    replayed = out.replayed;
+    tf = t2 = now_seconds();
+  } else {
+    I.model.zero_grad();
+    Tensor pred = I.model.forward(x);
+    l = I.loss.forward(pred, y);
+    tf = now_seconds();
+    I.model.backward(I.scaler ? I.scaler->scale_loss_grad(I.loss.backward()) : I.loss.backward());
+    t2 = now_seconds();
+    ready = I.sync->wait();
+  }
   const double t3 = now_seconds();
   // One tiny allreduce per step, summed over ranks, so every rank takes the same decisions
   // (the flags are listed with StepContext).
@@ -385,6 +412,7 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
   r.loss = l;
   r.loss_finite = flags[0] == 0;
   r.batch_size = batch_size;
+  r.graph_replay = replayed;
   const bool stop_policy = I.o.on_nonfinite == NonFinitePolicy::stop;
   if (stop_policy && flags[0] > 0)
     stop_nonfinite(str("non-finite loss (", flags[0], " rank(s)", my_loss_nonfinite ? str(", this one: ", l) : "", ")"));

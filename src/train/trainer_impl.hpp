@@ -8,6 +8,7 @@
 
 #include "halo/dist/step_guard.hpp"
 #include "halo/train/trainer.hpp"
+#include "train/step_graph.hpp"
 
 namespace halo::train {
 
@@ -30,6 +31,7 @@ struct Trainer::Impl {
   std::vector<nn::Parameter*> params;  // the model's, listed once (every step reads them)
   std::unique_ptr<dist::StepGuard> guard;  // when o.step_guard
   std::unique_ptr<optim::DynamicLossScaler> scaler;  // when o.loss_scaling
+  std::unique_ptr<detail::StepGraphs> graphs;  // when o.cuda_graph
   std::vector<std::shared_ptr<Callback>> callbacks;  // added by the program
 
   // What the step guard compares across ranks besides the position.

@@ -107,3 +107,22 @@ TEST_CASE("trainer refuses a GPU run at construction: layers without CUDA kernel
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   if (rank == 0) fs::remove_all(dir);
 }
+
+TEST_CASE("trainer refuses training.cuda_graph off a GPU, naming the setting") {
+  dist::Communicator comm(MPI_COMM_WORLD);
+  nn::Model m;
+  m.input({4, 8, 8});
+  m.append(std::make_shared<nn::Conv2d>(4, 2, 3), "conv");
+  m.compile();
+  m.init(1);
+  optim::SGD sgd(m.parameters(), optim::SGDOptions{});
+  nn::MSELoss loss;
+  train::TrainerOptions o;
+  o.progress = false;
+  o.cuda_graph = true;  // on the CPU
+  CHECK_THROWS_AS(train::Trainer(comm, m, sgd, loss, o), ConfigError);
+  CHECK_THROWS_WITH(train::Trainer(comm, m, sgd, loss, o),
+                    Catch::Contains("training.cuda_graph needs a GPU") && Catch::Contains("device is cpu"));
+  o.cuda_graph = false;
+  CHECK_NOTHROW(train::Trainer(comm, m, sgd, loss, o));
+}

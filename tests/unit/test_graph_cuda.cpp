@@ -15,6 +15,7 @@
 #include "halo/nn/losses.hpp"
 #include "halo/ops/elementwise.hpp"
 #include "halo/nn/batchnorm.hpp"
+#include "halo/nn/dropout.hpp"
 #include "halo/optim/lamb.hpp"
 #include "halo/optim/sgd.hpp"
 
@@ -70,8 +71,8 @@ struct FourSteps {
   int replays = 0;
 };
 
-/// A small CosmoFlow on the GPU with SGD and MSE (no dropout: its masks would repeat between
-/// replays, the step counter being a host value the graph froze).
+/// A small CosmoFlow on the GPU with SGD and MSE (no dropout: the dropout layer's replays have
+/// their own test below).
 struct Setup {
   nn::Model model;
   std::unique_ptr<optim::SGD> opt;
@@ -283,4 +284,35 @@ TEST_CASE("a DeepLabv3+ step with LAMB and the weighted cross-entropy, captured,
   run.stream.synchronize();
   CHECK_THROWS_WITH(graphed.loss.check_labels(), Catch::Contains("flat position 5"));
   CHECK_NOTHROW(graphed.loss.check_labels());
+}
+
+TEST_CASE("a dropout layer in a CUDA graph draws each replay's mask as its eager steps do") {
+  // The mask's key is a replay value (cuda::replay_value): fetched from the layer before
+  // every replay, so the step advances per replay, not at the capture.
+  for (DType dt : {DType::f32, DType::bf16}) {
+    INFO(name(dt));
+    const Tensor x = Tensor::full({2, 8, 4, 4, 4}, 1.0, DType::f32, gpu).to(dt);
+    nn::Dropout eager(0.5, 11), graphed(0.5, 11);
+    eager.set_training(true);
+    graphed.set_training(true);
+    std::vector<std::vector<float>> masks;
+    for (int k = 0; k < 3; ++k) masks.push_back(eager.forward({x}).to(DType::f32).to_vector<float>());
+    CHECK(masks[0] != masks[1]);
+
+    cuda::Stream st(0);
+    cuda::StreamGuard on(st);
+    const Tensor xin = x.clone();
+    cuda::Graph graph(0);
+    graph.begin_capture(st);
+    const Tensor y = graphed.forward({xin});
+    graph.end_capture();
+    CHECK(graphed.step() == 0);  // recorded, not run
+    for (int k = 0; k < 3; ++k) {
+      INFO("replay " << k + 1);
+      graph.replay(st);
+      st.synchronize();
+      CHECK(graphed.step() == uint64_t(k + 1));
+      CHECK(y.to(DType::f32).to_vector<float>() == masks[size_t(k)]);
+    }
+  }
 }

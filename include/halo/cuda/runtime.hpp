@@ -11,6 +11,8 @@
 // -DHALO_ENABLE_CUDA=ON)", so callers test for a GPU without their own #if.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "halo/tensor/tensor.hpp"
@@ -21,6 +23,9 @@ struct CUgraphExec_st;  // cudaGraphExec_t
 
 namespace halo {
 class GraphPool;
+}
+namespace halo::cuda::detail {
+struct ReplayCells;
 }
 
 namespace halo::cuda {
@@ -110,7 +115,7 @@ class Event {
 /// the host, no cuDNN algorithm search: run the work once eagerly first), and it replays
 /// with the values its kernels had at capture: the same input and output buffers (copy new
 /// inputs into the captured input tensor before replay()) and the same scalars (a learning
-/// rate or dropout seed passed by value is frozen). Every device block the capture used is
+/// rate passed by value is frozen; a value that must change goes through replay_value()). Every device block the capture used is
 /// the graph's until the graph is destroyed (GraphPool): tensors that live on after the
 /// capture (its outputs) hold memory that each replay rewrites.
 class Graph {
@@ -127,7 +132,8 @@ class Graph {
   /// Ends the capture and instantiates the graph; throws naming the CUDA error when the
   /// captured work did something a capture cannot hold (a host synchronisation).
   void end_capture();
-  /// Runs the captured work on `stream`, asynchronously.
+  /// Runs the captured work on `stream`, asynchronously. A graph with replay values (below)
+  /// first waits for its previous replay to finish, then writes their new values.
   void replay(const Stream& stream);
   bool captured() const { return exec_ != nullptr; }
   /// Nodes of the captured graph (kernels, copies, memsets, ...).
@@ -136,12 +142,24 @@ class Graph {
   size_t pool_bytes() const;
 
  private:
+  friend const uint64_t* replay_value(int device, std::function<uint64_t()> value);
   int device_ = 0;
   CUstream_st* stream_ = nullptr;  // the stream being captured
   CUgraphExec_st* exec_ = nullptr;
   size_t nodes_ = 0;
   std::shared_ptr<GraphPool> pool_;
+  std::unique_ptr<detail::ReplayCells> cells_;  // the replay values' host and device cells
 };
+
+/// A value captured work must read afresh at every replay, where eager work would pass it by
+/// value (a dropout layer's mask key, which changes every step). While this thread captures
+/// work on `device` into a Graph: queues, on the capturing stream, a copy of a host cell into
+/// device memory, and returns the device address that the captured kernels read the value
+/// from; the graph calls `value` before each replay() (in the order registered) and writes the
+/// result into the cell, so the copy brings it to the device when the replay runs. `value`
+/// must stay callable as long as the graph lives. Returns null when this thread captures
+/// nothing on `device`: eager work passes the value directly.
+const uint64_t* replay_value(int device, std::function<uint64_t()> value);
 
 /// Caching allocator of page-locked host memory: copies from it to a GPU run asynchronously
 /// and at full PCIe/NVLink speed. A freed block is reused only once the work queued on the

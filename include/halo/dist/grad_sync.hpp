@@ -92,6 +92,12 @@ class GradientSynchronizer {
   /// averaged gradients are in place (step the optimizer), false on a micro-batch that
   /// only accumulates.
   bool wait();
+  /// Blocks the host until the work queued so far on the calling thread's current stream is
+  /// done, watched as wait() watches the allreduces (NCCL errors and the stall timeout become
+  /// a DistError instead of a hang): for a replayed CUDA graph that holds this synchroniser's
+  /// allreduces (wait() inside a capture records them without waiting). Returns at once on
+  /// the CPU path.
+  void watch_current_stream(const std::string& what);
   /// Whether the current backward pass is the one that communicates.
   bool communicates_now() const;
 

@@ -3,7 +3,8 @@
 //
 // The mask is drawn from halo::CounterRng keyed by (seed, step, logical element index):
 // it is the same for any thread count and any memory format, and `step` advances once per
-// training forward. Checkpoints save and restore `step()` so a resumed run draws the masks
+// training forward (in a CUDA graph, at every replay: see cuda::replay_value; the layer must
+// outlive the graph). Checkpoints save and restore `step()` so a resumed run draws the masks
 // it would have drawn. Ranks that should draw different masks (data parallelism: different
 // samples) need different seeds, e.g. seed + rank.
 #pragma once

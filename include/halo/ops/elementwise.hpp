@@ -47,7 +47,11 @@ double dot(const Tensor& a, const Tensor& b);
 /// Inverted-dropout mask shaped and laid out like `like` (contiguous or channels-last):
 /// element i (logical row-major index) is 1/(1-p) when CounterRng(seed, step).uniform(i) >= p,
 /// else 0. Independent of thread count and memory format.
-Tensor dropout_mask(const Tensor& like, double p, uint64_t seed, uint64_t step);
+/// `key_on_device` (GPU only): the device address of CounterRng(seed, step).key(), read when
+/// the kernel runs instead of the key of (seed, step): a CUDA graph's replay value
+/// (cuda::replay_value), so each replay draws its own step's mask.
+Tensor dropout_mask(const Tensor& like, double p, uint64_t seed, uint64_t step,
+                    const uint64_t* key_on_device = nullptr);
 
 /// Plain serial kernels with the same contract, for tests and for debugging the fast ones.
 namespace reference {

@@ -36,6 +36,7 @@ struct StepResult {
   bool updated = false;      ///< the optimizer stepped
   bool skipped = false;      ///< no update for a non-finite loss or gradient (NonFinitePolicy::skip)
   bool overflow = false;     ///< loss scaling: gradients overflowed, the scale backs off
+  bool graph_replay = false; ///< the compute was a CUDA graph's replay (TrainerOptions::cuda_graph)
   int64_t batch_size = 0;    ///< this rank's rows
   int64_t global_step = 0;   ///< steps taken in total, this one included
   StepTimings timings;

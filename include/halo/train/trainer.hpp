@@ -115,6 +115,18 @@ struct TrainerOptions {
   /// DistError naming the ranks instead of a truncated message or corrupted memory. Costs
   /// one 112-byte allreduce per step.
   bool step_guard = true;
+  /// On a GPU: each step's compute (zero_grad, forward, the loss's gradient, backward, the
+  /// gradient allreduces on NCCL and their wait) replays a CUDA graph captured once per batch
+  /// shape (a shape's first step runs eagerly, its second is captured): one launch in place
+  /// of hundreds, no host in the loop. The loss's value, the non-finite checks, clipping and
+  /// the optimizer with its schedule run after the replay, as in an eager step. Each graph
+  /// keeps one step's activations (at most 4 batch shapes; more run eagerly). Refused with
+  /// loss scaling (the scale is a host value a graph would freeze) and with gradient
+  /// accumulation; a step that cannot be captured (a layer that reads a value back, as a
+  /// synchronised BatchNorm's host reducer does) stops the run at its second step, naming the
+  /// reason. Per-layer trace events and bucket times come from eager steps only: a replayed
+  /// step is one compute phase (its forward time holds the whole replay). Off: eager steps.
+  bool cuda_graph = false;
 
   /// Validation after every this many epochs (and after the last); 0 never validates.
   int validate_every = 1;

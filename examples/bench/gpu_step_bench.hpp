@@ -12,8 +12,8 @@
 // --graph 1 then captures the step (zero_grad, forward, the loss's gradient, backward, the
 // optimizer step: the loss value is not read) as one CUDA graph on a side stream and times
 // its replays the same way: the step with no launch cost and no host in the loop, beside
-// the eager one in the same run. (The dropout masks repeat between replays: their step
-// counter is a host value the graph froze. The timing does not depend on the masks.)
+// the eager one in the same run. (The learning rate stays the captured one; dropout masks
+// change per replay, their keys being replay values: cuda::replay_value.)
 //
 // --layers (or --profile 1) then runs --steps more steps with a CUDA event recorded after
 // each phase (zero_grad, every layer's forward and backward, the loss and its gradient, the

@@ -35,6 +35,8 @@ void conv_ref_backward_weights(const ConvGeometry& g, const Tensor& x, const Ten
 // With `blocked`, oneDNN picks the activation formats too and the channels-last tensors
 // are reordered into and out of plan-owned buffers around the primitive.
 using StateSlot = std::shared_ptr<ops::detail::ConvPlanState>;
+/// Whether oneDNN has bf16 convolutions on this CPU (asked once; see ops::cpu_bf16_supported).
+bool onednn_bf16_supported();
 void conv_onednn_forward(StateSlot& state, const ConvGeometry& g, const Tensor& x, const Tensor& w,
                          const Tensor& bias, const ops::ConvEpilogue& e, const Tensor& y, bool blocked);
 void conv_onednn_backward_data(StateSlot& state, const ConvGeometry& g, const Tensor& gy, const Tensor& w,

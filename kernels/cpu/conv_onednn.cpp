@@ -292,4 +292,26 @@ void conv_onednn_backward_weights(StateSlot& slot, const ConvGeometry& g, const 
   stream().wait();
 }
 
+
+bool onednn_bf16_supported() {
+  // oneDNN has bf16 convolutions only on CPUs with AVX-512 (emulated dot products on
+  // avx512_core, native ones with AVX512_BF16 or AMX); elsewhere it finds no implementation.
+  // A small 3D problem asks it once.
+  static const bool yes = [] {
+    try {
+      const memory::dims src{1, 8, 4, 4, 4}, wei{8, 8, 3, 3, 3}, dst{1, 8, 4, 4, 4}, one{1, 1, 1};
+      const memory::dims none{0, 0, 0};
+      dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                         memory::desc(src, dt::bf16, tag::ndhwc), memory::desc(wei, dt::bf16, tag::any),
+                                         memory::desc(dst, dt::bf16, tag::ndhwc), one, none, one, one);
+      dnnl::convolution_forward::primitive_desc pd(fd, engine());
+      (void)pd;
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return yes;
+}
+
 }  // namespace halo::kernels::cpu

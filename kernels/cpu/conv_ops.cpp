@@ -45,6 +45,18 @@ kc::ConvGeometry geometry(const ConvPlan& plan) {
 
 bool onednn_available() { return HALO_ENABLE_ONEDNN != 0; }
 
+constexpr const char* kBf16NeedsAvx512 =
+    "bf16 convolutions on the CPU need AVX-512 (oneDNN has bf16 kernels only on CPUs with "
+    "avx512_core or newer, and finds none on this one); train in f32 (training.precision=f32)";
+
+bool bf16_supported() {
+#if HALO_ENABLE_ONEDNN
+  return kc::onednn_bf16_supported();
+#else
+  return false;
+#endif
+}
+
 
 /// The measured choice (docs/performance.md, CosmoFlow layers 2-5): backward-data runs
 /// 15-35% faster on oneDNN's blocked formats even with the reorders of its input and output
@@ -87,6 +99,7 @@ void prepare(ConvPlan& plan, ConvBackend backend) {
   if (dtype == DType::bf16) {
     HALO_CHECK_T(Error, onednn_available(), who, ": bf16 convolutions on the CPU need oneDNN (a build with "
                  "HALO_ENABLE_ONEDNN); train in f32 instead");
+    HALO_CHECK_T(Error, bf16_supported(), who, ": ", kBf16NeedsAvx512);
     HALO_CHECK_T(Error, backend == ConvBackend::automatic || backend == ConvBackend::library, who, ": the ",
                  name(backend), " kernel runs f32 only; bf16 convolutions use oneDNN (backend automatic or library)");
   }
@@ -424,3 +437,7 @@ void register_conv(ops::OpTable& t) {
 }
 
 }  // namespace halo::kernels::cpu
+
+namespace halo::ops {
+bool cpu_bf16_supported() { return cpu_kernels::bf16_supported(); }
+}  // namespace halo::ops

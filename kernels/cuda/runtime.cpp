@@ -212,7 +212,10 @@ const uint64_t* replay_value(int device, std::function<uint64_t()> value) {
              detail::ReplayCells::kMax, " replay values");
   const size_t i = c.values.size();
   DeviceGuard dg(device);
-  HALO_CUDA_CHECK(cudaMemcpyAsync(c.dev + i, c.host + i, sizeof(uint64_t), cudaMemcpyHostToDevice, g->stream_));
+  // On the thread's current stream, where the kernel that reads the value is queued (the
+  // captured stream, or one that joined the capture).
+  HALO_CUDA_CHECK(
+      cudaMemcpyAsync(c.dev + i, c.host + i, sizeof(uint64_t), cudaMemcpyHostToDevice, current_stream(device)));
   c.values.push_back(std::move(value));
   return c.dev + i;
 }

@@ -93,10 +93,14 @@ void check_same_model(const Communicator& comm, nn::Model& model) {
 
 void broadcast_tensors(const Communicator& comm, const std::vector<Tensor*>& tensors, int root) {
   for (Tensor* t : tensors) {
-    HALO_CHECK_T(DistError, t && t->defined() && t->is_dense() && t->device().is_cpu(),
-                 "broadcast_tensors: tensor ", t ? t->str() : "(null)", " must be a dense CPU tensor");
-    auto* p = static_cast<char*>(t->raw_data());
-    size_t left = t->nbytes();
+    HALO_CHECK_T(DistError, t && t->defined() && t->is_dense(), "broadcast_tensors: tensor ",
+                 t ? t->str() : "(null)", " must be a dense tensor");
+    // A GPU tensor (a model moved to its device before the trainer broadcasts it) goes
+    // through a host copy in its own layout: MPI moves host bytes here.
+    Tensor host = t->device().is_cpu() ? *t : Tensor::empty_strided(t->shape(), t->strides(), t->dtype(), Device::cpu());
+    if (!t->device().is_cpu()) host.copy_(*t);
+    auto* p = static_cast<char*>(host.raw_data());
+    size_t left = host.nbytes();
     Watchdog::Guard g(comm.watchdog(), "broadcast of " + t->str());
     while (left > 0) {
       int n = int(std::min(left, size_t(INT_MAX)));
@@ -104,6 +108,7 @@ void broadcast_tensors(const Communicator& comm, const std::vector<Tensor*>& ten
       p += n;
       left -= size_t(n);
     }
+    if (!t->device().is_cpu()) t->copy_(host);
   }
 }
 

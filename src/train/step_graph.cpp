@@ -15,8 +15,10 @@ struct Entry {
   Shape x_shape, y_shape;
   std::vector<int64_t> x_strides, y_strides;
   DType x_dtype = DType::f32, y_dtype = DType::f32;
-  std::unique_ptr<cuda::Graph> graph;  // null until the second step of this shape
   Tensor x, y, prediction;
+  // Null until captured; declared last, so destroyed first: the graph goes before the
+  // buffers its replays read.
+  std::unique_ptr<cuda::Graph> graph;
 
   bool matches(const Tensor& bx, const Tensor& by) const {
     return bx.shape() == x_shape && by.shape() == y_shape && bx.strides() == x_strides &&
@@ -32,6 +34,10 @@ struct StepGraphs::Impl {
   cuda::Stream stream;
   cuda::Event ready, done;  // the hand-offs from and back to the caller's stream
   std::vector<std::unique_ptr<Entry>> entries;
+  // The shape whose eager step ran last, with nothing in between: the layers' plans (cuDNN
+  // algorithms included) are then this shape's, so its capture makes none (a search inside
+  // a capture would fail it). Any other step or other work resets it.
+  Entry* warmed = nullptr;
   bool said_full = false;
 
   Impl(int d, std::string w) : device(d), who(std::move(w)), stream(d), ready(d), done(d) {}
@@ -58,6 +64,10 @@ struct StepGraphs::Impl {
       throw ConfigError(str(who, ": training.cuda_graph: the training step on a batch ", to_string(e.x_shape),
                             " cannot be captured as a CUDA graph (", err.what(),
                             "); train with training.cuda_graph=false"));
+    } catch (...) {
+      e.graph.reset();
+      e.prediction = Tensor();
+      throw;
     }
     log::debug(who, ": captured the training step on a batch ", to_string(e.x_shape), " as a CUDA graph (",
                e.graph->nodes(), " nodes, ", double(e.graph->pool_bytes()) / double(1 << 20), " MiB kept)");
@@ -66,6 +76,8 @@ struct StepGraphs::Impl {
 
 StepGraphs::StepGraphs(int device, std::string who) : impl_(std::make_unique<Impl>(device, std::move(who))) {}
 StepGraphs::~StepGraphs() = default;
+
+void StepGraphs::other_work() { impl_->warmed = nullptr; }
 
 size_t StepGraphs::captured() const {
   size_t n = 0;
@@ -86,8 +98,12 @@ StepGraphs::Out StepGraphs::run(const Tensor& x, const Tensor& y, const Body& bo
   {
     cuda::StreamGuard on(I.stream);
     Entry* e = I.find(x, y);
-    if (!e) {
-      if (I.entries.size() < kMaxShapes) {
+    Entry* const warmed = I.warmed;
+    I.warmed = nullptr;
+    if (!e || (!e->graph && warmed != e)) {
+      if (e) {
+        // Seen before, but other steps or work ran since: warm it up again before capturing.
+      } else if (I.entries.size() < kMaxShapes) {
         auto made = std::make_unique<Entry>();
         made->x_shape = x.shape();
         made->y_shape = y.shape();
@@ -95,6 +111,7 @@ StepGraphs::Out StepGraphs::run(const Tensor& x, const Tensor& y, const Body& bo
         made->y_strides = y.strides();
         made->x_dtype = x.dtype();
         made->y_dtype = y.dtype();
+        e = made.get();
         I.entries.push_back(std::move(made));
       } else if (!I.said_full) {
         I.said_full = true;
@@ -104,6 +121,7 @@ StepGraphs::Out StepGraphs::run(const Tensor& x, const Tensor& y, const Body& bo
       // The first step of a shape (or one beyond the limit) runs eagerly.
       out.prediction = body(x, y);
       out.target = y;
+      I.warmed = e;
     } else {
       if (!e->graph) I.capture(*e, body);
       e->x.copy_(x);

@@ -2,7 +2,8 @@
 // Trainer. Per shape of batch (input and target shapes, strides and dtypes; at most
 // StepGraphs::kMaxShapes) the first step runs eagerly, so that cuDNN plans and algorithm
 // searches, NCCL set-up and the allocator's first blocks happen outside any capture; the
-// second is captured (recorded, not run) and from then on every step of that shape copies its
+// next step of that shape, if nothing else ran in between (else one more eager step), is
+// captured (recorded, not run) and from then on every step of that shape copies its
 // batch into the graph's input buffers and replays the graph: zero_grad, forward, the loss's
 // gradient, backward and the gradient allreduces with their wait, in one launch, with no
 // host in between. What needs the host (the loss's value, the ranks' agreement on
@@ -46,6 +47,9 @@ class StepGraphs {
   /// naming the reason.
   Out run(const Tensor& x, const Tensor& y, const Body& body, const std::function<void()>& watch);
 
+  /// Work other than training steps ran on the model (validation): the next capture waits
+  /// for another eager step of its shape.
+  void other_work();
   /// Graphs captured so far.
   size_t captured() const;
 

@@ -6,6 +6,7 @@
 
 #include "halo/dist/model_sync.hpp"
 #include "halo/dist/root_read.hpp"
+#include "halo/ops/registry.hpp"
 #include "halo/optim/clip.hpp"
 #include "halo/tensor/allocator.hpp"
 #include "halo/train/device_support.hpp"
@@ -192,6 +193,11 @@ void Trainer::start() {
   HALO_CHECK_T(ConfigError, I.o.checkpoint_keep >= 1, I.o.name, ": checkpoint_keep must be at least 1 (got ",
                I.o.checkpoint_keep, ")");
   if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);
+  // bf16 on a CPU oneDNN has no bf16 kernels for stops here, not in the first convolution.
+  HALO_CHECK_T(ConfigError, I.o.precision != DType::bf16 || I.o.device.is_cuda() || ops::cpu_bf16_supported(), I.o.name,
+               ": training.precision=bf16 on this CPU: bf16 convolutions on the CPU need AVX-512 and a build with "
+               "oneDNN (oneDNN has bf16 kernels only on CPUs with avx512_core or newer); train in f32 "
+               "(training.precision=f32)");
   if (I.o.cuda_graph) {
     HALO_CHECK_T(ConfigError, I.o.device.is_cuda(), I.o.name, ": training.cuda_graph needs a GPU (the trainer's device is ",
                  I.o.device.str(), "); set training.device=cuda or training.cuda_graph=false");
@@ -473,6 +479,7 @@ std::map<std::string, double> Trainer::validate(int64_t epoch, double* val_loss,
                ": validate() needs a validation loader and a ValidationMetric");
   I.sync_buffers();
   I.model.eval();
+  if (I.graphs) I.graphs->other_work();  // other shapes' plans: the next capture warms up again
   dist::MetricReducer sums;
   double counted = 0;
   I.val->start_epoch(epoch);

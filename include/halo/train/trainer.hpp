@@ -117,7 +117,8 @@ struct TrainerOptions {
   bool step_guard = true;
   /// On a GPU: each step's compute (zero_grad, forward, the loss's gradient, backward, the
   /// gradient allreduces on NCCL and their wait) replays a CUDA graph captured once per batch
-  /// shape (a shape's first step runs eagerly, its second is captured): one launch in place
+  /// shape (a shape's first step runs eagerly, the next of that shape is captured when nothing
+  /// else ran in between, else it runs eagerly too): one launch in place
   /// of hundreds, no host in the loop. The loss's value, the non-finite checks, clipping and
   /// the optimizer with its schedule run after the replay, as in an eager step. Each graph
   /// keeps one step's activations (at most 4 batch shapes; more run eagerly). Refused with

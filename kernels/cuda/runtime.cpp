@@ -61,6 +61,8 @@ DeviceGuard::~DeviceGuard() {
   if (cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
 }
 
+void set_device(int device) { HALO_CUDA_CHECK(cudaSetDevice(device)); }
+
 void synchronize(int device) {
   DeviceGuard g(device);
   HALO_CUDA_CHECK(cudaDeviceSynchronize());

@@ -29,6 +29,7 @@ DeviceGuard::DeviceGuard(int) : previous_(0) { no_cuda("cuda::DeviceGuard"); }
 DeviceGuard::~DeviceGuard() = default;
 
 void synchronize(int) { no_cuda("cuda::synchronize"); }
+void set_device(int) { no_cuda("cuda::set_device"); }
 
 Event::Event(int) { no_cuda("cuda::Event"); }
 Event::~Event() = default;

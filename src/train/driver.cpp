@@ -208,12 +208,21 @@ Device Driver::device(const std::string& model) {
                                   "e.g. srun --gpus-per-task=1)"
                                 : " runs a build of Halo without CUDA (reconfigure with the CUDA backend on, docs/install.md)",
                "; or use training.device=cpu");
-  if (name == "cuda" || name == "gpu") device = Device::cuda(comm_.local_rank() % gpus);
+  // The node's ranks of every instance (dist.instances) together share the node's GPUs: the
+  // index comes from the rank on the node, not within the instance.
+  if (name == "cuda" || name == "gpu") device = Device::cuda(world_.local_rank() % gpus);
+  if (world_.local_size() > gpus && world_.local_rank() == 0)
+    log::warn("training.device=", name, ": ", world_.local_size(), " ranks on ", host, " share its ", gpus,
+              " GPU(s); one rank per GPU is the intended layout (srun --gpus-per-task=1, or as many ranks per "
+              "node as GPUs)");
   HALO_CHECK_T(ConfigError, device.index < gpus, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
                " sees only ", gpus, " GPU(s)");
   // A build without NCCL, or dist.backend=mpi, fails here too.
   resolve_grad_backend(backend, device, dist::nccl_available(), str("rank ", comm_.rank(), " on ", host));
-  log::info(model, ": rank ", comm_.rank(), " (node-local ", comm_.local_rank(), ") on ", host, " trains on ",
+  // The process's CUDA device from now on: contexts, pinned host buffers and the device
+  // guards' "previous" device are this GPU's, not GPU 0's on every rank.
+  cuda::set_device(device.index);
+  log::info(model, ": rank ", comm_.rank(), " (node-local ", world_.local_rank(), ") on ", host, " trains on ",
             device.str());
   device_ = device;
   return device;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "halo/cuda/runtime.hpp"
 #include "halo/dist/model_sync.hpp"
 #include "halo/dist/root_read.hpp"
 #include "halo/ops/registry.hpp"
@@ -190,6 +191,9 @@ void Trainer::start() {
     HALO_CHECK_T(ConfigError, p->value.device() == I.o.device, I.o.name, ": parameter '", p->name, "' is on ",
                  p->value.device().str(), " but the trainer's device is ", I.o.device.str(),
                  ": call model.to(device) before building the trainer");
+  // The GPU of the run becomes this thread's current device (a program of its own may not
+  // have set it): work without a DeviceGuard and new contexts go there, not to GPU 0.
+  if (I.o.device.is_cuda()) cuda::set_device(I.o.device.index);
   HALO_CHECK_T(ConfigError, I.o.checkpoint_keep >= 1, I.o.name, ": checkpoint_keep must be at least 1 (got ",
                I.o.checkpoint_keep, ")");
   if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);

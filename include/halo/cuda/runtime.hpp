@@ -85,6 +85,10 @@ class DeviceGuard {
 
 /// Blocks the host until all work on `device` is done.
 void synchronize(int device = 0);
+/// Makes `device` the calling thread's current CUDA device (cudaSetDevice): later contexts,
+/// pinned host buffers and code without a DeviceGuard use it. A rank that trains on one GPU
+/// of several sets it once, before anything touches the GPUs.
+void set_device(int device);
 
 using EventHandle = CUevent_st*;
 

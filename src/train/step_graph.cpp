@@ -79,12 +79,6 @@ StepGraphs::~StepGraphs() = default;
 
 void StepGraphs::other_work() { impl_->warmed = nullptr; }
 
-size_t StepGraphs::captured() const {
-  size_t n = 0;
-  for (auto& e : impl_->entries) n += e->graph != nullptr;
-  return n;
-}
-
 StepGraphs::Out StepGraphs::run(const Tensor& x, const Tensor& y, const Body& body,
                                 const std::function<void()>& watch) {
   Impl& I = *impl_;

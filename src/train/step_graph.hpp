@@ -50,8 +50,6 @@ class StepGraphs {
   /// Work other than training steps ran on the model (validation): the next capture waits
   /// for another eager step of its shape.
   void other_work();
-  /// Graphs captured so far.
-  size_t captured() const;
 
  private:
   struct Impl;

@@ -68,9 +68,9 @@ void synchronize(int device) {
   HALO_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-Event::Event(int device) : device_(device) {
+Event::Event(int device, bool timing) : device_(device) {
   DeviceGuard g(device);
-  HALO_CUDA_CHECK(cudaEventCreateWithFlags(&handle_, cudaEventDisableTiming));
+  HALO_CUDA_CHECK(cudaEventCreateWithFlags(&handle_, timing ? cudaEventDefault : cudaEventDisableTiming));
 }
 Event::~Event() {
   if (handle_) {
@@ -124,6 +124,12 @@ namespace {
 // The graph capturing on this thread, if any (one capture per thread at a time).
 thread_local Graph* t_capturing = nullptr;
 }  // namespace
+
+double elapsed_seconds(const Event& from, const Event& to) {
+  float ms = 0;
+  HALO_CUDA_CHECK(cudaEventElapsedTime(&ms, from.handle(), to.handle()));
+  return double(ms) / 1e3;
+}
 
 Graph::Graph(int device) : device_(device) {}
 

@@ -193,7 +193,10 @@ void Trainer::start() {
                  ": call model.to(device) before building the trainer");
   // The GPU of the run becomes this thread's current device (a program of its own may not
   // have set it): work without a DeviceGuard and new contexts go there, not to GPU 0.
-  if (I.o.device.is_cuda()) cuda::set_device(I.o.device.index);
+  if (I.o.device.is_cuda()) {
+    cuda::set_device(I.o.device.index);
+    for (int i = 0; i < 5; ++i) I.phase_events.push_back(std::make_unique<cuda::Event>(I.o.device.index, true));
+  }
   HALO_CHECK_T(ConfigError, I.o.checkpoint_keep >= 1, I.o.name, ": checkpoint_keep must be at least 1 (got ",
                I.o.checkpoint_keep, ")");
   if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);
@@ -358,6 +361,10 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
   if (I.guard)
     I.guard->check({epoch, I.step_in_epoch, ctx.steps_per_epoch, true, I.grad_buckets, I.grad_elements, I.grad_layout});
   const double t1 = now_seconds();
+  auto mark = [&I](int phase) {
+    if (!I.phase_events.empty()) I.phase_events[size_t(phase)]->record(cuda::current_stream(I.o.device.index));
+  };
+  mark(0);
   double l = 0, tf = 0, t2 = 0;
   bool ready = true, replayed = false;
   if (I.graphs) {
@@ -374,16 +381,21 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
     l = I.loss.forward(out.prediction, out.target);
     replayed = out.replayed;
     tf = t2 = now_seconds();
+    mark(1);
+    mark(2);
   } else {
     I.model.zero_grad();
     Tensor pred = I.model.forward(x);
     l = I.loss.forward(pred, y);
     tf = now_seconds();
+    mark(1);
     I.model.backward(I.scaler ? I.scaler->scale_loss_grad(I.loss.backward()) : I.loss.backward());
     t2 = now_seconds();
+    mark(2);
     ready = I.sync->wait();
   }
   const double t3 = now_seconds();
+  mark(3);
   // One tiny allreduce per step, summed over ranks, so every rank takes the same decisions
   // (the flags are listed with StepContext).
   const bool my_loss_nonfinite = !std::isfinite(l);
@@ -474,6 +486,17 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
   r.timings.comm_s = (t1 - td) + (t3 - t2);
   r.timings.guard_s = t1 - td;
   r.timings.optimizer_s = t4 - t3;
+  if (!I.phase_events.empty()) {
+    // The device's times: waits for the step's last kernels (the optimizer's), which the next
+    // step's work would queue behind anyway.
+    mark(4);
+    const auto& e = I.phase_events;
+    e[4]->synchronize();
+    r.timings.forward_s = cuda::elapsed_seconds(*e[0], *e[1]);
+    r.timings.backward_s = cuda::elapsed_seconds(*e[1], *e[2]);
+    r.timings.comm_s = r.timings.guard_s + cuda::elapsed_seconds(*e[2], *e[3]);
+    r.timings.optimizer_s = cuda::elapsed_seconds(*e[3], *e[4]);
+  }
   return r;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "halo/cuda/runtime.hpp"
 #include "halo/dist/step_guard.hpp"
 #include "halo/train/trainer.hpp"
 #include "train/step_graph.hpp"
@@ -32,6 +33,10 @@ struct Trainer::Impl {
   std::unique_ptr<dist::StepGuard> guard;  // when o.step_guard
   std::unique_ptr<optim::DynamicLossScaler> scaler;  // when o.loss_scaling
   std::unique_ptr<detail::StepGraphs> graphs;  // when o.cuda_graph
+  // On a GPU the host only queues a step's work: its phases are timed on the device, by
+  // events recorded at their boundaries (step start, forward and loss, backward, gradient
+  // wait, optimizer) on the compute stream and read at the step's end.
+  std::vector<std::unique_ptr<cuda::Event>> phase_events;
   std::vector<std::shared_ptr<Callback>> callbacks;  // added by the program
 
   // What the step guard compares across ranks besides the position.

@@ -107,6 +107,12 @@ TEST_CASE("the trainer's CUDA-graph steps equal its eager steps, dropout and two
       const train::StepResult rg = graphed.trainer->step(xs[k], ys[k]);
       CHECK_FALSE(re.graph_replay);
       replays += rg.graph_replay;
+      // Phases timed on the device: an eager step has a backward, a replay is one compute phase.
+      CHECK(re.timings.forward_s > 0);
+      CHECK(re.timings.backward_s > 0);
+      CHECK(re.timings.optimizer_s > 0);
+      CHECK(rg.timings.forward_s > 0);
+      if (rg.graph_replay) CHECK(rg.timings.backward_s < 1e-4);  // two events back to back
       CHECK(rg.updated);
       CHECK(rg.loss == Approx(re.loss).epsilon(dt == DType::bf16 ? 2e-2 : 1e-4));
     }

@@ -96,7 +96,8 @@ using EventHandle = CUevent_st*;
 /// streams or the host can wait for it without waiting for the whole stream.
 class Event {
  public:
-  explicit Event(int device = 0);
+  /// `timing`: the event also records when the GPU reached it (for elapsed_ms).
+  explicit Event(int device = 0, bool timing = false);
   ~Event();
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
@@ -112,6 +113,10 @@ class Event {
   EventHandle handle_ = nullptr;
   int device_ = 0;
 };
+
+/// Seconds of GPU time from `from` to `to`: two events of one device made with timing on,
+/// both recorded and complete (synchronize() on the later one first).
+double elapsed_seconds(const Event& from, const Event& to);
 
 /// A CUDA graph: the work the calling thread queues on one stream between begin_capture()
 /// and end_capture(), replayed as a single launch (no per-kernel launch cost, no host in the

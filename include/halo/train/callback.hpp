@@ -17,6 +17,10 @@ namespace halo::train {
 
 /// Wall time of the phases of one step, in seconds. They follow each other in this order:
 /// data wait, step guard, forward, backward, gradient wait (comm_s - guard_s), optimizer.
+/// On a GPU the phases after the guard are the device's times between their boundaries
+/// (CUDA events on the compute stream): the host only queues the kernels, so its own clock
+/// would put backward's GPU time into the gradient wait. In a CUDA-graph step
+/// (TrainerOptions::cuda_graph) forward_s holds the whole replay and backward_s is 0.
 struct StepTimings {
   double start = 0;        ///< now_seconds() when the step (with its data wait) began
   double data_s = 0;       ///< waiting for the batch (fit(): the loader; step(): 0)

@@ -133,7 +133,9 @@ struct OptimKernels {
   void (*adam)(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const optim::AdamStep& s);
   double (*lamb)(Tensor& w, const Tensor& g, Tensor& m, Tensor& v, const optim::LambStep& s);
   double (*lars)(Tensor& w, const Tensor& g, Tensor& v, const optim::LarsStep& s);
-  double (*sum_squares)(const Tensor& t);
+  /// Sum of squares of every element of all the tensors (one device), accumulated in double:
+  /// on a GPU one host synchronisation for the list, not one per tensor.
+  double (*sum_squares)(const std::vector<const Tensor*>& ts);
   void (*scale)(Tensor& t, double factor);
 };
 

@@ -32,9 +32,12 @@ double lars_op(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s) {
   });
 }
 
-double sum_squares_op(const Tensor& t) {
-  return HALO_DISPATCH_FLOAT(t.dtype(), "sum_squares",
-                             [&] { return kernels::cpu::sum_squares<T>(t.data<T>(), t.numel()); });
+double sum_squares_op(const std::vector<const Tensor*>& ts) {
+  double s = 0;
+  for (const Tensor* t : ts)
+    s += HALO_DISPATCH_FLOAT(t->dtype(), "sum_squares",
+                             [&] { return kernels::cpu::sum_squares<T>(t->data<T>(), t->numel()); });
+  return s;
 }
 
 void scale_op(Tensor& t, double factor) {

@@ -77,8 +77,18 @@ double lars_op(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s) {
   return local;
 }
 
-double sum_squares_op(const Tensor& t) {
-  return cuda::reduce_dot(t, &t);
+double sum_squares_op(const std::vector<const Tensor*>& ts) {
+  if (ts.empty()) return 0;
+  // Every tensor's squares added into one device double on the current stream, read once.
+  const Device dev = ts.front()->device();
+  cuda::DeviceGuard guard(dev.index);
+  Tensor acc = Tensor::zeros({1}, DType::f64, dev);
+  auto* out = static_cast<double*>(acc.raw_data());
+  for (const Tensor* t : ts) {
+    const bool bf = cuda::is_bf16(*t, "sum_squares");
+    cuda::raw::dot(t->raw_data(), t->raw_data(), t->numel(), bf, out, cuda::stream_of(*t));
+  }
+  return acc.item();
 }
 
 void scale_op(Tensor& t, double factor) {

@@ -1,6 +1,7 @@
 #include "halo/optim/loss_scaler.hpp"
 
 #include <cmath>
+#include <vector>
 
 #include "halo/optim/update_rules.hpp"
 #include "halo/util/error.hpp"
@@ -52,15 +53,24 @@ void scale_any(Tensor& t, double factor) {
 }  // namespace
 
 bool grads_finite(const std::vector<nn::Parameter*>& params) {
+  std::vector<const Tensor*> on_device;
   for (const nn::Parameter* p : params) {
     if (!p->grad.defined()) continue;
     if (p->grad.device().is_cpu()) {
       if (!finite_cpu(p->grad)) return false;
-    } else if (!std::isfinite(sum_squares(p->grad))) {
-      // Reduced on the device in double: the square of a finite f32/bf16 value cannot
-      // overflow a double, while an inf or NaN anywhere makes the sum inf or NaN.
-      return false;
+    } else {
+      on_device.push_back(&p->grad);
     }
+  }
+  // Reduced on the device in double, all gradients of a device in one reduction (one host
+  // synchronisation): the square of a finite f32/bf16 value cannot overflow a double, and
+  // their sum over any tensor Halo can hold stays far below its range, while an inf or NaN
+  // anywhere makes the sum inf or NaN.
+  for (size_t i = 0; i < on_device.size();) {
+    std::vector<const Tensor*> same;
+    const Device d = on_device[i]->device();
+    for (; i < on_device.size() && on_device[i]->device() == d; ++i) same.push_back(on_device[i]);
+    if (!std::isfinite(sum_squares(same))) return false;
   }
   return true;
 }

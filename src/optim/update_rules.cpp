@@ -75,9 +75,16 @@ double lars_update(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s) {
   return ops::optim_kernels(w.device(), "lars_update").lars(w, g, v, s);
 }
 
-double sum_squares(const Tensor& t) {
-  check_param(t, "sum_squares");
-  return ops::optim_kernels(t.device(), "sum_squares").sum_squares(t);
+double sum_squares(const Tensor& t) { return sum_squares(std::vector<const Tensor*>{&t}); }
+
+double sum_squares(const std::vector<const Tensor*>& ts) {
+  if (ts.empty()) return 0;
+  for (const Tensor* t : ts) {
+    check_param(*t, "sum_squares");
+    HALO_CHECK_SHAPE(t->device() == ts.front()->device(), "sum_squares: tensors on ", ts.front()->device().str(),
+                     " and ", t->device().str(), " (one device per call)");
+  }
+  return ops::optim_kernels(ts.front()->device(), "sum_squares").sum_squares(ts);
 }
 
 void scale_inplace(Tensor& t, double factor) {

@@ -1,5 +1,9 @@
 // LAMB, LARS and Adam/AdamW updates on the GPU against the CPU rules on random f32 tensors:
 // weights, state and the returned trust ratios over several steps.
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "cuda_test_util.hpp"
 #include "gpu_test_skip.hpp"
 #include "halo/optim/lamb.hpp"
@@ -162,4 +166,24 @@ TEST_CASE("the LAMB optimizer on the GPU keeps its trust ratios on the device an
     }
     CHECK(rb[2] == 1.0);  // ||w|| = 0
   }
+}
+
+TEST_CASE("cuda sum of squares over a list of tensors in one reduction equals the CPU's", "[optim][gpu]") {
+  // The gradient norm and the finiteness check read all gradients with one synchronisation.
+  std::vector<Tensor> host, dev;
+  for (int i = 0; i < 40; ++i) {
+    host.push_back(random_tensor({int64_t(1 + 37 * i)}, uint32_t(100 + i)));
+    dev.push_back(host.back().to(gpu));
+  }
+  std::vector<const Tensor*> hp, dp;
+  double per_tensor = 0;
+  for (size_t i = 0; i < host.size(); ++i) {
+    hp.push_back(&host[i]);
+    dp.push_back(&dev[i]);
+    per_tensor += optim::sum_squares(host[i]);
+  }
+  CHECK(optim::sum_squares(dp) == Approx(optim::sum_squares(hp)).epsilon(1e-12));
+  CHECK(optim::sum_squares(hp) == Approx(per_tensor).epsilon(1e-12));
+  dev[17].fill_(std::numeric_limits<double>::infinity());
+  CHECK_FALSE(std::isfinite(optim::sum_squares(dp)));
 }

@@ -46,8 +46,8 @@ kc::ConvGeometry geometry(const ConvPlan& plan) {
 bool onednn_available() { return HALO_ENABLE_ONEDNN != 0; }
 
 constexpr const char* kBf16NeedsAvx512 =
-    "bf16 convolutions on the CPU need AVX-512 (oneDNN has bf16 kernels only on CPUs with "
-    "avx512_core or newer, and finds none on this one); train in f32 (training.precision=f32)";
+    "bf16 convolutions on the CPU need oneDNN's bf16 kernels, which it has not for this CPU (on x86 "
+    "they need AVX-512: avx512_core or newer); train in f32 (training.precision=f32)";
 
 bool bf16_supported() {
 #if HALO_ENABLE_ONEDNN

@@ -211,10 +211,6 @@ Device Driver::device(const std::string& model) {
   // The node's ranks of every instance (dist.instances) together share the node's GPUs: the
   // index comes from the rank on the node, not within the instance.
   if (name == "cuda" || name == "gpu") device = Device::cuda(world_.local_rank() % gpus);
-  if (world_.local_size() > gpus && world_.local_rank() == 0)
-    log::warn("training.device=", name, ": ", world_.local_size(), " ranks on ", host, " share its ", gpus,
-              " GPU(s); one rank per GPU is the intended layout (srun --gpus-per-task=1, or as many ranks per "
-              "node as GPUs)");
   HALO_CHECK_T(ConfigError, device.index < gpus, "training.device=", name, ": rank ", comm_.rank(), " on ", host,
                " sees only ", gpus, " GPU(s)");
   // A build without NCCL, or dist.backend=mpi, fails here too.

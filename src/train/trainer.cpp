@@ -200,11 +200,20 @@ void Trainer::start() {
   HALO_CHECK_T(ConfigError, I.o.checkpoint_keep >= 1, I.o.name, ": checkpoint_keep must be at least 1 (got ",
                I.o.checkpoint_keep, ")");
   if (I.o.loss_scaling) I.scaler = std::make_unique<optim::DynamicLossScaler>(model.parameters(), I.o.loss_scaler);
-  // bf16 on a CPU oneDNN has no bf16 kernels for stops here, not in the first convolution.
-  HALO_CHECK_T(ConfigError, I.o.precision != DType::bf16 || I.o.device.is_cuda() || ops::cpu_bf16_supported(), I.o.name,
-               ": training.precision=bf16 on this CPU: bf16 convolutions on the CPU need AVX-512 and a build with "
-               "oneDNN (oneDNN has bf16 kernels only on CPUs with avx512_core or newer); train in f32 "
-               "(training.precision=f32)");
+  // bf16 convolutions or pooling on a CPU oneDNN has no bf16 kernels for stop here, not in
+  // the first such layer's forward.
+  if (I.o.precision == DType::bf16 && !I.o.device.is_cuda() && !ops::cpu_bf16_supported()) {
+    for (const auto& node : model.nodes()) {
+      const auto families = node.layer ? node.layer->op_families() : std::nullopt;
+      if (!families) continue;
+      for (ops::OpFamily f : *families)
+        HALO_CHECK_T(ConfigError, f != ops::OpFamily::conv && f != ops::OpFamily::pool, I.o.name,
+                     ": training.precision=bf16: layer '", node.name, "' (", node.layer->type(),
+                     ") needs bf16 convolutions or pooling, and bf16 convolutions on the CPU need oneDNN's bf16 "
+                     "kernels, which this build or CPU lacks (on x86 they need AVX-512: avx512_core or newer); "
+                     "train in f32 (training.precision=f32)");
+    }
+  }
   if (I.o.cuda_graph) {
     HALO_CHECK_T(ConfigError, I.o.device.is_cuda(), I.o.name, ": training.cuda_graph needs a GPU (the trainer's device is ",
                  I.o.device.str(), "); set training.device=cuda or training.cuda_graph=false");
@@ -489,13 +498,22 @@ StepResult Trainer::run_step(const Tensor& x, const Tensor& y, int64_t batch_siz
   if (!I.phase_events.empty()) {
     // The device's times: waits for the step's last kernels (the optimizer's), which the next
     // step's work would queue behind anyway.
-    mark(4);
-    const auto& e = I.phase_events;
-    e[4]->synchronize();
-    r.timings.forward_s = cuda::elapsed_seconds(*e[0], *e[1]);
-    r.timings.backward_s = cuda::elapsed_seconds(*e[1], *e[2]);
-    r.timings.comm_s = r.timings.guard_s + cuda::elapsed_seconds(*e[2], *e[3]);
-    r.timings.optimizer_s = cuda::elapsed_seconds(*e[3], *e[4]);
+    // Best effort: the step is done (and counted); a failure to read the clock keeps the host
+    // times, and a failed device reports itself at the next step's work.
+    try {
+      mark(4);
+      const auto& e = I.phase_events;
+      e[4]->synchronize();
+      StepTimings t = r.timings;
+      t.forward_s = cuda::elapsed_seconds(*e[0], *e[1]);
+      t.backward_s = cuda::elapsed_seconds(*e[1], *e[2]);
+      t.comm_s = t.guard_s + cuda::elapsed_seconds(*e[2], *e[3]);
+      t.optimizer_s = cuda::elapsed_seconds(*e[3], *e[4]);
+      r.timings = t;
+    } catch (const Error& err) {
+      if (!I.warned_gpu_clock) log::warn(I.o.name, ": step times from the host (the GPU's clock: ", err.what(), ")");
+      I.warned_gpu_clock = true;
+    }
   }
   return r;
 }

@@ -37,6 +37,7 @@ struct Trainer::Impl {
   // events recorded at their boundaries (step start, forward and loss, backward, gradient
   // wait, optimizer) on the compute stream and read at the step's end.
   std::vector<std::unique_ptr<cuda::Event>> phase_events;
+  bool warned_gpu_clock = false;
   std::vector<std::shared_ptr<Callback>> callbacks;  // added by the program
 
   // What the step guard compares across ranks besides the position.

@@ -1,7 +1,8 @@
 // The trainer's start-up refusals for a GPU run, on every rank and before any collective or
 // GPU work: a model with a layer that cannot run there (listed by name and type), and a
-// model left on another device than TrainerOptions::device. Neither touches a GPU, so they
-// are checked in every build.
+// model left on another device than TrainerOptions::device; training.cuda_graph off a GPU;
+// bf16 convolutions on a CPU without oneDNN's bf16 kernels. None touches a GPU, so they are
+// checked in every build.
 #include <catch2/catch.hpp>
 #include <mpi.h>
 
@@ -12,6 +13,7 @@
 #include "halo/data/synthetic.hpp"
 #include "halo/nn/activation.hpp"
 #include "halo/nn/conv.hpp"
+#include "halo/nn/linear.hpp"
 #include "halo/nn/losses.hpp"
 #include "halo/nn/model.hpp"
 #include "halo/ops/registry.hpp"
@@ -125,4 +127,34 @@ TEST_CASE("trainer refuses training.cuda_graph off a GPU, naming the setting") {
                     Catch::Contains("training.cuda_graph needs a GPU") && Catch::Contains("device is cpu"));
   o.cuda_graph = false;
   CHECK_NOTHROW(train::Trainer(comm, m, sgd, loss, o));
+}
+
+TEST_CASE("trainer refuses bf16 convolutions on a CPU without bf16 kernels, naming the layer; takes them elsewhere") {
+  dist::Communicator comm(MPI_COMM_WORLD);
+  nn::Model m;
+  m.input({4, 8, 8});
+  m.append(std::make_shared<nn::Conv2d>(4, 2, 3), "conv");
+  m.compile();
+  m.init(1);
+  optim::SGD sgd(m.parameters(), optim::SGDOptions{});
+  nn::MSELoss loss;
+  train::TrainerOptions o;
+  o.progress = false;
+  o.precision = DType::bf16;
+  if (ops::cpu_bf16_supported()) {
+    CHECK_NOTHROW(train::Trainer(comm, m, sgd, loss, o));
+  } else {
+    CHECK_THROWS_AS(train::Trainer(comm, m, sgd, loss, o), ConfigError);
+    CHECK_THROWS_WITH(train::Trainer(comm, m, sgd, loss, o),
+                      Catch::Contains("layer 'conv' (Conv2d)") && Catch::Contains("training.precision=f32"));
+  }
+  // Without convolutions or pooling no bf16 kernel of oneDNN is needed.
+  nn::Model dense;
+  dense.input({16});
+  dense.append(std::make_shared<nn::Linear>(16, 4), "fc");
+  dense.append(std::make_shared<nn::ReLU>(), "relu");
+  dense.compile();
+  dense.init(1);
+  optim::SGD sgd_dense(dense.parameters(), optim::SGDOptions{});
+  CHECK_NOTHROW(train::Trainer(comm, dense, sgd_dense, loss, o));
 }

@@ -96,7 +96,7 @@ using EventHandle = CUevent_st*;
 /// streams or the host can wait for it without waiting for the whole stream.
 class Event {
  public:
-  /// `timing`: the event also records when the GPU reached it (for elapsed_ms).
+  /// `timing`: the event also records when the GPU reached it (for elapsed_seconds).
   explicit Event(int device = 0, bool timing = false);
   ~Event();
   Event(const Event&) = delete;

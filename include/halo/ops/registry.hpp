@@ -19,9 +19,10 @@ const std::vector<OpFamily>& all_op_families();
 bool has_kernels(OpFamily f, DeviceKind kind);
 /// Whether this build has any kernels for devices of `kind` (false for cuda in a CPU build).
 bool has_backend(DeviceKind kind);
-/// Whether bf16 activations run on this CPU: a build with oneDNN on a CPU where oneDNN has
-/// bf16 convolutions (AVX-512: avx512_core or newer). Elsewhere a bf16 convolution throws,
-/// and the Trainer refuses TrainerOptions::precision bf16 on the CPU at construction.
+/// Whether bf16 convolutions and pooling run on this CPU: a build with oneDNN on a CPU where
+/// oneDNN has bf16 convolutions (on x86: AVX-512, avx512_core or newer). Elsewhere a bf16
+/// convolution throws, and the Trainer refuses TrainerOptions::precision bf16 at construction
+/// for a model on the CPU with convolutions or pooling.
 bool cpu_bf16_supported();
 
 }  // namespace halo::ops

@@ -19,13 +19,14 @@ file(MAKE_DIRECTORY ${d})
 # lr 0.05 those last-bit differences grew to 1e-2 in 64 steps on one BLAS build (and stayed
 # below 1e-7 on another): the comparison would test the BLAS, not the split.
 set(RUN training.epochs=2 data.batch_size=32 model.dropout=0 optimizer.warmup_epochs=0 optimizer.base_lr=0.01)
-# Whole runs agree to TRAJECTORY_RTOL: steps agree to about 1e-6 until a value within the
-# two sums' last-bit difference of a LeakyReLU's zero or of a max-pooling neighbour lands on
-# the other side in one of them; that one element then sends its gradient elsewhere, and the
-# first convolutions' gradients jump by up to 2.4e-3 relative at that step (measured on a Zen 3
-# machine with oneDNN's AVX2 kernels: at step 14 of the 4-rank run, with every earlier step
-# within 1.3e-6; the AVX-512 kernels happened to meet no such value). A wrong halo or block
-# differs at the first step, which ONE_STEP_RTOL checks from the same weights.
+# Whole runs agree to TRAJECTORY_RTOL: steps agree to about 1e-6 until, at one step, the
+# first convolutions' gradients jump by up to 2.4e-3 relative while the later layers' stay
+# within 1e-7 (measured on a Zen 3 machine with oneDNN's AVX2 kernels: step 14 of the 4-rank
+# run, every earlier step within 1.3e-6; the runs are deterministic; the AVX-512 kernels met no
+# such step). Most likely a value within the two sums' last-bit difference of a LeakyReLU's
+# zero or of a max-pooling neighbour lands on the other side in one of them, sending that
+# element's gradient elsewhere. A wrong halo or block differs at the first step, which
+# ONE_STEP_RTOL checks from the same weights.
 set(TRAJECTORY_RTOL 5e-3)
 set(ONE_STEP_RTOL 1e-5)
 

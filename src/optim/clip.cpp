@@ -1,6 +1,5 @@
 #include "halo/optim/clip.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -10,18 +9,10 @@
 namespace halo::optim {
 
 double global_grad_norm(const std::vector<nn::Parameter*>& params) {
-  // One reduction per device (on a GPU: one host synchronisation for all the gradients).
-  std::vector<std::vector<const Tensor*>> by_device;
-  for (const auto* p : params) {
-    if (!p->grad.defined()) continue;
-    auto same = std::find_if(by_device.begin(), by_device.end(),
-                             [&](const auto& list) { return list.front()->device() == p->grad.device(); });
-    if (same == by_device.end()) by_device.push_back({&p->grad});
-    else same->push_back(&p->grad);
-  }
-  double s = 0;
-  for (const auto& list : by_device) s += sum_squares(list);
-  return std::sqrt(s);
+  std::vector<const Tensor*> grads;
+  for (const auto* p : params)
+    if (p->grad.defined()) grads.push_back(&p->grad);
+  return std::sqrt(sum_squares(grads));  // one reduction per device
 }
 
 double clip_grad_norm(const std::vector<nn::Parameter*>& params, double max_norm) {

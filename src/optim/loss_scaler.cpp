@@ -66,13 +66,7 @@ bool grads_finite(const std::vector<nn::Parameter*>& params) {
   // synchronisation): the square of a finite f32/bf16 value cannot overflow a double, and
   // their sum over any tensor Halo can hold stays far below its range, while an inf or NaN
   // anywhere makes the sum inf or NaN.
-  for (size_t i = 0; i < on_device.size();) {
-    std::vector<const Tensor*> same;
-    const Device d = on_device[i]->device();
-    for (; i < on_device.size() && on_device[i]->device() == d; ++i) same.push_back(on_device[i]);
-    if (!std::isfinite(sum_squares(same))) return false;
-  }
-  return true;
+  return std::isfinite(sum_squares(on_device));
 }
 
 DynamicLossScaler::DynamicLossScaler(std::vector<nn::Parameter*> params, LossScalerOptions options)

@@ -2,6 +2,9 @@
 // (op_table.hpp; each backend's are kernels/<backend>/optim_ops.cpp).
 #include "halo/optim/update_rules.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "op_table.hpp"
 
 namespace halo::optim {
@@ -78,13 +81,19 @@ double lars_update(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s) {
 double sum_squares(const Tensor& t) { return sum_squares(std::vector<const Tensor*>{&t}); }
 
 double sum_squares(const std::vector<const Tensor*>& ts) {
-  if (ts.empty()) return 0;
+  // One reduction per device, in the order the devices first appear.
+  std::vector<std::vector<const Tensor*>> by_device;
   for (const Tensor* t : ts) {
     check_param(*t, "sum_squares");
-    HALO_CHECK_SHAPE(t->device() == ts.front()->device(), "sum_squares: tensors on ", ts.front()->device().str(),
-                     " and ", t->device().str(), " (one device per call)");
+    auto same = std::find_if(by_device.begin(), by_device.end(),
+                             [&](const auto& list) { return list.front()->device() == t->device(); });
+    if (same == by_device.end()) by_device.push_back({t});
+    else same->push_back(t);
   }
-  return ops::optim_kernels(ts.front()->device(), "sum_squares").sum_squares(ts);
+  double s = 0;
+  for (const auto& list : by_device)
+    s += ops::optim_kernels(list.front()->device(), "sum_squares").sum_squares(list);
+  return s;
 }
 
 void scale_inplace(Tensor& t, double factor) {

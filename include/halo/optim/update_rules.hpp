@@ -62,8 +62,8 @@ double lars_update(Tensor& w, const Tensor& g, Tensor& v, const LarsStep& s);
 
 /// Sum of squares of all elements, accumulated in double.
 double sum_squares(const Tensor& t);
-/// The same over every element of all the tensors (on one device): on a GPU one host
-/// synchronisation for the whole list (a global gradient norm, the finiteness check).
+/// The same over every element of all the tensors: one reduction per device (on a GPU one
+/// host synchronisation for all its tensors: a global gradient norm, the finiteness check).
 double sum_squares(const std::vector<const Tensor*>& ts);
 /// t *= factor, in place.
 void scale_inplace(Tensor& t, double factor);

@@ -46,6 +46,16 @@ class Unported final : public nn::Layer {
   bool declares_;
 };
 
+// One 3x3 convolution "conv" on (4, 8, 8) inputs, compiled and initialised, on the CPU.
+nn::Model one_conv() {
+  nn::Model m;
+  m.input({4, 8, 8});
+  m.append(std::make_shared<nn::Conv2d>(4, 2, 3), "conv");
+  m.compile();
+  m.init(1);
+  return m;
+}
+
 std::string shared_dir() {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -112,11 +122,7 @@ TEST_CASE("trainer refuses a GPU run at construction: layers without CUDA kernel
 
 TEST_CASE("trainer refuses training.cuda_graph off a GPU, naming the setting") {
   dist::Communicator comm(MPI_COMM_WORLD);
-  nn::Model m;
-  m.input({4, 8, 8});
-  m.append(std::make_shared<nn::Conv2d>(4, 2, 3), "conv");
-  m.compile();
-  m.init(1);
+  nn::Model m = one_conv();
   optim::SGD sgd(m.parameters(), optim::SGDOptions{});
   nn::MSELoss loss;
   train::TrainerOptions o;
@@ -131,11 +137,7 @@ TEST_CASE("trainer refuses training.cuda_graph off a GPU, naming the setting") {
 
 TEST_CASE("trainer refuses bf16 convolutions on a CPU without bf16 kernels, naming the layer; takes them elsewhere") {
   dist::Communicator comm(MPI_COMM_WORLD);
-  nn::Model m;
-  m.input({4, 8, 8});
-  m.append(std::make_shared<nn::Conv2d>(4, 2, 3), "conv");
-  m.compile();
-  m.init(1);
+  nn::Model m = one_conv();
   optim::SGD sgd(m.parameters(), optim::SGDOptions{});
   nn::MSELoss loss;
   train::TrainerOptions o;

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "halo/nn/model.hpp"
 #include "halo/tensor/tensor.hpp"
 
 namespace halo_cuda_test {
@@ -57,5 +58,16 @@ inline Tensor random_labels(const Shape& s, int64_t K, uint32_t seed, int64_t ig
 }
 
 inline double tol(DType dt) { return dt == DType::bf16 ? 2e-2 : 1e-5; }
+
+/// Every parameter of `got` within `tol` (rel_err) of the same-named one of `want`: two models
+/// trained the same way (eagerly and as a graph, say).
+inline void check_same_parameters(nn::Model& got, nn::Model& want, double tol) {
+  const auto pg = got.parameters(), pw = want.parameters();
+  REQUIRE(pg.size() == pw.size());
+  for (size_t i = 0; i < pw.size(); ++i) {
+    INFO(pw[i]->name);
+    CHECK(rel_err(pg[i]->value, pw[i]->value) < tol);
+  }
+}
 
 }  // namespace halo_cuda_test

@@ -115,12 +115,7 @@ TEST_CASE("a CosmoFlow step captured as a CUDA graph and replayed equals the eag
     CHECK(run.graph->pool_bytes() > 0);
 
     // The same four steps: the same parameters, up to cuDNN's non-deterministic sums.
-    const auto pe = eager.model.parameters(), pg = graphed.model.parameters();
-    REQUIRE(pe.size() == pg.size());
-    for (size_t i = 0; i < pe.size(); ++i) {
-      INFO(pe[i]->name);
-      CHECK(rel_err(pg[i]->value, pe[i]->value) < (dt == DType::bf16 ? 1e-3 : 1e-5));
-    }
+    check_same_parameters(graphed.model, eager.model, dt == DType::bf16 ? 1e-3 : 1e-5);
   }
 }
 

@@ -120,12 +120,7 @@ TEST_CASE("the trainer's CUDA-graph steps equal its eager steps, dropout and two
     CHECK(graphed.dropout_steps() == eager.dropout_steps());
     CHECK(graphed.dropout_steps().front() == 8);
     CHECK(graphed.trainer->global_step() == 8);
-    const auto pe = eager.model.parameters(), pg = graphed.model.parameters();
-    REQUIRE(pe.size() == pg.size());
-    for (size_t i = 0; i < pe.size(); ++i) {
-      INFO(pe[i]->name);
-      CHECK(rel_err(pg[i]->value, pe[i]->value) < (dt == DType::bf16 ? 2e-3 : 1e-5));
-    }
+    check_same_parameters(graphed.model, eager.model, dt == DType::bf16 ? 2e-3 : 1e-5);
   }
 }
 

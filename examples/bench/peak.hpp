@@ -53,13 +53,8 @@ inline double measure_loop_rate(Loop loop, double flop_per_iter, int runs) {
   return best;
 }
 
-/// The same with 256-bit FMAs, for CPUs without AVX-512 (AVX2 and FMA: Zen 3, Haswell on).
-__attribute__((target("avx2,fma"))) inline float fma_chains_avx2(int64_t iters) {
-  __m256 acc[16];
-  for (int j = 0; j < 16; ++j) acc[j] = _mm256_set1_ps(float(j) * 1e-3f);
-  const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-6f);
-  for (int64_t i = 0; i < iters; ++i)
-    for (int j = 0; j < 16; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, a);
+/// sum_of for the 256-bit accumulators.
+__attribute__((target("avx2"))) inline float sum_of(const __m256 (&acc)[16]) {
   __m256 s = acc[0];
   for (int j = 1; j < 16; ++j) s = _mm256_add_ps(s, acc[j]);
   alignas(32) float lanes[8];
@@ -67,6 +62,16 @@ __attribute__((target("avx2,fma"))) inline float fma_chains_avx2(int64_t iters) 
   float total = 0;
   for (float v : lanes) total += v;
   return total;
+}
+
+/// The same with 256-bit FMAs, for CPUs without AVX-512 (AVX2 and FMA: Zen 3, Haswell on).
+__attribute__((target("avx2,fma"))) inline float fma_chains_avx2(int64_t iters) {
+  __m256 acc[16];
+  for (int j = 0; j < 16; ++j) acc[j] = _mm256_set1_ps(float(j) * 1e-3f);
+  const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-6f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 16; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, a);
+  return sum_of(acc);
 }
 
 /// FP32 FLOP/s of the FMA loop (16 chains x 16 lanes x 2 FLOP per iteration), with the

@@ -4,7 +4,8 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "../../examples/scaling"))
+SCALING_DIR = sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "../../examples/scaling")
+sys.path.insert(0, SCALING_DIR)
 import halo_scaling_model as m  # noqa: E402
 
 
@@ -179,6 +180,42 @@ class ProjectCommand(unittest.TestCase):
         self.assertIn("ring allreduce", text)
         self.assertAlmostEqual(eff[1], self.expected("ring"), places=3)
         self.assertLess(self.expected("ring"), self.expected("halving_doubling") - 0.01)
+
+
+class PublishedComparison(unittest.TestCase):
+    """The figures docs/scaling.md gives beside the published CosmoFlow run follow from the
+    shipped profiles and machine description (examples/scaling/published, machines)."""
+
+    def project(self, profile, nodes, algorithm, latency_us=None):
+        import contextlib
+        import io
+        import tempfile
+        import halo_scaling
+        mach = os.path.join(SCALING_DIR, "machines", "cori-knl-aries.yaml")
+        with tempfile.TemporaryDirectory() as d:
+            if latency_us is not None:  # the latency between dragonfly groups
+                with open(mach) as f:
+                    text = f.read().replace("latency_us: 1.3,", f"latency_us: {latency_us},")
+                mach = os.path.join(d, "m.yaml")
+                with open(mach, "w") as f:
+                    f.write(text)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                halo_scaling.main(["project", "--profile", os.path.join(SCALING_DIR, "published", profile),
+                                   "--machine", mach, "--nodes", str(nodes), "--algorithm", algorithm])
+        return float(out.getvalue().strip().splitlines()[-1].split("efficiency=")[1])
+
+    def test_april_code_at_8192_nodes(self):
+        april = "cosmoflow-cori-knl-2018-april.jsonl"
+        self.assertAlmostEqual(self.project(april, 8192, "halving_doubling"), 0.965, places=3)
+        self.assertAlmostEqual(self.project(april, 8192, "ring"), 0.850, places=3)
+        self.assertAlmostEqual(self.project(april, 8192, "ring", latency_us=2.2), 0.785, places=3)
+
+    def test_march_code_pipeline_off_at_4096_nodes(self):
+        march = "cosmoflow-cori-knl-2018.jsonl"
+        self.assertAlmostEqual(self.project(march, 4096, "halving_doubling"), 0.979, places=3)
+        self.assertAlmostEqual(self.project(march, 4096, "ring"), 0.940, places=3)
+        self.assertAlmostEqual(self.project(march, 4096, "ring", latency_us=2.2), 0.915, places=3)
 
 
 if __name__ == "__main__":

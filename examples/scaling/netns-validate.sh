@@ -60,7 +60,7 @@ for rate in ${rates//,/ }; do
   mkdir -p "$dir"
   rm -f "$dir"/*.jsonl
   "$testbed" up 2 "$rate"
-  "$testbed" run 1 halo-bench-allreduce --max-mib 32 --steps 0 --median > "$dir/bench.txt" 2> "$dir/bench.log"
+  "$testbed" run 1 halo-bench-allreduce --max-mib 64 --steps 0 --median > "$dir/bench.txt" 2> "$dir/bench.log"
   halo-scaling calibrate "$dir/bench.txt" --name "namespace testbed, $rate" > "$dir/machine.yaml"
   echo "netns-validate: $rate: $(head -1 "$dir/machine.yaml")"
   for ((i = 1; i <= runs; i++)); do measure 2 "$dir" "$i"; done

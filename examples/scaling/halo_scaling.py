@@ -54,7 +54,8 @@ def read_machine(path):
     try:
         import yaml
     except ImportError:
-        fail("reading a machine description needs PyYAML (apt-get install python3-yaml)")
+        fail(f"reading a machine description needs PyYAML, which {sys.executable} lacks "
+             "(apt-get install python3-yaml, or set HALO_PYTHON to a Python that has it)")
     try:
         with open(path) as f:
             desc = yaml.safe_load(f)
@@ -157,7 +158,8 @@ def cmd_report(args):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        fail("the plots need matplotlib (apt-get install python3-matplotlib); the table is in " + md)
+        fail(f"the plots need matplotlib, which {sys.executable} lacks (apt-get install python3-matplotlib, "
+             "or set HALO_PYTHON to a Python that has it, such as /usr/bin/python3); the table is in " + md)
     ranks = [r["ranks"] for r in records]
     labels = [str(n) for n in ranks]
     pngs = []

@@ -6,6 +6,7 @@
 # (beyond the calibrated size). Prints one Markdown row per run and a summary; the last line is
 #
 #   validation: runs=<n> within_15pct=<k> worst_error_pct=<e>
+# and the exit status is 1 when a run is off by more than 15%.
 #
 #   examples/scaling/netns-validate.sh [--runs 5] [--rates 1gbit,2gbit] [--no-four-hosts]
 #                                      [--size 32] [--batch 4] [--out netns-validation]
@@ -18,16 +19,24 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 runs=5 rates=1gbit,2gbit four=1 size=32 batch=4 out=netns-validation
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+need_value() {  # called with "$@": the option in $1 must be followed by a value
+  [ $# -ge 2 ] && [ -n "$2" ] || { echo "netns-validate: $1 needs a value" >&2; usage 2 >&2; }
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --runs) runs=$2; shift 2 ;;
-    --rates) rates=$2; shift 2 ;;
+    --runs) need_value "$@"; runs=$2; shift 2 ;;
+    --rates) need_value "$@"; rates=$2; shift 2 ;;
     --no-four-hosts) four=0; shift ;;
-    --size) size=$2; shift 2 ;;
-    --batch) batch=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    --size) need_value "$@"; size=$2; shift 2 ;;
+    --batch) need_value "$@"; batch=$2; shift 2 ;;
+    --out) need_value "$@"; out=$2; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "netns-validate: unknown option $1" >&2; usage 2 >&2 ;;
   esac
+done
+for v in runs size batch; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "netns-validate: --$v must be a positive integer, got '${!v}'" >&2; exit 2; }
 done
 [ "$(id -u)" -eq 0 ] || { echo "netns-validate: needs root (network namespaces, tc)" >&2; exit 1; }
 for p in halo-scaling halo-bench-allreduce; do
@@ -48,10 +57,14 @@ measure() {
     exit 1
   fi
   echo "netns-validate: $(basename "$dir"), $hosts hosts, run $i/$runs: $(grep '^scaling: ranks=' "$dir/h$hosts-run$i.log")"
-  halo-scaling project --profile "$rec" --machine "$dir/machine.yaml" --nodes "$hosts" --ranks "$hosts" \
-    --json "$dir/h$hosts-run$i.matched.jsonl" > /dev/null
-  halo-scaling project --profile "$rec" --machine "$dir/machine.yaml" --nodes "$hosts" --ranks 1 \
-    --json "$dir/h$hosts-run$i.one-rank.jsonl" > /dev/null
+  local name ranks
+  for name in matched one-rank; do
+    ranks=$hosts; [ "$name" = one-rank ] && ranks=1
+    rm -f "$dir/h$hosts-run$i.$name.jsonl"
+    halo-scaling project --profile "$rec" --machine "$dir/machine.yaml" --nodes "$hosts" --ranks "$ranks" \
+        --json "$dir/h$hosts-run$i.$name.jsonl" > /dev/null ||
+      { echo "netns-validate: projecting $rec (profile at $ranks rank(s)) failed" >&2; exit 1; }
+  done
 }
 
 first=1
@@ -60,8 +73,10 @@ for rate in ${rates//,/ }; do
   mkdir -p "$dir"
   rm -f "$dir"/*.jsonl
   "$testbed" up 2 "$rate"
-  "$testbed" run 1 halo-bench-allreduce --max-mib 64 --steps 0 --median > "$dir/bench.txt" 2> "$dir/bench.log"
-  halo-scaling calibrate "$dir/bench.txt" --name "namespace testbed, $rate" > "$dir/machine.yaml"
+  "$testbed" run 1 halo-bench-allreduce --max-mib 64 --steps 0 --median > "$dir/bench.txt" 2> "$dir/bench.log" ||
+    { echo "netns-validate: the allreduce benchmark at $rate failed; its output: $dir/bench.txt, $dir/bench.log" >&2; exit 1; }
+  halo-scaling calibrate "$dir/bench.txt" --name "namespace testbed, $rate" > "$dir/machine.yaml" ||
+    { echo "netns-validate: calibrating from $dir/bench.txt failed" >&2; exit 1; }
   echo "netns-validate: $rate: $(head -1 "$dir/machine.yaml")"
   for ((i = 1; i <= runs; i++)); do measure 2 "$dir" "$i"; done
   if [ "$first" = 1 ] && [ "$four" = 1 ]; then
@@ -83,9 +98,9 @@ print("|---|---|---|---|---|---|---|---|")
 errors = []
 for rate in rates:
     for hosts in (2, 4):
-        for rec in sorted(glob.glob(f"{out}/{rate}/h{hosts}-run*.jsonl")):
-            if rec.endswith(("matched.jsonl", "one-rank.jsonl")):
-                continue
+        recs = [r for r in glob.glob(f"{out}/{rate}/h{hosts}-run*.jsonl")
+                if not r.endswith(("matched.jsonl", "one-rank.jsonl"))]
+        for rec in sorted(recs, key=lambda r: int(r.rsplit("-run", 1)[1][:-len(".jsonl")])):
             base = rec[:-len(".jsonl")]
             measured = next(r["step_s"] for r in rows(rec) if r["ranks"] == hosts)
             matched = next(r["step_s"] for r in rows(base + ".matched.jsonl") if r["nodes"] == hosts)
@@ -97,4 +112,5 @@ for rate in rates:
 within = sum(abs(e) <= 15 for e in errors)
 worst = max(errors, key=abs) if errors else float("nan")
 print(f"\nvalidation: runs={len(errors)} within_15pct={within} worst_error_pct={worst:+.1f}")
+sys.exit(0 if errors and within == len(errors) else 1)
 EOF

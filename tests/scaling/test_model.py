@@ -183,40 +183,52 @@ class ProjectCommand(unittest.TestCase):
 
 
 class PublishedComparison(unittest.TestCase):
-    """The figures docs/scaling.md gives beside the published CosmoFlow run follow from the
-    shipped profiles and machine description (examples/scaling/published, machines)."""
+    """The efficiencies docs/scaling.md sets beside the published CosmoFlow run, and the 4-node
+    step the April profile's compute was derived from, follow from the shipped profiles and
+    machine description (examples/scaling/published, machines)."""
 
     def project(self, profile, nodes, algorithm, latency_us=None):
+        """(efficiency, step_s) at `nodes` nodes."""
         import contextlib
         import io
+        import json
         import tempfile
         import halo_scaling
         mach = os.path.join(SCALING_DIR, "machines", "cori-knl-aries.yaml")
         with tempfile.TemporaryDirectory() as d:
             if latency_us is not None:  # the latency between dragonfly groups
                 with open(mach) as f:
-                    text = f.read().replace("latency_us: 1.3,", f"latency_us: {latency_us},")
+                    text = f.read()
+                self.assertIn("latency_us: 1.3,", text)
                 mach = os.path.join(d, "m.yaml")
                 with open(mach, "w") as f:
-                    f.write(text)
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
+                    f.write(text.replace("latency_us: 1.3,", f"latency_us: {latency_us},"))
+            rows = os.path.join(d, "rows.jsonl")
+            with contextlib.redirect_stdout(io.StringIO()):
                 halo_scaling.main(["project", "--profile", os.path.join(SCALING_DIR, "published", profile),
-                                   "--machine", mach, "--nodes", str(nodes), "--algorithm", algorithm])
-        return float(out.getvalue().strip().splitlines()[-1].split("efficiency=")[1])
+                                   "--machine", mach, "--nodes", str(nodes), "--algorithm", algorithm,
+                                   "--json", rows])
+            with open(rows) as f:
+                row = [json.loads(line) for line in f][-1]
+        self.assertEqual(row["nodes"], nodes)
+        return row["efficiency"], row["step_s"]
 
     def test_april_code_at_8192_nodes(self):
         april = "cosmoflow-cori-knl-2018-april.jsonl"
-        self.assertAlmostEqual(self.project(april, 8192, "halving_doubling"), 0.965, places=3)
-        self.assertAlmostEqual(self.project(april, 8192, "ring"), 0.850, places=3)
-        self.assertAlmostEqual(self.project(april, 8192, "ring", latency_us=2.2), 0.785, places=3)
+        self.assertAlmostEqual(self.project(april, 8192, "halving_doubling")[0], 0.965, places=3)
+        self.assertAlmostEqual(self.project(april, 8192, "ring")[0], 0.850, places=3)
+        self.assertAlmostEqual(self.project(april, 8192, "ring", latency_us=2.2)[0], 0.785, places=3)
+
+    def test_april_compute_gives_the_logged_4_node_step(self):
+        for algorithm in ("halving_doubling", "ring"):
+            self.assertAlmostEqual(self.project("cosmoflow-cori-knl-2018-april.jsonl", 4, algorithm)[1],
+                                   0.1557, delta=2e-4)
 
     def test_march_code_pipeline_off_at_4096_nodes(self):
         march = "cosmoflow-cori-knl-2018.jsonl"
-        self.assertAlmostEqual(self.project(march, 4096, "halving_doubling"), 0.979, places=3)
-        self.assertAlmostEqual(self.project(march, 4096, "ring"), 0.940, places=3)
-        self.assertAlmostEqual(self.project(march, 4096, "ring", latency_us=2.2), 0.915, places=3)
-
+        self.assertAlmostEqual(self.project(march, 4096, "halving_doubling")[0], 0.979, places=3)
+        self.assertAlmostEqual(self.project(march, 4096, "ring")[0], 0.940, places=3)
+        self.assertAlmostEqual(self.project(march, 4096, "ring", latency_us=2.2)[0], 0.915, places=3)
 
 if __name__ == "__main__":
     unittest.main()

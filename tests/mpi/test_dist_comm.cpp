@@ -56,6 +56,47 @@ TEST_CASE("parameters and buffers are broadcast from rank 0", "[dist][model]") {
   for (size_t k = 0; k < a.size(); ++k) REQUIRE(a[k]->value.to_vector<double>() == b[k]->value.to_vector<double>());
 }
 
+TEST_CASE("broadcast_tensors copies the root's values into mixed tensors, packed and alone", "[dist][model]") {
+  dist::Communicator comm;
+  const int root = comm.size() - 1;  // not rank 0: the root is honoured
+  const double r = comm.rank();
+  auto seq = [&](int64_t n, double scale) {
+    std::vector<double> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[size_t(i)] = scale * (r + 1) + double(i % 97);
+    return v;
+  };
+  // Small tensors of several dtypes and layouts (one pack), an empty one, a large one (it goes
+  // alone), and a small one after it (a second pack).
+  Tensor a = Tensor::from_vector(seq(5, 1.0), {5});  // f64
+  Tensor b = Tensor::from_vector(seq(2 * 3 * 4 * 5, 10.0), {2, 3, 4, 5}).to(DType::f32)
+                 .to_memory_format(MemoryFormat::channels_last);
+  REQUIRE(b.is_channels_last());
+  Tensor empty = Tensor::zeros({0, 3});
+  std::vector<int64_t> ints(7);
+  for (size_t i = 0; i < ints.size(); ++i) ints[i] = int64_t(1000 * (r + 1)) + int64_t(i);
+  Tensor c = Tensor::from_vector(ints, {7});  // i64
+  const int64_t big_n = (int64_t(5) << 20) / 4;  // 5 MiB of f32: more than a pack holds
+  Tensor big = Tensor::from_vector(seq(big_n, 100.0), {big_n}).to(DType::f32);
+  Tensor d = Tensor::from_vector(seq(3, 1000.0), {3});
+  std::vector<Tensor*> ts = {&a, &b, &empty, &c, &big, &d};
+  // What every rank must hold afterwards: the root's values, computed here from its rank.
+  auto root_seq = [&](int64_t n, double scale) {
+    std::vector<double> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[size_t(i)] = scale * (root + 1) + double(i % 97);
+    return v;
+  };
+  dist::broadcast_tensors(comm, ts, root);
+  REQUIRE(a.to_vector<double>() == root_seq(5, 1.0));
+  REQUIRE(b.is_channels_last());
+  REQUIRE(b.to(DType::f64).to_vector<double>() == root_seq(2 * 3 * 4 * 5, 10.0));
+  REQUIRE(empty.numel() == 0);
+  std::vector<int64_t> root_ints(7);
+  for (size_t i = 0; i < root_ints.size(); ++i) root_ints[i] = int64_t(1000 * (root + 1)) + int64_t(i);
+  REQUIRE(c.to_vector<int64_t>() == root_ints);
+  REQUIRE(big.to(DType::f64).to_vector<double>() == root_seq(big_n, 100.0));
+  REQUIRE(d.to_vector<double>() == root_seq(3, 1000.0));
+}
+
 TEST_CASE("a model that differs on one rank is rejected on every rank, naming the parameter", "[dist][model]") {
   dist::Communicator comm;
   const int last = comm.size() - 1;

@@ -30,7 +30,8 @@ void check_same_signatures(const Communicator& comm, const std::vector<TensorSig
 std::vector<TensorSignature> model_signatures(nn::Model& model);
 void check_same_model(const Communicator& comm, nn::Model& model);
 
-/// Copies rank `root`'s values into every rank's tensors (contiguous CPU tensors).
+/// Copies rank `root`'s values into every rank's tensors (dense, on any device; GPU tensors
+/// go through host copies). Small tensors travel together, a few broadcasts for a whole model.
 void broadcast_tensors(const Communicator& comm, const std::vector<Tensor*>& tensors, int root = 0);
 /// Checks the model (check_same_model) then broadcasts parameters and buffers from rank 0.
 void broadcast_model(const Communicator& comm, nn::Model& model);

@@ -134,7 +134,7 @@ void broadcast_tensors(const Communicator& comm, const std::vector<Tensor*>& ten
     if (first.nbytes() >= kAloneBytes) {  // alone, from (and into) its own host bytes
       Tensor host = host_view(first, sender);
       broadcast_bytes(comm, static_cast<char*>(host.raw_data()), host.nbytes(), root, "broadcast of " + first.str());
-      if (!first.device().is_cpu()) tensors[i]->copy_(host);
+      if (!sender && !first.device().is_cpu()) tensors[i]->copy_(host);
       ++i;
       continue;
     }

@@ -56,45 +56,72 @@ TEST_CASE("parameters and buffers are broadcast from rank 0", "[dist][model]") {
   for (size_t k = 0; k < a.size(); ++k) REQUIRE(a[k]->value.to_vector<double>() == b[k]->value.to_vector<double>());
 }
 
+namespace {
+// Values that identify the rank and the position (small integers: exact in bf16 and f32).
+std::vector<double> rank_values(int rank, int64_t n, int salt) {
+  std::vector<double> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = 3.0 * (rank + 1) + double((i + salt) % 50);
+  return v;
+}
+Tensor rank_tensor(int rank, const Shape& shape, DType dt, int salt) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return Tensor::from_vector(rank_values(rank, n, salt), shape).to(dt);
+}
+std::vector<double> values_of(const Tensor& t) { return t.to(DType::f64).contiguous().to_vector<double>(); }
+}  // namespace
+
 TEST_CASE("broadcast_tensors copies the root's values into mixed tensors, packed and alone", "[dist][model]") {
   dist::Communicator comm;
+  const int me = comm.rank();
   const int root = comm.size() - 1;  // not rank 0: the root is honoured
-  const double r = comm.rank();
-  auto seq = [&](int64_t n, double scale) {
-    std::vector<double> v(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) v[size_t(i)] = scale * (r + 1) + double(i % 97);
-    return v;
+  struct Case {
+    std::string what;
+    Tensor t;
+    int salt;
   };
-  // Small tensors of several dtypes and layouts (one pack), an empty one, a large one (it goes
-  // alone), and a small one after it (a second pack).
-  Tensor a = Tensor::from_vector(seq(5, 1.0), {5});  // f64
-  Tensor b = Tensor::from_vector(seq(2 * 3 * 4 * 5, 10.0), {2, 3, 4, 5}).to(DType::f32)
-                 .to_memory_format(MemoryFormat::channels_last);
-  REQUIRE(b.is_channels_last());
-  Tensor empty = Tensor::zeros({0, 3});
-  std::vector<int64_t> ints(7);
-  for (size_t i = 0; i < ints.size(); ++i) ints[i] = int64_t(1000 * (r + 1)) + int64_t(i);
-  Tensor c = Tensor::from_vector(ints, {7});  // i64
-  const int64_t big_n = (int64_t(5) << 20) / 4;  // 5 MiB of f32: more than a pack holds
-  Tensor big = Tensor::from_vector(seq(big_n, 100.0), {big_n}).to(DType::f32);
-  Tensor d = Tensor::from_vector(seq(3, 1000.0), {3});
-  std::vector<Tensor*> ts = {&a, &b, &empty, &c, &big, &d};
-  // What every rank must hold afterwards: the root's values, computed here from its rank.
-  auto root_seq = [&](int64_t n, double scale) {
-    std::vector<double> v(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) v[size_t(i)] = scale * (root + 1) + double(i % 97);
-    return v;
-  };
+  std::vector<Case> cases;
+  // Small tensors of several dtypes and layouts, travelling in packs (under 256 KiB each):
+  cases.push_back({"f64[5]", rank_tensor(me, {5}, DType::f64, 1), 1});
+  cases.push_back({"f32 channels-last", rank_tensor(me, {2, 3, 4, 5}, DType::f32, 2).to_memory_format(MemoryFormat::channels_last), 2});
+  cases.push_back({"empty", Tensor::zeros({0, 3}), 0});
+  cases.push_back({"bf16[33] (odd bytes: later offsets not multiples of 8)", rank_tensor(me, {33}, DType::bf16, 3), 3});
+  cases.push_back({"i64[7]", rank_tensor(me, {7}, DType::i64, 4), 4});
+  // 18 tensors of 240,000 bytes: more than one 4 MiB pack holds, so two packs follow each other.
+  for (int k = 0; k < 18; ++k) cases.push_back({str("f32[60000] #", k), rank_tensor(me, {60000}, DType::f32, 10 + k), 10 + k});
+  // Alone: exactly 256 KiB, and a channels-last tensor of 320 KiB.
+  cases.push_back({"f32[65536] (256 KiB)", rank_tensor(me, {65536}, DType::f32, 5), 5});
+  cases.push_back({"f32 channels-last, 320 KiB", rank_tensor(me, {2, 8, 64, 80}, DType::f32, 6).to_memory_format(MemoryFormat::channels_last), 6});
+  // Views at an offset into larger tensors, one small (packed), one large (alone): only the
+  // view's rows may change.
+  Tensor small_base = rank_tensor(me, {6, 1000}, DType::f32, 7);
+  Tensor big_base = rank_tensor(me, {4, 100000}, DType::f32, 8);
+  cases.push_back({"view of rows 1-2 of f32[6,1000]", small_base.slice(1, 3), -1});
+  cases.push_back({"view of rows 1-2 of f32[4,100000]", big_base.slice(1, 3), -1});
+  cases.push_back({"small f32 after the large ones", rank_tensor(me, {3}, DType::f32, 9), 9});
+
+  std::vector<Tensor*> ts;
+  for (auto& c : cases) ts.push_back(&c.t);
   dist::broadcast_tensors(comm, ts, root);
-  REQUIRE(a.to_vector<double>() == root_seq(5, 1.0));
-  REQUIRE(b.is_channels_last());
-  REQUIRE(b.to(DType::f64).to_vector<double>() == root_seq(2 * 3 * 4 * 5, 10.0));
-  REQUIRE(empty.numel() == 0);
-  std::vector<int64_t> root_ints(7);
-  for (size_t i = 0; i < root_ints.size(); ++i) root_ints[i] = int64_t(1000 * (root + 1)) + int64_t(i);
-  REQUIRE(c.to_vector<int64_t>() == root_ints);
-  REQUIRE(big.to(DType::f64).to_vector<double>() == root_seq(big_n, 100.0));
-  REQUIRE(d.to_vector<double>() == root_seq(3, 1000.0));
+
+  for (auto& c : cases) {
+    INFO(c.what);
+    if (c.salt < 0) continue;  // the views, below
+    Tensor expect = rank_tensor(root, c.t.shape(), DType::f64, c.salt);
+    REQUIRE(c.t.is_channels_last() == (c.what.find("channels-last") != std::string::npos && c.t.dim() == 4));
+    REQUIRE(values_of(c.t) == expect.to_vector<double>());
+  }
+  auto check_base = [&](const Tensor& base, int64_t cols, int salt) {
+    std::vector<double> got = values_of(base), mine = rank_values(me, base.numel(), salt),
+                        roots = rank_values(root, base.numel(), salt);
+    for (int64_t i = 0; i < base.numel(); ++i) {
+      const int64_t row = i / cols;
+      const double want = (row == 1 || row == 2) ? roots[size_t(i)] : mine[size_t(i)];
+      if (got[size_t(i)] != want) FAIL("element " << i << " (row " << row << ") is " << got[size_t(i)] << ", expected " << want);
+    }
+  };
+  check_base(small_base, 1000, 7);
+  check_base(big_base, 100000, 8);
 }
 
 TEST_CASE("a model that differs on one rank is rejected on every rank, naming the parameter", "[dist][model]") {

@@ -32,6 +32,8 @@ void check_same_model(const Communicator& comm, nn::Model& model);
 
 /// Copies rank `root`'s values into every rank's tensors (dense, on any device; GPU tensors
 /// go through host copies). Small tensors travel together, a few broadcasts for a whole model.
+/// Every rank must pass the same list: the same shapes, dtypes and strides in the same order
+/// (the bytes are moved as they lie; check_same_model checks shapes and dtypes).
 void broadcast_tensors(const Communicator& comm, const std::vector<Tensor*>& tensors, int root = 0);
 /// Checks the model (check_same_model) then broadcasts parameters and buffers from rank 0.
 void broadcast_model(const Communicator& comm, nn::Model& model);

@@ -1,6 +1,7 @@
 // Test-only pieces for the data-parallel tests: a dense layer y = x W^T + b with exact
 // backward (plain loops, f32 or f64), a tanh, a model builder, an MSE loss gradient, and
-// plain SGD and Adam written out, so the synchroniser is tested on its own.
+// plain SGD and Adam written out, so the synchroniser is tested on its own; and values that
+// identify a rank, for the broadcast tests.
 #pragma once
 #include <chrono>
 #include <cmath>
@@ -179,5 +180,17 @@ struct TestOptimizer {
     }
   }
 };
+
+// Values that identify the rank and the position: small integers, exact in bf16 and f32.
+inline std::vector<double> rank_values(int rank, int64_t n, int salt) {
+  std::vector<double> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = 3.0 * (rank + 1) + double((i + salt) % 50);
+  return v;
+}
+inline Tensor rank_tensor(int rank, const Shape& shape, DType dt, int salt) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return Tensor::from_vector(rank_values(rank, n, salt), shape).to(dt);
+}
 
 }  // namespace halo::disttest

@@ -2,44 +2,21 @@
 // large ones alone, and every rank ends with the root's values in its own device memory and
 // layout. Ranks may share one GPU (no NCCL here); ctest runs it on 2 ranks and reports it
 // skipped (exit 77) without a GPU.
-#include <cstdio>
-#include <cstdlib>
-
-#include "halo/cuda/runtime.hpp"
-
-namespace {
-// Runs before main (and MPI_Init) on every rank alike, so all ranks skip together.
-const bool have_gpu = [] {
-  if (halo::cuda::device_count() < 1) {
-    std::fprintf(stderr, "no CUDA GPU visible: GPU broadcast tests skipped\n");
-    std::exit(77);
-  }
-  return true;
-}();
-}  // namespace
+#include "gpu_test_skip.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <string>
 #include <vector>
 
+#include "dist_test_model.hpp"
+#include "halo/cuda/runtime.hpp"
 #include "halo/dist/communicator.hpp"
 #include "halo/dist/model_sync.hpp"
 
 using namespace halo;
-
-namespace {
-std::vector<double> rank_values(int rank, int64_t n, int salt) {
-  std::vector<double> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = 3.0 * (rank + 1) + double((i + salt) % 50);  // exact in bf16
-  return v;
-}
-Tensor rank_tensor(int rank, const Shape& shape, DType dt, int salt) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return Tensor::from_vector(rank_values(rank, n, salt), shape).to(dt);
-}
-}  // namespace
+using halo::disttest::rank_tensor;
+using halo::disttest::rank_values;
 
 TEST_CASE("broadcast_tensors fills GPU tensors with the root's values, packed and alone", "[dist][gpu]") {
   dist::Communicator comm;

@@ -57,17 +57,6 @@ TEST_CASE("parameters and buffers are broadcast from rank 0", "[dist][model]") {
 }
 
 namespace {
-// Values that identify the rank and the position (small integers: exact in bf16 and f32).
-std::vector<double> rank_values(int rank, int64_t n, int salt) {
-  std::vector<double> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = 3.0 * (rank + 1) + double((i + salt) % 50);
-  return v;
-}
-Tensor rank_tensor(int rank, const Shape& shape, DType dt, int salt) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return Tensor::from_vector(rank_values(rank, n, salt), shape).to(dt);
-}
 std::vector<double> values_of(const Tensor& t) { return t.to(DType::f64).contiguous().to_vector<double>(); }
 }  // namespace
 

@@ -2,21 +2,7 @@
 // block on a GPU; halo windows, gathers and the spatial gradient sums staged through host
 // memory over MPI) computes what the unsplit model computes on the CPU. Ranks may share one
 // GPU (no NCCL here); ctest runs it on 2 ranks and reports it skipped (exit 77) without a GPU.
-#include <cstdio>
-#include <cstdlib>
-
-#include "halo/cuda/runtime.hpp"
-
-namespace {
-// Runs before main (and MPI_Init) on every rank alike, so all ranks skip together.
-const bool have_gpu = [] {
-  if (halo::cuda::device_count() < 1) {
-    std::fprintf(stderr, "no CUDA GPU visible: spatial GPU tests skipped\n");
-    std::exit(77);
-  }
-  return true;
-}();
-}  // namespace
+#include "gpu_test_skip.hpp"
 
 #include <catch2/catch.hpp>
 #include <mpi.h>
@@ -25,6 +11,7 @@ const bool have_gpu = [] {
 #include <cmath>
 
 #include "gradcheck.hpp"
+#include "halo/cuda/runtime.hpp"
 #include "halo/dist/spatial_grid.hpp"
 #include "halo/models/cosmoflow.hpp"
 
